@@ -1,0 +1,37 @@
+"""How every benchmark prints: a readable table, then one JSON object per figure."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Sequence
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by the nearest-rank method; samples need not be sorted."""
+    ordered = sorted(samples)
+    rank = max(1, round(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summary(latencies_s: Sequence[float], elapsed_s: float) -> dict[str, float]:
+    return {
+        "requests": len(latencies_s),
+        "rps": len(latencies_s) / elapsed_s,
+        "p50_ms": percentile(latencies_s, 50) * 1000,
+        "p99_ms": percentile(latencies_s, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies_s) * 1000,
+    }
+
+
+def table(title: str, rows: dict[str, dict[str, float]]) -> str:
+    columns = list(next(iter(rows.values())))
+    lines = [title, f"{'':<12}" + "".join(f"{c:>12}" for c in columns)]
+    for name, row in rows.items():
+        lines.append(f"{name:<12}" + "".join(f"{row[c]:>12.2f}" for c in columns))
+    return "\n".join(lines)
+
+
+def figure(metric: str, value: float, unit: str, n: int) -> str:
+    return json.dumps({"metric": metric, "value": round(value, 3), "unit": unit, "n": n, "cores": os.cpu_count()})

@@ -1,0 +1,1 @@
+"""The bus contract: every subject name and every message type, nothing else."""

@@ -1,0 +1,1 @@
+"""The six Loupe services; each runs as `python -m services.<name>`."""

@@ -1,0 +1,1 @@
+"""Annotation: labelsets, labels and their objects, review, QA findings, releases and exports."""

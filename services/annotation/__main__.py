@@ -1,0 +1,3 @@
+from services.annotation.service import service
+
+service.main()

@@ -1,0 +1,1 @@
+"""Catalog: the system of record for organisations, API keys and projects."""

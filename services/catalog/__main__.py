@@ -1,0 +1,3 @@
+from services.catalog.service import service
+
+service.main()

@@ -1,0 +1,71 @@
+"""The gateway service: an aiohttp app whose routes are the operations, each a bus request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
+
+from services.gateway import events
+from services.gateway.auth import CALLER, CALLER_CACHE, CallerCache, authenticate
+from services.gateway.openapi import openapi_document
+from services.gateway.operations import OPERATIONS, Operation
+from services.gateway.problems import request_context
+from shared.bus import decode, encoder
+from shared.errors import LoupeError
+from shared.service import RUNTIME, Service
+from shared.settings import Settings
+
+DOCS_PAGE = Path(__file__).with_name("docs_page.html")
+
+
+def parse_query(kind: type, request: web.Request) -> msgspec.Struct:
+    try:
+        return msgspec.convert(dict(request.query), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        path = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else ""
+        raise LoupeError("invalid", message.replace(" - at `$.", " at query parameter `"),
+                         path=f"query.{path}" if path else "query") from None
+
+
+def handler_for(op: Operation):
+    async def handle(request: web.Request) -> web.Response:
+        caller = request[CALLER]
+        if op.admin and not caller.is_admin:
+            raise LoupeError("forbidden", f"{op.operation_id} needs an admin API key")
+        params = request.match_info
+        command = op.command(params)
+        query = parse_query(op.query, request) if op.query else None
+        body = decode(op.body, await request.read()) if op.body else None
+        result = await request.app[RUNTIME].nats.request(command, op.to_request(params, query, body), caller=caller)
+        if op.status == 204:
+            return web.Response(status=204)
+        return web.Response(body=encoder.encode(result), status=op.status, content_type="application/json")
+    return handle
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
+    app[CALLER_CACHE] = CallerCache(settings.auth_cache_s)
+    server_url = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+    document = encoder.encode(openapi_document(OPERATIONS, server_url, {events.PATH: events.OPENAPI}))
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    async def docs(request: web.Request) -> web.Response:
+        return web.FileResponse(DOCS_PAGE)
+
+    for op in OPERATIONS:
+        app.router.add_route(op.method, op.path, handler_for(op), name=op.operation_id)
+    app.router.add_get(events.PATH, events.stream_project_events, name=events.OPERATION_ID)
+    app.router.add_get("/openapi.json", openapi, name="openapi")
+    app.router.add_get("/docs", docs, name="docs")
+    app.router.add_static("/docs/static", SWAGGER_UI_PY_ROOT / "static")
+    return app
+
+
+service = Service("gateway", uses_db=False, make_app=create_app)

@@ -1,0 +1,1 @@
+"""Inference: calls Triton to auto-label, tag and rank; runs live pipelines."""

@@ -1,0 +1,3 @@
+from services.inference.service import service
+
+service.main()

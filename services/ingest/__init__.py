@@ -1,0 +1,1 @@
+"""Ingest: takes media in (upload, URL, bucket import, bus), validates, dedupes, thumbnails."""

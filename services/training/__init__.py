@@ -1,0 +1,1 @@
+"""Training: trains torch models on a release, evaluates, exports ONNX into the Triton repository."""

@@ -1,0 +1,3 @@
+from services.training.service import service
+
+service.main()

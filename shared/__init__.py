@@ -1,0 +1,1 @@
+"""The library every service uses: config, bus, db, storage, metrics, logging, errors."""

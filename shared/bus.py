@@ -1,0 +1,204 @@
+"""Typed request/reply over core NATS, and the JetStream streams every service relies on.
+
+One JSON encoder for everything and one decoder per message type, built once. A command's reply is
+either its result or, with the `Loupe-Error` header set, an `ErrorReply`; `request` turns the latter
+back into a `LoupeError`, so callers never parse error bodies themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.api
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from proto import subjects
+from proto.common import Caller, ErrorReply
+from proto.subjects import Command
+from shared import metrics
+from shared.errors import LoupeError
+from shared.logs import request_id_var
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+encoder = msgspec.json.Encoder()
+
+
+@functools.cache
+def decoder(kind: type) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(kind)
+
+
+def decode(kind: type, data: bytes) -> Any:
+    """Decode `data` as `kind`; a mismatch is the caller's fault, reported with the field's path."""
+    try:
+        return decoder(kind).decode(data)
+    except msgspec.ValidationError as exc:
+        raise LoupeError("invalid", _validation_message(str(exc)), path=_error_path(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise LoupeError("malformed", f"the body is not valid JSON: {exc}") from None
+
+
+def _error_path(message: str) -> str:
+    # msgspec ends its messages with "- at `$.field[0]`"; the part after "at" is the path.
+    marker = " - at `"
+    return message.rsplit(marker, 1)[1].rstrip("`") if marker in message else "$"
+
+
+def _validation_message(message: str) -> str:
+    return message.replace(" - at `", " at `")
+
+
+class RequestContext(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    caller: Caller | None
+
+    def require_caller(self) -> Caller:
+        if self.caller is None:
+            raise LoupeError("unauthenticated", "this command needs a caller; send it through the gateway")
+        return self.caller
+
+
+Handler = Callable[[Any, RequestContext], Awaitable[Any]]
+
+
+class Bus:
+    """A service's NATS connection: commands it serves, requests it sends, its JetStream context."""
+
+    def __init__(self, nc: NatsClient, settings: Settings, service: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.settings = settings
+        self.service = service
+        self._subscriptions: list[Subscription] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def connect(cls, settings: Settings, service: str) -> Bus:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats connection error: %s", exc)
+
+        nc = await nats.connect(
+            servers=[url.strip() for url in settings.nats_url.split(",")],
+            name=f"loupe-{service}",
+            error_cb=on_error,
+            max_reconnect_attempts=-1,
+            connect_timeout=5,
+        )
+        return cls(nc, settings, service)
+
+    async def ensure_streams(self) -> None:
+        """Create (or bring up to date) the events and jobs streams; safe to run from every service."""
+        configs = (
+            nats.js.api.StreamConfig(
+                name=subjects.EVENTS_STREAM,
+                subjects=[subjects.EVENTS_SUBJECTS],
+                retention=nats.js.api.RetentionPolicy.LIMITS,
+                max_age=self.settings.events_max_age_s,
+                duplicate_window=120.0,
+                storage=nats.js.api.StorageType.FILE,
+                num_replicas=self.settings.stream_replicas,
+            ),
+            nats.js.api.StreamConfig(
+                name=subjects.JOBS_STREAM,
+                subjects=[subjects.JOBS_SUBJECTS],
+                retention=nats.js.api.RetentionPolicy.WORK_QUEUE,
+                duplicate_window=120.0,
+                storage=nats.js.api.StorageType.FILE,
+                num_replicas=self.settings.stream_replicas,
+            ),
+        )
+        for config in configs:
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(config)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def request(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
+                      request_id: str | None = None, timeout: float | None = None) -> Any:
+        headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or uuid.uuid4().hex}
+        if caller is not None:
+            headers[subjects.HEADER_CALLER] = encoder.encode(caller).decode()
+        service = command.subject.split(".")[1]
+        try:
+            reply = await self.nc.request(command.subject, encoder.encode(payload),
+                                          timeout=timeout or self.settings.request_timeout_s, headers=headers)
+        except nats.errors.NoRespondersError:
+            raise LoupeError("unavailable", f"the {service} service is not running; start it and retry",
+                             subject=command.subject) from None
+        except nats.errors.TimeoutError:
+            raise LoupeError("unavailable", f"the {service} service did not answer in time; retry later",
+                             subject=command.subject) from None
+        if reply.headers and subjects.HEADER_ERROR in reply.headers:
+            raise LoupeError.from_reply(decoder(ErrorReply).decode(reply.data))
+        return decoder(command.reply).decode(reply.data)
+
+    # -- serving --------------------------------------------------------------------------------
+
+    async def serve(self, command: Command, handler: Handler) -> None:
+        """Answer `command` in this service's queue group; each request runs in its own task."""
+
+        async def receive(msg: Msg) -> None:
+            task = asyncio.create_task(self._answer(command, handler, msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        sub = await self.nc.subscribe(command.subject, queue=self.service, cb=receive)
+        self._subscriptions.append(sub)
+
+    async def _answer(self, command: Command, handler: Handler, msg: Msg) -> None:
+        headers = msg.headers or {}
+        request_id = headers.get(subjects.HEADER_REQUEST_ID) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            caller_header = headers.get(subjects.HEADER_CALLER)
+            caller = decoder(Caller).decode(caller_header) if caller_header else None
+            request = decode(command.request, msg.data)
+            result = await handler(request, RequestContext(request_id=request_id, caller=caller))
+            await msg.respond(encoder.encode(result))
+        except LoupeError as exc:
+            outcome = exc.code
+            await self._respond_error(msg, exc)
+        except Exception:
+            outcome = "internal"
+            log.exception("command %s failed", command.subject)
+            await self._respond_error(msg, LoupeError(
+                "internal", f"{self.service} failed on this request; quote request id {request_id} when reporting it"))
+        finally:
+            metrics.BUS_HANDLED.labels(command.subject, outcome).inc()
+            metrics.BUS_HANDLE_SECONDS.labels(command.subject).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    async def _respond_error(self, msg: Msg, exc: LoupeError) -> None:
+        if msg.reply:
+            await self.nc.publish(msg.reply, encoder.encode(exc.to_reply()),
+                                  headers={subjects.HEADER_ERROR: exc.code})
+
+    async def stop_serving(self, grace_s: float) -> None:
+        """Stop taking new commands, then let those already taken finish within `grace_s`."""
+        for sub in self._subscriptions:
+            await sub.unsubscribe()
+        self._subscriptions.clear()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace_s)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()

@@ -1,0 +1,137 @@
+"""Transactional outbox: events and jobs are written in the same transaction as the change they
+describe, then relayed to JetStream with `Nats-Msg-Id` set, so a crash can at worst publish a row
+twice, and JetStream's duplicate window plus idempotent consumers make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+from nats.js import JetStreamContext
+
+from proto import subjects
+from proto.common import EventEnvelope
+from proto.subjects import Event, Job
+from shared import metrics
+from shared.bus import encoder
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def _notify_channel(schema: str) -> str:
+    return f"loupe_outbox_{schema}"
+
+
+async def enqueue(conn: asyncpg.Connection, subject: str, payload: bytes, msg_id: str) -> None:
+    """Queue a message for publication when the surrounding transaction commits."""
+    await conn.execute("INSERT INTO outbox (msg_id, subject, payload) VALUES ($1, $2, $3)", msg_id, subject, payload)
+    # Delivered only on commit, so the relay wakes exactly when there is something to publish.
+    await conn.execute("SELECT pg_notify('loupe_outbox_' || current_schema(), '')")
+
+
+async def emit(conn: asyncpg.Connection, event: Event, data: msgspec.Struct, project: str | None) -> EventEnvelope:
+    """Record `event` with `data`; it reaches `loupe.evt.>` once the transaction commits."""
+    if not isinstance(data, event.data):
+        raise TypeError(f"{event.subject} carries {event.data.__name__}, not {type(data).__name__}")
+    envelope = EventEnvelope(
+        id=str(uuid.uuid4()),
+        type=event.subject.removeprefix(subjects.EVENT_PREFIX),
+        time=datetime.now(UTC),
+        project=project,
+        data=data,
+    )
+    await enqueue(conn, event.subject, encoder.encode(envelope), envelope.id)
+    return envelope
+
+
+async def submit_job(conn: asyncpg.Connection, job: Job, payload: msgspec.Struct, job_id: str) -> None:
+    """Queue a job; `job_id` doubles as its message id, so submitting the same job twice runs it once."""
+    if not isinstance(payload, job.payload):
+        raise TypeError(f"{job.subject} carries {job.payload.__name__}, not {type(payload).__name__}")
+    await enqueue(conn, job.subject, encoder.encode(payload), job_id)
+
+
+async def publish_pending(conn: asyncpg.Connection, js: JetStreamContext) -> list[int]:
+    """Publish unpublished rows in order and return their sequence numbers, without marking them.
+
+    Must run inside a transaction: `FOR UPDATE` makes a second relay of the same schema wait, then
+    skip what this one marked, so order holds with several replicas.
+    """
+    rows = await conn.fetch(
+        "SELECT seq, msg_id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
+        BATCH)
+    for row in rows:
+        await js.publish(row["subject"], bytes(row["payload"]), headers={subjects.HEADER_MSG_ID: row["msg_id"]})
+    return [row["seq"] for row in rows]
+
+
+async def mark_published(conn: asyncpg.Connection, seqs: list[int]) -> None:
+    await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
+
+
+async def relay_once(pool: asyncpg.Pool, js: JetStreamContext) -> int:
+    """One batch: publish, then mark. Returns how many rows were published."""
+    async with pool.acquire() as conn, conn.transaction():
+        seqs = await publish_pending(conn, js)
+        await mark_published(conn, seqs)
+    metrics.OUTBOX_PUBLISHED.inc(len(seqs))
+    return len(seqs)
+
+
+class Relay:
+    """Publishes the outbox of one schema: woken by NOTIFY on commit, and by a poll as a safety net."""
+
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float) -> None:
+        self.pool = pool
+        self.js = js
+        self.schema = schema
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._listener = await self.pool.acquire()
+        await self._listener.add_listener(_notify_channel(self.schema), self._on_notify)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.schema}")
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await relay_once(self.pool, self.js) == BATCH:
+                    pass
+                await self._report_pending()
+            except Exception:  # NATS or Postgres away: rows stay unpublished and we retry.
+                log.exception("outbox relay for %s failed; retrying in %ss", self.schema, self.poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _report_pending(self) -> None:
+        pending = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        metrics.OUTBOX_PENDING.set(pending)
+
+    async def stop(self) -> None:
+        """Stop after a last flush, so what was committed before shutdown still goes out now."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await relay_once(self.pool, self.js)
+        if self._listener is not None:
+            await self._listener.remove_listener(_notify_channel(self.schema), self._on_notify)
+            await self.pool.release(self._listener)
+            self._listener = None

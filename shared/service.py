@@ -1,0 +1,254 @@
+"""The shape every service shares: declare commands, consumers and checks; `run` does the rest.
+
+Start-up order: HTTP (so liveness answers during migrations) → NATS and streams → Postgres and
+migrations → buckets → the service's own start-up hooks → outbox relay → commands → consumers →
+ready. Shutdown runs it backwards: not ready → stop taking commands and let in-flight ones finish →
+stop consumers after their current message → flush the outbox → drain NATS → close Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proto import subjects
+from proto.common import Empty, ListDeadLetters, ReplayDeadLetter, ServiceInfo
+from proto.subjects import Command
+from shared import consumers, db
+from shared.bus import Bus, RequestContext
+from shared.consumers import Consumer, ConsumerSpec, Delivery
+from shared.logs import configure_logging
+from shared.outbox import Relay
+from shared.settings import Settings, load_settings
+from shared.storage import Storage
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+class Runtime:
+    """What a running service hands its handlers: settings and the clients it opened."""
+
+    def __init__(self, service: Service, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.bus: Bus | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.storage = Storage(settings)
+        self.ready = False
+        # Clients a service opens in its own contexts (e.g. Triton), keyed by the module that owns them.
+        self.state: dict[str, Any] = {}
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        assert self.pool is not None, f"{self.service.name} runs without a database"
+        return self.pool
+
+    @property
+    def nats(self) -> Bus:
+        assert self.bus is not None, "the bus is not connected yet"
+        return self.bus
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+CommandHandler = Callable[[Runtime, Any, RequestContext], Awaitable[Any]]
+ConsumerHandler = Callable[[Runtime, Any, Delivery], Awaitable[None]]
+Hook = Callable[[Runtime], Awaitable[None]]
+Context = Callable[[Runtime], AsyncIterator[None]]
+
+
+class Service:
+    def __init__(self, name: str, *, migrations: Path | None = None, buckets: tuple[str, ...] = (),
+                 uses_db: bool = True,
+                 make_app: Callable[[Settings], web.Application] = lambda settings: web.Application()) -> None:
+        self.name = name
+        self.migrations = migrations
+        self.buckets = buckets
+        self.uses_db = uses_db
+        self.make_app = make_app
+        self.commands: list[tuple[Command, CommandHandler]] = []
+        self.consumer_specs: list[tuple[str, str, str, Any, ConsumerHandler]] = []
+        self.startup_hooks: list[Hook] = []
+        self.contexts: list[Context] = []
+        self.ready_checks: dict[str, Hook] = {}
+
+    def command(self, command: Command) -> Callable[[CommandHandler], CommandHandler]:
+        def register(handler: CommandHandler) -> CommandHandler:
+            self.commands.append((command, handler))
+            return handler
+        return register
+
+    def consumer(self, kind: str, stream: str, filter_subject: str, payload_type: Any
+                 ) -> Callable[[ConsumerHandler], ConsumerHandler]:
+        """Register a durable consumer named `<service>-<kind>`."""
+        def register(handler: ConsumerHandler) -> ConsumerHandler:
+            self.consumer_specs.append((f"{self.name}-{kind}", stream, filter_subject, payload_type, handler))
+            return handler
+        return register
+
+    def context(self, context: Context) -> Context:
+        """An async generator that opens a client before `yield` and closes it after, like aiohttp's
+        cleanup contexts; it runs before the start-up hooks and closes after everything else."""
+        self.contexts.append(context)
+        return context
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self.startup_hooks.append(hook)
+        return hook
+
+    def ready_check(self, name: str) -> Callable[[Hook], Hook]:
+        def register(check: Hook) -> Hook:
+            self.ready_checks[name] = check
+            return check
+        return register
+
+    def main(self) -> None:
+        """Entry point of `python -m services.<name>`."""
+        settings = load_settings()
+        configure_logging(self.name, settings.log_level)
+        asyncio.run(Process(self, settings).run())
+
+
+class Process:
+    """One running instance of a service."""
+
+    def __init__(self, service: Service, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.rt = Runtime(service, settings)
+        self.relay: Relay | None = None
+        self.consumers: list[Consumer] = []
+        self.stop_requested = asyncio.Event()
+        self.exit_stack = contextlib.AsyncExitStack()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        runner = await self._start_http()
+        try:
+            await self.start()
+            log.info("%s ready", self.service.name)
+            await self.stop_requested.wait()
+            log.info("%s stopping", self.service.name)
+        finally:
+            await self.stop()
+            await runner.cleanup()
+
+    async def start(self) -> None:
+        service, rt, settings = self.service, self.rt, self.settings
+        rt.bus = await Bus.connect(settings, service.name)
+        await rt.bus.ensure_streams()
+        if service.uses_db:
+            rt.pool = await db.open_pool(settings.database_url, service.name, service.migrations, settings.db_pool_max)
+        if service.buckets:
+            await rt.storage.ensure_buckets(service.buckets)
+        for context in service.contexts:
+            await self.exit_stack.enter_async_context(contextlib.asynccontextmanager(context)(rt))
+        for hook in service.startup_hooks:
+            await hook(rt)
+        if rt.pool is not None:
+            self.relay = Relay(rt.pool, rt.bus.js, service.name, settings.outbox_poll_s)
+            await self.relay.start()
+        for command, handler in self._all_commands():
+            await rt.bus.serve(command, functools.partial(handler, rt))
+        for durable, stream, filter_subject, payload_type, handler in service.consumer_specs:
+            spec = ConsumerSpec(durable=durable, stream=stream, filter_subject=filter_subject,
+                                payload_type=payload_type, handler=functools.partial(handler, rt))
+            consumer = Consumer(spec, rt.bus, rt.db, settings)
+            await consumer.start()
+            self.consumers.append(consumer)
+        rt.ready = True
+
+    def _all_commands(self) -> list[tuple[Command, CommandHandler]]:
+        """The service's own commands plus those every service answers about itself."""
+        name = self.service.name
+        names = [c.subject for c, _ in self.service.commands]
+
+        async def info(rt: Runtime, _: Empty, ctx: RequestContext) -> ServiceInfo:
+            return ServiceInfo(service=name, version=VERSION, commands=names,
+                               consumers=[spec[0] for spec in self.service.consumer_specs])
+
+        own = [(subjects.info_command(name), info)]
+        if self.service.uses_db:
+            list_command, replay_command = subjects.dead_letter_commands(name)
+
+            async def list_letters(rt: Runtime, query: ListDeadLetters, ctx: RequestContext):
+                return await consumers.list_dead_letters(rt.db, query)
+
+            async def replay(rt: Runtime, query: ReplayDeadLetter, ctx: RequestContext):
+                return await consumers.replay_dead_letter(rt.db, rt.nats, query)
+
+            own += [(list_command, list_letters), (replay_command, replay)]
+        return [*self.service.commands, *own]
+
+    async def stop(self) -> None:
+        rt, grace = self.rt, self.settings.shutdown_grace_s
+        rt.ready = False
+        if rt.bus is not None:
+            await rt.bus.stop_serving(grace)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.stop() for c in self.consumers)), grace)
+        if self.relay is not None:
+            await self.relay.stop()
+        if rt.bus is not None:
+            await rt.bus.close()
+        if rt.pool is not None:
+            await rt.pool.close()
+        await self.exit_stack.aclose()
+
+    # -- HTTP: health, readiness, metrics (and the API, on the gateway) ----------------------------
+
+    async def _start_http(self) -> web.AppRunner:
+        app = self.service.make_app(self.settings)
+        app[RUNTIME] = self.rt
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", _readyz)
+        app.router.add_get("/metrics", _metrics)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               shutdown_timeout=self.settings.shutdown_grace_s)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.http_host, self.settings.http_port).start()
+        return runner
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": request.app[RUNTIME].service.name})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    checks: dict[str, str] = {"started": "ok" if rt.ready else "starting"}
+    if rt.ready:
+        checks["nats"] = "ok" if rt.nats.nc.is_connected else "disconnected"
+        probes: dict[str, Hook] = dict(rt.service.ready_checks)
+        if rt.pool is not None:
+            probes["postgres"] = _ping_postgres
+        for name, probe in probes.items():
+            try:
+                await asyncio.wait_for(probe(rt), 2.0)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"failing: {type(exc).__name__}: {exc}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+
+async def _ping_postgres(rt: Runtime) -> None:
+    await rt.db.fetchval("SELECT 1")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

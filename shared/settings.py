@@ -1,0 +1,158 @@
+"""Settings from environment variables: the one table every way of running shares.
+
+Each field below is read from ``LOUPE_<FIELD NAME IN UPPER CASE>``. Units are converted here, at the
+edge: durations are seconds (``_s``), sizes are bytes. ``settings_table()`` renders the table the README
+documents, so the docs and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+from proto.subjects import SERVICES  # re-exported: the one list of services
+
+ENV_PREFIX = "LOUPE_"
+# Variables of the local stack runner (``loupe up``), not of the services.
+STACK_PREFIX = "LOUPE_STACK_"
+
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql://loupe:loupe@127.0.0.1:5432/loupe"
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_access_key: str = "loupe"
+    s3_secret_key: str = "loupe-secret"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_public_endpoint: str = ""
+    bucket_prefix: str = "loupe-"
+    triton_url: str = "127.0.0.1:8000"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str = ""
+    log_level: str = "INFO"
+    request_timeout_s: float = 10.0
+    shutdown_grace_s: float = 20.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    job_max_deliveries: int = 5
+    job_backoff_s: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+    job_ack_wait_s: float = 60.0
+    events_max_age_s: float = 7 * 24 * 3600.0
+    stream_replicas: int = 1
+    outbox_poll_s: float = 1.0
+    bootstrap_admin_key: str = ""
+    auth_cache_s: float = 10.0
+    db_pool_max: int = 10
+
+
+DESCRIPTIONS: dict[str, str] = {
+    "nats_url": "NATS server URL(s), comma separated; JetStream must be enabled",
+    "database_url": "PostgreSQL DSN; each service uses its own schema in this database",
+    "s3_endpoint": "S3 endpoint host:port (SeaweedFS locally, MinIO in compose/Kubernetes)",
+    "s3_access_key": "S3 access key",
+    "s3_secret_key": "S3 secret key",
+    "s3_secure": "use HTTPS to reach S3",
+    "s3_region": "S3 region (also used to sign presigned URLs without a round trip)",
+    "s3_public_endpoint": "host:port clients use to reach S3 in presigned URLs; empty = s3_endpoint",
+    "bucket_prefix": "prefix of every bucket name (media, thumbs, staging, releases, models)",
+    "triton_url": "Triton HTTP endpoint host:port (inference service)",
+    "http_host": "address this process's HTTP server binds (health, metrics; the API on the gateway)",
+    "http_port": "port of this process's HTTP server",
+    "public_url": "base URL clients use to reach the gateway; empty = http://http_host:http_port",
+    "log_level": "DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr",
+    "request_timeout_s": "how long a bus request waits for its reply",
+    "shutdown_grace_s": "how long a stopping process waits for in-flight work",
+    "max_body_bytes": "largest request body the gateway accepts (413 beyond)",
+    "job_max_deliveries": "deliveries of a job or event before it goes to the dead-letter store",
+    "job_backoff_s": "comma separated delays before each redelivery of a failed message",
+    "job_ack_wait_s": "how long a consumer may hold a message before JetStream redelivers it",
+    "events_max_age_s": "how long the events stream keeps events",
+    "stream_replicas": "copies JetStream keeps of the events and jobs streams (3 on a NATS cluster)",
+    "outbox_poll_s": "how often the outbox relay looks for unpublished events it was not told of",
+    "bootstrap_admin_key": "admin API key created on first start; empty = generate one and log it once",
+    "auth_cache_s": "how long the gateway trusts a verified API key before asking the catalog again",
+    "db_pool_max": "largest number of Postgres connections per process",
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _parse(field: str, kind: type, raw: str) -> object:
+    if kind is tuple or (getattr(kind, "__origin__", None) is tuple):
+        return tuple(float(part) for part in raw.split(",") if part.strip())
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{env_name(field)}={raw!r}: expected true or false")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{env_name(field)}={raw!r}: expected {kind.__name__}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every ``LOUPE_*`` variable; unknown ``LOUPE_*`` names are refused to catch typos."""
+    environ = os.environ if environ is None else environ
+    info = msgspec.inspect.type_info(Settings)
+    known = {env_name(f.name): f for f in info.fields}
+    values: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(STACK_PREFIX):
+            continue
+        field = known.get(name)
+        if field is None:
+            raise SettingsError(f"unknown setting {name}; known settings: {', '.join(sorted(known))}")
+        values[field.name] = _parse(field.name, _python_type(field.type), raw)
+    settings = Settings(**values)
+    if settings.job_max_deliveries < 1:
+        raise SettingsError(f"{env_name('job_max_deliveries')} must be at least 1")
+    return settings
+
+
+def _python_type(info: msgspec.inspect.Type) -> type:
+    mapping = {
+        msgspec.inspect.StrType: str,
+        msgspec.inspect.IntType: int,
+        msgspec.inspect.FloatType: float,
+        msgspec.inspect.BoolType: bool,
+        msgspec.inspect.VarTupleType: tuple,
+    }
+    return mapping[type(info)]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a child process."""
+    env = {}
+    for field in msgspec.structs.fields(Settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, tuple):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[env_name(field.name)] = text
+    return env
+
+
+def settings_table() -> str:
+    """The configuration table, as Markdown, for the README."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    defaults = Settings()
+    for name, text in settings_env(defaults).items():
+        field = name[len(ENV_PREFIX):].lower()
+        rows.append(f"| `{name}` | `{text}` | {DESCRIPTIONS[field]} |")
+    return "\n".join(rows)

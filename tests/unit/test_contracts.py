@@ -1,0 +1,49 @@
+"""The generated API documents: complete, consistent, and stable in what clients rely on."""
+
+import re
+
+import msgspec
+
+from loupe.asyncapi import asyncapi_document
+from proto import subjects
+from services.gateway.openapi import openapi_document
+from services.gateway.operations import OPERATIONS
+
+OPERATION_ID = re.compile(r"^(create|list|get|update|delete|replay|search)[A-Z][A-Za-z]+$")
+
+
+def test_every_operation_has_a_unique_verb_noun_operation_id() -> None:
+    ids = [op.operation_id for op in OPERATIONS]
+    assert len(ids) == len(set(ids))
+    assert all(OPERATION_ID.match(i) for i in ids), ids
+
+
+def test_openapi_references_resolve() -> None:
+    document = openapi_document(OPERATIONS, "http://127.0.0.1:8080")
+    text = msgspec.json.encode(document).decode()
+    for name in set(re.findall(r"#/components/schemas/(\w+)", text)):
+        assert name in document["components"]["schemas"], name
+    assert document["openapi"] == "3.1.0"
+    get_project = document["paths"]["/v1/projects/{project_id}"]["get"]
+    assert get_project["parameters"][0] == {"name": "project_id", "in": "path", "required": True,
+                                            "schema": {"type": "string"}}
+    limit = document["paths"]["/v1/projects"]["get"]["parameters"][0]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
+
+
+def test_subjects_follow_the_conventions() -> None:
+    for command in subjects.COMMANDS:
+        assert re.match(r"^loupe\.[a-z]+\.[a-z]+\.[a-z]+$", command.subject), command.subject
+    for event in subjects.EVENTS:
+        assert re.match(r"^loupe\.evt\.[a-z]+\.[a-z]+\.[a-z]+ed$", event.subject), event.subject
+    for job in subjects.JOBS:
+        assert job.subject.startswith("loupe.job.")
+
+
+def test_asyncapi_lists_every_subject() -> None:
+    document = asyncapi_document()
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert {c.subject for c in subjects.COMMANDS} | {e.subject for e in subjects.EVENTS} <= addresses
+    text = msgspec.json.encode(document).decode()
+    for name in set(re.findall(r"#/components/schemas/(\w+)", text)):
+        assert name in document["components"]["schemas"], name
