@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
 from bench.report import figure, summary, table
 from loupe.stack import Stack, StackPorts
@@ -90,8 +91,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
             Stack(Path(folder), StackPorts.free(), services=("catalog", "gateway"), triton=False) as stack:
-        gateway_latencies, gateway_elapsed = asyncio.run(gateway_phase(stack, clients, seconds))
-        bus_latencies, bus_elapsed = asyncio.run(bus_phase(stack, clients, seconds))
+        gateway_latencies, gateway_elapsed = uvloop.run(gateway_phase(stack, clients, seconds))
+        bus_latencies, bus_elapsed = uvloop.run(bus_phase(stack, clients, seconds))
 
     gateway = summary(gateway_latencies, gateway_elapsed)
     bus = summary(bus_latencies, bus_elapsed)

@@ -131,6 +131,12 @@ class Bus:
 
     async def request(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
                       request_id: str | None = None, timeout: float | None = None) -> Any:
+        raw = await self.request_raw(command, payload, caller=caller, request_id=request_id, timeout=timeout)
+        return decoder(command.reply).decode(raw)
+
+    async def request_raw(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
+                          request_id: str | None = None, timeout: float | None = None) -> bytes:
+        """The reply's JSON as it came, for callers (the gateway) that pass it on unchanged."""
         headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or uuid.uuid4().hex}
         if caller is not None:
             headers[subjects.HEADER_CALLER] = encoder.encode(caller).decode()
@@ -146,7 +152,7 @@ class Bus:
                              subject=command.subject) from None
         if reply.headers and subjects.HEADER_ERROR in reply.headers:
             raise LoupeError.from_reply(decoder(ErrorReply).decode(reply.data))
-        return decoder(command.reply).decode(reply.data)
+        return reply.data
 
     # -- serving --------------------------------------------------------------------------------
 
@@ -160,6 +166,8 @@ class Bus:
 
         sub = await self.nc.subscribe(command.subject, queue=self.service, cb=receive)
         self._subscriptions.append(sub)
+        # A round trip to the server, so the subscription is live before anyone is told we are ready.
+        await self.nc.flush()
 
     async def _answer(self, command: Command, handler: Handler, msg: Msg) -> None:
         headers = msg.headers or {}

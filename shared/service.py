@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -29,7 +30,7 @@ from shared.bus import Bus, RequestContext
 from shared.consumers import Consumer, ConsumerSpec, Delivery
 from shared.logs import configure_logging
 from shared.outbox import Relay
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 from shared.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,16 @@ class Service:
 
     def main(self) -> None:
         """Entry point of `python -m services.<name>`."""
-        settings = load_settings()
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            raise SystemExit(f"{self.name}: {exc}") from None
         configure_logging(self.name, settings.log_level)
-        asyncio.run(Process(self, settings).run())
+        try:
+            uvloop.run(Process(self, settings).run())
+        except Exception:
+            log.exception("%s failed", self.name)
+            raise SystemExit(1) from None
 
 
 class Process:

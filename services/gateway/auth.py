@@ -24,6 +24,8 @@ CALLER = web.RequestKey("caller", Caller)
 class CallerCache:
     """Verified keys by their hash, each trusted for `ttl_s`; unknown keys are never cached."""
 
+    MAX_ENTRIES = 10_000
+
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
         self._entries: dict[bytes, tuple[float, Caller]] = {}
@@ -35,6 +37,8 @@ class CallerCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         caller = await bus.request(subjects.VERIFY_API_KEY, VerifyApiKey(key=key))
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
         self._entries[digest] = (now + self.ttl_s, caller)
         return caller
 

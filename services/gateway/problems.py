@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://loupe.dev/problems/"
 REQUEST_ID_HEADER = "X-Request-Id"
+BODY_LIMIT = web.AppKey("body_limit", int)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # aiohttp's own refusals, mapped onto our codes.
@@ -64,9 +65,10 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
             response = await handler(request)
         except LoupeError as exc:
             response = from_error(exc)
-        except web.HTTPRequestEntityTooLarge as exc:
-            response = problem_response(413, "too_large", f"the body is larger than the limit of "
-                                        f"{exc.max_size} bytes; send less per request", {"limit": exc.max_size})
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app[BODY_LIMIT]
+            response = problem_response(413, "too_large", f"the body is larger than the limit of {limit} bytes "
+                                        "(LOUPE_MAX_BODY_BYTES); send less per request", {"limit": limit})
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -1,0 +1,1 @@
+"""Loupe's command line and the embedded local stack it runs."""
