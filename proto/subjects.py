@@ -81,7 +81,8 @@ WORKER_SERVICES = SERVICES[1:]
 
 COMMANDS: tuple[Command, ...] = (
     VERIFY_API_KEY, CREATE_PROJECT, LIST_PROJECTS, GET_PROJECT, UPDATE_PROJECT, DELETE_PROJECT,
-    *(c for s in WORKER_SERVICES for c in (*dead_letter_commands(s), info_command(s))),
+    *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
+    *(info_command(s) for s in SERVICES),
 )
 EVENTS: tuple[Event, ...] = (PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED)
 JOBS: tuple[Job, ...] = ()

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from proto.common import Caller, ErrorReply
 from proto.subjects import Command
 from shared import metrics
 from shared.errors import LoupeError
-from shared.logs import request_id_var
+from shared.logs import new_request_id, request_id_var
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ class Bus:
     async def request_raw(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
                           request_id: str | None = None, timeout: float | None = None) -> bytes:
         """The reply's JSON as it came, for callers (the gateway) that pass it on unchanged."""
-        headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or uuid.uuid4().hex}
+        headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or new_request_id()}
         if caller is not None:
             headers[subjects.HEADER_CALLER] = encoder.encode(caller).decode()
         service = command.subject.split(".")[1]
@@ -171,7 +170,7 @@ class Bus:
 
     async def _answer(self, command: Command, handler: Handler, msg: Msg) -> None:
         headers = msg.headers or {}
-        request_id = headers.get(subjects.HEADER_REQUEST_ID) or uuid.uuid4().hex
+        request_id = headers.get(subjects.HEADER_REQUEST_ID) or new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         outcome = "ok"

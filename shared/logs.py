@@ -8,8 +8,17 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from nats.nuid import NUID
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+
+_nuid = NUID()
+
+
+def new_request_id() -> str:
+    """A unique id, much cheaper than a uuid4 (no system randomness per call), made on every request."""
+    return _nuid.next().decode()
 
 
 class JsonFormatter(logging.Formatter):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -80,7 +81,7 @@ class Service:
         self.uses_db = uses_db
         self.make_app = make_app
         self.commands: list[tuple[Command, CommandHandler]] = []
-        self.consumer_specs: list[tuple[str, str, str, Any, ConsumerHandler]] = []
+        self.consumer_specs: list[ConsumerSpec] = []  # handlers still take the Runtime first
         self.startup_hooks: list[Hook] = []
         self.contexts: list[Context] = []
         self.ready_checks: dict[str, Hook] = {}
@@ -95,7 +96,9 @@ class Service:
                  ) -> Callable[[ConsumerHandler], ConsumerHandler]:
         """Register a durable consumer named `<service>-<kind>`."""
         def register(handler: ConsumerHandler) -> ConsumerHandler:
-            self.consumer_specs.append((f"{self.name}-{kind}", stream, filter_subject, payload_type, handler))
+            self.consumer_specs.append(ConsumerSpec(durable=f"{self.name}-{kind}", stream=stream,
+                                                    filter_subject=filter_subject, payload_type=payload_type,
+                                                    handler=handler))
             return handler
         return register
 
@@ -152,8 +155,7 @@ class Process:
             await self.stop_requested.wait()
             log.info("%s stopping", self.service.name)
         finally:
-            await self.stop()
-            await runner.cleanup()
+            await self.stop(runner)
 
     async def start(self) -> None:
         service, rt, settings = self.service, self.rt, self.settings
@@ -172,10 +174,9 @@ class Process:
             await self.relay.start()
         for command, handler in self._all_commands():
             await rt.bus.serve(command, functools.partial(handler, rt))
-        for durable, stream, filter_subject, payload_type, handler in service.consumer_specs:
-            spec = ConsumerSpec(durable=durable, stream=stream, filter_subject=filter_subject,
-                                payload_type=payload_type, handler=functools.partial(handler, rt))
-            consumer = Consumer(spec, rt.bus, rt.db, settings)
+        for spec in service.consumer_specs:
+            bound = msgspec.structs.replace(spec, handler=functools.partial(spec.handler, rt))
+            consumer = Consumer(bound, rt.bus, rt.db, settings)
             await consumer.start()
             self.consumers.append(consumer)
         rt.ready = True
@@ -187,7 +188,7 @@ class Process:
 
         async def info(rt: Runtime, _: Empty, ctx: RequestContext) -> ServiceInfo:
             return ServiceInfo(service=name, version=VERSION, commands=names,
-                               consumers=[spec[0] for spec in self.service.consumer_specs])
+                               consumers=[spec.durable for spec in self.service.consumer_specs])
 
         own = [(subjects.info_command(name), info)]
         if self.service.uses_db:
@@ -202,9 +203,11 @@ class Process:
             own += [(list_command, list_letters), (replay_command, replay)]
         return [*self.service.commands, *own]
 
-    async def stop(self) -> None:
+    async def stop(self, runner: web.AppRunner) -> None:
         rt, grace = self.rt, self.settings.shutdown_grace_s
         rt.ready = False
+        # HTTP first: the gateway's in-flight requests still need the bus to finish.
+        await runner.cleanup()
         if rt.bus is not None:
             await rt.bus.stop_serving(grace)
         with contextlib.suppress(TimeoutError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -14,7 +13,7 @@ from aiohttp import web
 from shared import metrics
 from shared.bus import encoder
 from shared.errors import LoupeError
-from shared.logs import request_id_var
+from shared.logs import new_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def from_error(exc: LoupeError) -> web.Response:
 async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
     """Request id in, request id out; every failure becomes a problem; every request is counted."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else new_request_id()
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     try:
