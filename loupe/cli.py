@@ -15,10 +15,14 @@ DEFAULT_BASE_PORT = 7400
 
 
 def _up(args: argparse.Namespace) -> int:
-    from loupe.stack import Stack, StackPorts, run_until_signal
+    from loupe.stack import Stack, StackError, StackPorts, run_until_signal
 
     stack = Stack(Path(args.data_dir).resolve(), StackPorts.from_base(args.base_port), triton=not args.no_triton)
-    run_until_signal(stack)
+    try:
+        run_until_signal(stack)
+    except StackError as exc:
+        print(f"loupe up failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -131,9 +131,9 @@ class _Child:
 class Stack:
     """The local stack on one data folder; ``with Stack(...) as stack:`` starts and stops it.
 
-    Call ``start``, ``start_service`` and ``stop`` from threads that outlive the stack or not: children
-    are spawned from a thread the stack owns, because the kernel's parent-death signal fires when the
-    *thread* that spawned a child ends.
+    Its methods may be called from any thread (tests use ``asyncio.to_thread``): children are spawned
+    from a thread the stack owns, because the kernel sends the parent-death signal when the *thread*
+    that spawned a child ends, not the process.
     """
 
     def __init__(self, data_dir: Path, ports: StackPorts, services: Sequence[str] = SERVICES,
@@ -192,10 +192,10 @@ class Stack:
             self._spawn_seaweedfs()  # the slowest to come up, so first
             self._spawn_nats()
             self._spawn_postgres()
-            ports = self.ports
-            self._wait("nats", lambda: _http_ready(f"http://127.0.0.1:{ports.nats_monitor}/healthz?js-enabled-only=true"))
-            postgres_pid = self._children["postgres"].process.pid
-            self._wait("postgres", lambda: _postmaster_ready(self.data_dir / "postgres", postgres_pid))
+            nats_health = f"http://127.0.0.1:{self.ports.nats_monitor}/healthz?js-enabled-only=true"
+            self._wait("nats", lambda: _http_ready(nats_health))
+            postmaster = self._children["postgres"].process.pid
+            self._wait("postgres", lambda: _postmaster_ready(self.data_dir / "postgres", postmaster))
             self._bootstrap_postgres()
             s3 = self._s3_client()
             self._wait("seaweedfs", lambda: _s3_ready(s3))
@@ -205,7 +205,8 @@ class Stack:
                 s3.make_bucket(models)
             if self.triton:
                 self._spawn_triton(models)
-                self._wait("triton", lambda: _http_ready(f"http://127.0.0.1:{ports.triton_http}/v2/health/ready"))
+                triton_health = f"http://127.0.0.1:{self.ports.triton_http}/v2/health/ready"
+                self._wait("triton", lambda: _http_ready(triton_health))
             for name in self.services:
                 self._spawn_service(name)
             for name in self.services:
@@ -222,7 +223,8 @@ class Stack:
             for child in children:
                 del self._children[child.name]
                 if child.name == "seaweedfs":
-                    self._remove_seaweedfs_sockets()
+                    for path in seaweedfs_sockets(self.ports):
+                        path.unlink(missing_ok=True)
         if self._spawner is not None:
             self._spawner.shutdown()
             self._spawner = None
@@ -243,9 +245,9 @@ class Stack:
 
     def stop_service(self, name: str, kill: bool = False) -> None:
         """Stop one service gracefully, or SIGKILL it (and whatever it spawned) with ``kill``."""
-        child = self._children.get(name)
-        if child is None or name not in SERVICES:
+        if name not in SERVICES or name not in self._children:
             raise StackError(f"{name} is not a running service")
+        child = self._children[name]
         if kill:
             _kill_group(child)
             child.process.wait()
@@ -373,19 +375,6 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
             # Every write it acknowledged is already in its files (a restart after SIGKILL reads them
             # all back), so it gets a short grace and then SIGKILL.
             grace_s=1)
-
-    def _remove_seaweedfs_sockets(self) -> None:
-        """SeaweedFS leaves unix sockets named after its ports in the temp folder, even on a clean stop."""
-        tmp = Path(os.environ.get("TMPDIR") or "/tmp")  # as Go's os.TempDir decides
-        ports = self.ports
-        names = [f"seaweedfs-master-grpc-{ports.weed_master_grpc}.sock",
-                 f"seaweedfs-volume-grpc-{ports.weed_volume_grpc}.sock",
-                 f"seaweedfs-filer-grpc-{ports.weed_filer_grpc}.sock",
-                 f"seaweedfs-s3-grpc-{ports.weed_s3_grpc}.sock",
-                 f"seaweedfs-filer-{ports.weed_filer}.sock",
-                 f"seaweedfs-s3-{ports.s3}.sock"]
-        for name in names:
-            (tmp / name).unlink(missing_ok=True)
 
     def _s3_client(self) -> minio.Minio:
         # No retries: the probe loop retries, and urllib3's back-off would only slow it down.
@@ -517,8 +506,9 @@ def run_until_signal(stack: Stack) -> None:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM means what Ctrl-C means
+    # SIGTERM means what Ctrl-C means. Both are set here, as a runner started in the background
+    # inherits SIGINT ignored.
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     began = time.monotonic()
     try:
         stack.start()  # a Ctrl-C while starting stops what was started
@@ -541,6 +531,15 @@ def run_until_signal(stack: Stack) -> None:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+def seaweedfs_sockets(ports: StackPorts) -> list[Path]:
+    """The unix sockets SeaweedFS leaves in /tmp (fixed: TMPDIR does not move them), even when it
+    stops cleanly; the stack removes them once SeaweedFS has exited."""
+    names = [f"master-grpc-{ports.weed_master_grpc}", f"volume-grpc-{ports.weed_volume_grpc}",
+             f"filer-grpc-{ports.weed_filer_grpc}", f"s3-grpc-{ports.weed_s3_grpc}",
+             f"filer-{ports.weed_filer}", f"s3-{ports.s3}"]
+    return [Path(f"/tmp/seaweedfs-{name}.sock") for name in names]
 
 
 def _stop(children: Sequence[_Child]) -> None:
@@ -578,7 +577,7 @@ def _die_with_parent(runner_pid: int) -> None:
 def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
     if user is None:
         return {}
-    # extra_groups drops root's supplementary groups (an empty list would keep them).
+    # Replaces root's supplementary groups; newer CPythons skip setgroups() for an empty list.
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [user.pw_gid]}
 
 
