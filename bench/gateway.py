@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import uvloop
 
 from bench.report import figure, summary, table
 from loupe.stack import Stack, StackPorts
 from proto import subjects
-from proto.catalog import CreateProject, ProjectRef, VerifyApiKey
+from proto.catalog import CreateProject, Project, ProjectRef, VerifyApiKey
 from proto.common import Caller
 from shared.bus import Bus
 
@@ -52,11 +53,11 @@ async def gateway_phase(stack: Stack, clients: int, seconds: float) -> tuple[lis
             t0 = time.perf_counter()
             async with http.post("/v1/projects", json={"name": name}) as response:
                 response.raise_for_status()
-                project = await response.json()
+                project = msgspec.json.decode(await response.read(), type=Project)
             t1 = time.perf_counter()
-            async with http.get(f"/v1/projects/{project['id']}") as response:
+            async with http.get(f"/v1/projects/{project.id}") as response:
                 response.raise_for_status()
-                await response.read()
+                msgspec.json.decode(await response.read(), type=Project)
             return t1 - t0, time.perf_counter() - t1
 
         await run_clients(clients, min(1.0, seconds), pair)  # warm-up: connections, caches, plans

@@ -61,6 +61,12 @@ def _validation_message(message: str) -> str:
     return message.replace(" - at `", " at `")
 
 
+@functools.lru_cache(maxsize=4096)
+def caller_header(caller: Caller) -> str:
+    """The `Loupe-Caller` header; a gateway sends the same few callers over and over."""
+    return encoder.encode(caller).decode()
+
+
 class RequestContext(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     caller: Caller | None
@@ -138,7 +144,7 @@ class Bus:
         """The reply's JSON as it came, for callers (the gateway) that pass it on unchanged."""
         headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or new_request_id()}
         if caller is not None:
-            headers[subjects.HEADER_CALLER] = encoder.encode(caller).decode()
+            headers[subjects.HEADER_CALLER] = caller_header(caller)
         service = command.subject.split(".")[1]
         try:
             reply = await self.nc.request(command.subject, encoder.encode(payload),

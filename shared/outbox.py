@@ -24,6 +24,9 @@ from shared.bus import encoder
 log = logging.getLogger(__name__)
 
 BATCH = 500
+PRUNE_EVERY_S = 3600.0
+# Published rows are kept a day for inspection; JetStream's duplicate window is only two minutes.
+PUBLISHED_KEEP_S = 24 * 3600.0
 
 
 def _notify_channel(schema: str) -> str:
@@ -86,14 +89,29 @@ async def relay_once(pool: asyncpg.Pool, js: JetStreamContext) -> int:
     return len(seqs)
 
 
+async def prune(pool: asyncpg.Pool, published_keep_s: float, inbox_keep_s: float) -> tuple[int, int]:
+    """Forget published outbox rows and inbox entries older than needed; returns how many of each.
+
+    An inbox entry matters only while its message can still be redelivered, so `inbox_keep_s` should
+    be the events stream's retention.
+    """
+    published = await pool.execute(
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", published_keep_s)
+    processed = await pool.execute(
+        "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", inbox_keep_s)
+    return int(published.split()[-1]), int(processed.split()[-1])
+
+
 class Relay:
     """Publishes the outbox of one schema: woken by NOTIFY on commit, and by a poll as a safety net."""
 
-    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float,
+                 inbox_keep_s: float) -> None:
         self.pool = pool
         self.js = js
         self.schema = schema
         self.poll_s = poll_s
+        self.inbox_keep_s = inbox_keep_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -107,12 +125,17 @@ class Relay:
         self._wake.set()
 
     async def _run(self) -> None:
+        next_prune = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
             try:
                 while await relay_once(self.pool, self.js) == BATCH:
                     pass
                 await self._report_pending()
+                if loop.time() >= next_prune:
+                    await prune(self.pool, PUBLISHED_KEEP_S, self.inbox_keep_s)
+                    next_prune = loop.time() + PRUNE_EVERY_S
             except Exception:  # NATS or Postgres away: rows stay unpublished and we retry.
                 log.exception("outbox relay for %s failed; retrying in %ss", self.schema, self.poll_s)
             with contextlib.suppress(TimeoutError):

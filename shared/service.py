@@ -170,7 +170,7 @@ class Process:
         for hook in service.startup_hooks:
             await hook(rt)
         if rt.pool is not None:
-            self.relay = Relay(rt.pool, rt.bus.js, service.name, settings.outbox_poll_s)
+            self.relay = Relay(rt.pool, rt.bus.js, service.name, settings.outbox_poll_s, settings.events_max_age_s)
             await self.relay.start()
         for command, handler in self._all_commands():
             await rt.bus.serve(command, functools.partial(handler, rt))

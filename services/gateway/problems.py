@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from shared import metrics
 from shared.bus import encoder
@@ -79,11 +81,18 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
                                         f"{request_id} when reporting it")
         response.headers[REQUEST_ID_HEADER] = request_id
         operation = request.match_info.route.name or "unmatched"
-        metrics.HTTP_REQUESTS.labels(operation, str(response.status)).inc()
-        metrics.HTTP_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        requests, seconds = _metrics_of(operation, response.status)
+        requests.inc()
+        seconds.observe(time.perf_counter() - started)
         return response
     finally:
         request_id_var.reset(token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _metrics_of(operation: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled metrics of one operation and status, looked up once instead of on every request."""
+    return metrics.HTTP_REQUESTS.labels(operation, str(status)), metrics.HTTP_SECONDS.labels(operation)
 
 
 def _http_detail(request: web.Request, exc: web.HTTPException) -> str:

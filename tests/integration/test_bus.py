@@ -212,3 +212,21 @@ async def _count(pool: asyncpg.Pool, sql: str) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_prune_forgets_only_old_published_rows_and_inbox_entries(
+        bus: Bus, pool: asyncpg.Pool, unique: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(3):
+            await outbox.emit(conn, subjects.PROJECT_CREATED, project(f"{unique}{n}"), unique)
+    await outbox.relay_once(pool, bus.js)
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.emit(conn, subjects.PROJECT_CREATED, project(f"{unique}-pending"), unique)
+    await pool.execute("UPDATE outbox SET published_at = now() - interval '2 days' WHERE seq < 3")
+    await pool.execute("INSERT INTO inbox (consumer, msg_id, processed_at) VALUES "
+                       "('c', 'old', now() - interval '30 days'), ('c', 'new', now())")
+
+    assert await outbox.prune(pool, published_keep_s=3600, inbox_keep_s=7 * 24 * 3600) == (2, 1)
+    remaining = await pool.fetch("SELECT seq, published_at IS NULL AS pending FROM outbox ORDER BY seq")
+    assert [(r["seq"], r["pending"]) for r in remaining] == [(3, False), (4, True)]
+    assert await pool.fetchval("SELECT array_agg(msg_id) FROM inbox") == ["new"]
