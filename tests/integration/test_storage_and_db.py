@@ -1,0 +1,62 @@
+"""shared.storage against the real S3 server, and shared.db's migrations against the real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+
+from shared import db
+from shared.settings import Settings
+from shared.storage import Storage
+
+
+async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str) -> None:
+    storage = Storage(msgspec.structs.replace(settings, bucket_prefix=f"t{unique}-"))
+    await storage.ensure_buckets(("media", "thumbs"))
+    await storage.ensure_buckets(("media",))  # a second start finds them there
+    await storage.put_bytes("media", "a/b.txt", b"hello", "text/plain")
+    assert await storage.get_bytes("media", "a/b.txt") == b"hello"
+    assert await storage.exists("media", "a/b.txt") and not await storage.exists("media", "nope")
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(storage.presigned_get("media", "a/b.txt", expires_s=60)) as response:
+            assert response.status == 200 and await response.read() == b"hello"
+        async with http.put(storage.presigned_put("thumbs", "up.bin", expires_s=60), data=b"\x00\x01") as response:
+            assert response.status == 200
+        async with http.get(storage.presigned_get("media", "a/b.txt").replace("Signature=", "Signature=0")) as response:
+            assert response.status == 403
+    assert await storage.get_bytes("thumbs", "up.bin") == b"\x00\x01"
+    with pytest.raises(ValueError, match="unknown bucket"):
+        storage.bucket("nothing")
+
+
+async def test_concurrent_starts_apply_each_migration_once(settings: Settings, unique: str, tmp_path: Path) -> None:
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);")
+    (tmp_path / "0002_second.sql").write_text("ALTER TABLE things ADD COLUMN name text;")
+    schema = f"mig_{unique}"
+
+    async def start() -> list[str]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await db.migrate(conn, schema, {"shared": db.SHARED_MIGRATIONS, "service": tmp_path})
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(*(start() for _ in range(4)))
+    assert sorted(len(applied) for applied in results) == [0, 0, 0, 3]
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        versions = await conn.fetch(f'SELECT source, version FROM "{schema}".schema_migrations ORDER BY 1, 2')
+        assert [(r["source"], r["version"]) for r in versions] == [("service", 1), ("service", 2), ("shared", 1)]
+        (tmp_path / "0003_broken.sql").write_text("ALTER TABLE nowhere ADD COLUMN x int;")
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await db.migrate(conn, schema, {"service": tmp_path})
+        assert await conn.fetchval(f'SELECT max(version) FROM "{schema}".schema_migrations') == 2
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
