@@ -230,3 +230,26 @@ async def test_prune_forgets_only_old_published_rows_and_inbox_entries(
     remaining = await pool.fetch("SELECT seq, published_at IS NULL AS pending FROM outbox ORDER BY seq")
     assert [(r["seq"], r["pending"]) for r in remaining] == [(3, False), (4, True)]
     assert await pool.fetchval("SELECT array_agg(msg_id) FROM inbox") == ["new"]
+
+
+async def test_stopping_finishes_commands_already_taken_and_refuses_new_ones(bus: Bus, unique: str) -> None:
+    command = Command(f"loupe.tests{unique}.slow.send", Ping, Ping, "answers after a while")
+    started = asyncio.Event()
+
+    async def slow(request: Ping, ctx: RequestContext) -> Ping:
+        started.set()
+        await asyncio.sleep(0.5)
+        return request
+
+    server = await Bus.connect(bus.settings, f"tests{unique}")
+    try:
+        await server.serve(command, slow)
+        in_flight = asyncio.create_task(bus.request(command, Ping("taken before the stop")))
+        await started.wait()
+        await server.stop_serving(grace_s=5.0)
+        assert await in_flight == Ping("taken before the stop")
+        with pytest.raises(LoupeError) as refused:
+            await bus.request(command, Ping("after the stop"))
+        assert refused.value.code == "unavailable"
+    finally:
+        await server.close()
