@@ -33,7 +33,9 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
 
     org_id: str
     key_id: str
-    is_admin: bool = False
+    user_id: str = ""  # the user the key belongs to; "" for keys that act for the organisation itself
+    is_admin: bool = False  # an organisation admin: every role on every project of the organisation
+    role: str | None = None  # the caller's role on the project of the request, set by the gateway
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):

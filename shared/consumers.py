@@ -52,7 +52,7 @@ MessageHandler = Callable[[Any, Delivery], Awaitable[None]]
 class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
     durable: str  # `<service>-<kind>`; the name autoscalers watch for lag
     stream: str
-    filter_subject: str
+    filter_subjects: tuple[str, ...]
     payload_type: Any
     handler: MessageHandler
 
@@ -89,7 +89,7 @@ class Consumer:
     async def start(self) -> None:
         config = nats.js.api.ConsumerConfig(
             durable_name=self.spec.durable,
-            filter_subject=self.spec.filter_subject,
+            filter_subjects=list(self.spec.filter_subjects),
             ack_policy=nats.js.api.AckPolicy.EXPLICIT,
             deliver_policy=nats.js.api.DeliverPolicy.ALL,
             max_deliver=-1,

@@ -25,9 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proto import subjects
 from proto.common import Empty, ListDeadLetters, ReplayDeadLetter, ServiceInfo
-from proto.subjects import Command
+from proto.subjects import Command, Event
 from shared import consumers, db
-from shared.bus import Bus, RequestContext
+from shared.bus import Bus, RequestContext, decode
 from shared.consumers import Consumer, ConsumerSpec, Delivery
 from shared.logs import configure_logging
 from shared.outbox import Relay
@@ -67,6 +67,17 @@ RUNTIME = web.AppKey("runtime", Runtime)
 
 CommandHandler = Callable[[Runtime, Any, RequestContext], Awaitable[Any]]
 ConsumerHandler = Callable[[Runtime, Any, Delivery], Awaitable[None]]
+# (runtime, project id of the envelope, typed event data, delivery)
+EventHandler = Callable[[Runtime, str | None, Any, Delivery], Awaitable[None]]
+
+
+class RawEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """An event envelope whose data is decoded later, with the type its subject names."""
+
+    id: str
+    type: str
+    project: str | None
+    data: msgspec.Raw
 Hook = Callable[[Runtime], Awaitable[None]]
 Context = Callable[[Runtime], AsyncIterator[None]]
 
@@ -82,6 +93,7 @@ class Service:
         self.make_app = make_app
         self.commands: list[tuple[Command, CommandHandler]] = []
         self.consumer_specs: list[ConsumerSpec] = []  # handlers still take the Runtime first
+        self.event_handlers: dict[str, tuple[Event, EventHandler]] = {}
         self.startup_hooks: list[Hook] = []
         self.contexts: list[Context] = []
         self.ready_checks: dict[str, Hook] = {}
@@ -97,10 +109,30 @@ class Service:
         """Register a durable consumer named `<service>-<kind>`."""
         def register(handler: ConsumerHandler) -> ConsumerHandler:
             self.consumer_specs.append(ConsumerSpec(durable=f"{self.name}-{kind}", stream=stream,
-                                                    filter_subject=filter_subject, payload_type=payload_type,
+                                                    filter_subjects=(filter_subject,), payload_type=payload_type,
                                                     handler=handler))
             return handler
         return register
+
+    def on_event(self, event: Event) -> Callable[[EventHandler], EventHandler]:
+        """Handle another service's event. All of a service's event handlers share one durable
+        consumer, `<service>-events`, so one lag figure says how far behind its read models are."""
+        def register(handler: EventHandler) -> EventHandler:
+            self.event_handlers[event.subject] = (event, handler)
+            return handler
+        return register
+
+    def _events_consumer(self) -> list[ConsumerSpec]:
+        if not self.event_handlers:
+            return []
+
+        async def dispatch(rt: Runtime, envelope: RawEnvelope, delivery: Delivery) -> None:
+            event, handler = self.event_handlers[delivery.subject]
+            await handler(rt, envelope.project, decode(event.data, envelope.data), delivery)
+
+        return [ConsumerSpec(durable=f"{self.name}-events", stream=subjects.EVENTS_STREAM,
+                             filter_subjects=tuple(self.event_handlers), payload_type=RawEnvelope,
+                             handler=dispatch)]
 
     def context(self, context: Context) -> Context:
         """An async generator that opens a client before `yield` and closes it after, like aiohttp's
@@ -174,7 +206,7 @@ class Process:
             await self.relay.start()
         for command, handler in self._all_commands():
             await rt.bus.serve(command, functools.partial(handler, rt))
-        for spec in service.consumer_specs:
+        for spec in [*service.consumer_specs, *service._events_consumer()]:
             bound = msgspec.structs.replace(spec, handler=functools.partial(spec.handler, rt))
             consumer = Consumer(bound, rt.bus, rt.db, settings)
             await consumer.start()
@@ -188,7 +220,8 @@ class Process:
 
         async def info(rt: Runtime, _: Empty, ctx: RequestContext) -> ServiceInfo:
             return ServiceInfo(service=name, version=VERSION, commands=names,
-                               consumers=[spec.durable for spec in self.service.consumer_specs])
+                               consumers=[spec.durable for spec in
+                                          [*self.service.consumer_specs, *self.service._events_consumer()]])
 
         own = [(subjects.info_command(name), info)]
         if self.service.uses_db:

@@ -4,7 +4,7 @@ every server on free ports of 127.0.0.1, all stopped when the session ends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -44,6 +44,35 @@ async def api(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
 async def anonymous(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(stack.gateway_url) as s:
         yield s
+
+
+@pytest.fixture
+async def user_client(stack: Stack, api: aiohttp.ClientSession
+                      ) -> AsyncIterator[Callable[..., Awaitable[tuple[str, aiohttp.ClientSession]]]]:
+    """Makes a user of the default organisation and a gateway client with that user's key;
+    `user_client(project_id, "labeler")` also gives them that role on the project."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def make(project_id: str | None = None, role: str | None = None, *, is_admin: bool = False
+                   ) -> tuple[str, aiohttp.ClientSession]:
+        token = uuid.uuid4().hex[:10]
+        async with api.post("/v1/users", json={"name": f"user {token}", "email": f"{token}@example.com",
+                                               "is_admin": is_admin}) as response:
+            assert response.status == 201, await response.text()
+            user = await response.json()
+        async with api.post(f"/v1/users/{user['id']}/api-keys", json={"name": "tests"}) as response:
+            assert response.status == 201, await response.text()
+            key = (await response.json())["key"]
+        if project_id is not None and role is not None:
+            async with api.put(f"/v1/projects/{project_id}/members/{user['id']}", json={"role": role}) as response:
+                assert response.status == 200, await response.text()
+        session = aiohttp.ClientSession(stack.gateway_url, headers={"Authorization": f"Bearer {key}"})
+        sessions.append(session)
+        return user["id"], session
+
+    yield make
+    for session in sessions:
+        await session.close()
 
 
 @pytest.fixture

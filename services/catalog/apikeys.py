@@ -28,10 +28,12 @@ def new_key() -> str:
 
 async def verify(rt: Runtime, request: VerifyApiKey, ctx: RequestContext) -> Caller:
     row = await rt.db.fetchrow(
-        "SELECT id, org_id, is_admin FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash(request.key))
+        "SELECT id, org_id, user_id, is_admin FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        key_hash(request.key))
     if row is None:
         raise LoupeError("unauthenticated", "the API key is unknown or revoked; create a key or use the admin key")
-    return Caller(org_id=str(row["org_id"]), key_id=str(row["id"]), is_admin=row["is_admin"])
+    return Caller(org_id=str(row["org_id"]), key_id=str(row["id"]), user_id=str(row["user_id"] or ""),
+                  is_admin=row["is_admin"])
 
 
 async def bootstrap_admin_key(rt: Runtime) -> None:

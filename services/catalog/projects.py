@@ -11,18 +11,29 @@ import asyncpg
 from proto import subjects
 from proto.catalog import (CreateProject, ListProjects, Project, ProjectDeleted, ProjectPage, ProjectRef,
                            ProjectUpdated, UpdateProjectRequest)
-from proto.common import Empty
+from proto.common import Caller, Empty
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid, not_found
 from shared.service import Runtime
 
-COLUMNS = "id, org_id, name, description, version, created_at, updated_at"
+COLUMNS = "id, org_id, name, description, task_type, content_type, public, metadata, version, created_at, updated_at"
+# The projects a caller can see, each with the caller's role on it ($1 org, $2 user or NULL, $3 is admin).
+VISIBLE = (f"SELECT {', '.join('p.' + c for c in COLUMNS.split(', '))}, "
+           "CASE WHEN $3 THEN 'admin' ELSE coalesce(m.role, CASE WHEN p.public THEN 'viewer' END) END AS role "
+           "FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 "
+           "WHERE p.org_id = $1 AND ($3 OR m.role IS NOT NULL OR p.public)")
 
 
-def to_project(row: asyncpg.Record) -> Project:
+def to_project(row: asyncpg.Record, role: str | None = None) -> Project:
     return Project(id=str(row["id"]), org_id=str(row["org_id"]), name=row["name"], description=row["description"],
-                   version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"])
+                   task_type=row["task_type"], content_type=row["content_type"], public=row["public"],
+                   metadata=row["metadata"], version=row["version"], created_at=row["created_at"],
+                   updated_at=row["updated_at"], role=role or row.get("role"))
+
+
+def visibility_args(caller: Caller) -> tuple[uuid.UUID, uuid.UUID | None, bool]:
+    return uuid.UUID(caller.org_id), uuid.UUID(caller.user_id) if caller.user_id else None, caller.is_admin
 
 
 def parse_id(ident: str) -> uuid.UUID:
@@ -56,11 +67,16 @@ async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Pr
     async with rt.db.acquire() as conn, conn.transaction():
         try:
             row = await conn.fetchrow(
-                f"INSERT INTO projects (org_id, name, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}",
-                uuid.UUID(caller.org_id), name, request.description)
+                f"INSERT INTO projects (org_id, name, description, task_type, content_type, public, metadata) "
+                f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}",
+                uuid.UUID(caller.org_id), name, request.description, request.task_type, request.content_type,
+                request.public, request.metadata)
         except asyncpg.UniqueViolationError:
             raise name_taken(name) from None
-        project = to_project(row)
+        if caller.user_id:  # whoever creates a project administers it
+            await conn.execute("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'admin')",
+                               row["id"], uuid.UUID(caller.user_id))
+        project = to_project(row, "admin")
         await outbox.emit(conn, subjects.PROJECT_CREATED, project, project.id)
     return project
 
@@ -69,9 +85,9 @@ async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> 
     caller = ctx.require_caller()
     after = decode_cursor(request.cursor) if request.cursor else None
     rows = await rt.db.fetch(
-        f"SELECT {COLUMNS} FROM projects WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) "
-        "ORDER BY created_at, id LIMIT $4",
-        uuid.UUID(caller.org_id), after and after[0], after and after[1], request.limit + 1)
+        f"{VISIBLE} AND ($4::timestamptz IS NULL OR (p.created_at, p.id) > ($4, $5)) "
+        "ORDER BY p.created_at, p.id LIMIT $6",
+        *visibility_args(caller), after and after[0], after and after[1], request.limit + 1)
     items = [to_project(row) for row in rows[: request.limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > request.limit else None
     return ProjectPage(items=items, next_cursor=next_cursor)
@@ -79,8 +95,7 @@ async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> 
 
 async def get(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> Project:
     caller = ctx.require_caller()
-    row = await rt.db.fetchrow(f"SELECT {COLUMNS} FROM projects WHERE id = $1 AND org_id = $2",
-                               parse_id(request.id), uuid.UUID(caller.org_id))
+    row = await rt.db.fetchrow(f"{VISIBLE} AND p.id = $4", *visibility_args(caller), parse_id(request.id))
     if row is None:
         raise not_found("project", request.id)
     return to_project(row)
@@ -98,19 +113,20 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
         if changes.version is not None and changes.version != current.version:
             raise conflict(f"project {current.id} is at version {current.version}, not {changes.version}; "
                            "get it again and reapply your change", path="$.version", current_version=current.version)
-        name = changes.name.strip() if changes.name is not None else current.name
-        description = changes.description if changes.description is not None else current.description
-        changed = [field for field, old, new in (("name", current.name, name),
-                                                 ("description", current.description, description)) if old != new]
+        wanted = {"name": changes.name.strip() if changes.name is not None else None,
+                  "description": changes.description, "public": changes.public, "metadata": changes.metadata}
+        new = {field: value for field, value in wanted.items() if value is not None}
+        changed = [field for field, value in new.items() if getattr(current, field) != value]
         if not changed:
             return current
+        merged = {field: new.get(field, getattr(current, field)) for field in wanted}
         try:
             row = await conn.fetchrow(
-                f"UPDATE projects SET name = $2, description = $3, version = version + 1, updated_at = now() "
-                f"WHERE id = $1 RETURNING {COLUMNS}", row["id"], name, description)
+                f"UPDATE projects SET name = $2, description = $3, public = $4, metadata = $5, version = version + 1, "
+                f"updated_at = now() WHERE id = $1 RETURNING {COLUMNS}", row["id"], *merged.values())
         except asyncpg.UniqueViolationError:
-            raise name_taken(name) from None
-        project = to_project(row)
+            raise name_taken(merged["name"]) from None
+        project = to_project(row, ctx.caller and ctx.caller.role)
         await outbox.emit(conn, subjects.PROJECT_UPDATED, ProjectUpdated(project=project, changed=changed), project.id)
     return project
 

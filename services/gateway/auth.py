@@ -6,10 +6,11 @@ import hashlib
 import time
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from proto import subjects
-from proto.catalog import VerifyApiKey
+from proto.catalog import CheckAccess, Role, VerifyApiKey, role_at_least
 from proto.common import Caller
 from shared.bus import Bus
 from shared.errors import LoupeError
@@ -44,6 +45,39 @@ class CallerCache:
 
 
 CALLER_CACHE = web.AppKey("caller_cache", CallerCache)
+
+
+class RoleCache:
+    """Each caller's role per project, from the catalog, trusted for `ttl_s` like verified keys: a
+    role taken away stops working within that time. Refusals are never cached."""
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[str, str], tuple[float, Role]] = {}
+
+    async def authorize(self, bus: Bus, caller: Caller, project_id: str, needed: Role) -> Caller:
+        """The caller with its role on the project set; 404 when it may not see the project, 403 when
+        its role is too weak."""
+        now = time.monotonic()
+        hit = self._entries.get((caller.key_id, project_id))
+        if hit is not None and hit[0] > now:
+            role = hit[1]
+        else:
+            access = await bus.request(subjects.CHECK_ACCESS, CheckAccess(project_id=project_id, role="viewer"),
+                                       caller=caller)
+            role = access.role
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[(caller.key_id, project_id)] = (now + self.ttl_s, role)
+        if not role_at_least(role, needed):
+            raise LoupeError("forbidden", f"this needs the {needed} role on project {project_id}; you are {role}. "
+                             "Ask a project admin for a stronger role", role=role, needed=needed)
+        return msgspec.structs.replace(caller, role=role)
+
+
+ROLE_CACHE = web.AppKey("role_cache", RoleCache)
 
 
 def api_key_of(request: web.Request) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from proto import catalog, common, subjects
+from proto.catalog import Role
 from proto.subjects import Command
 from shared.errors import LoupeError
 
@@ -30,7 +31,10 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     body: type | None = None
     query: type | None = None
     status: int = 200
-    admin: bool = False
+    admin: bool = False  # needs an organisation admin key
+    # The least project role the caller needs on the `{project_id}` of the path (viewer < labeler <
+    # reviewer < manager < admin). Callers with no role on a private project get 404, not 403.
+    role: Role | None = None
 
 
 def fixed(command: Command) -> Callable[[PathParams], Command]:
@@ -54,7 +58,7 @@ def parse_letter_id(params: PathParams) -> int:
         raise LoupeError("not_found", f"dead letter {params['letter_id']!r} does not exist", path="letter_id") from None
 
 
-OPERATIONS: tuple[Operation, ...] = (
+PROJECT_OPERATIONS: tuple[Operation, ...] = (
     Operation(method="POST", path="/v1/projects", operation_id="createProject", tag="projects",
               summary=subjects.CREATE_PROJECT.summary, command=fixed(subjects.CREATE_PROJECT),
               reply=catalog.Project, body=catalog.CreateProject, status=201,
@@ -64,14 +68,17 @@ OPERATIONS: tuple[Operation, ...] = (
               reply=catalog.ProjectPage, query=catalog.ListProjects,
               to_request=lambda params, query, body: query),
     Operation(method="GET", path="/v1/projects/{project_id}", operation_id="getProject", tag="projects",
-              summary=subjects.GET_PROJECT.summary, command=fixed(subjects.GET_PROJECT), reply=catalog.Project,
+              role="viewer", summary=subjects.GET_PROJECT.summary, command=fixed(subjects.GET_PROJECT),
+              reply=catalog.Project,
               to_request=lambda params, query, body: catalog.ProjectRef(id=params["project_id"])),
     Operation(method="PATCH", path="/v1/projects/{project_id}", operation_id="updateProject", tag="projects",
+              role="manager",
               summary=subjects.UPDATE_PROJECT.summary, command=fixed(subjects.UPDATE_PROJECT),
               reply=catalog.Project, body=catalog.UpdateProject,
               to_request=lambda params, query, body: catalog.UpdateProjectRequest(id=params["project_id"],
                                                                                   changes=body)),
     Operation(method="DELETE", path="/v1/projects/{project_id}", operation_id="deleteProject", tag="projects",
+              role="admin",
               summary=subjects.DELETE_PROJECT.summary, command=fixed(subjects.DELETE_PROJECT), reply=common.Empty,
               status=204, to_request=lambda params, query, body: catalog.ProjectRef(id=params["project_id"])),
     Operation(method="GET", path="/v1/admin/services/{service}/dead-letters", operation_id="listDeadLetters",

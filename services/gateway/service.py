@@ -9,9 +9,10 @@ from aiohttp import web
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 from services.gateway import events
-from services.gateway.auth import CALLER, CALLER_CACHE, CallerCache, authenticate
+from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
 from services.gateway.openapi import openapi_document
-from services.gateway.operations import OPERATIONS, Operation
+from services.gateway.operations import Operation
+from services.gateway.routes import OPERATIONS
 from services.gateway.problems import BODY_LIMIT, request_context
 from shared.bus import decode, encoder
 from shared.errors import LoupeError
@@ -37,6 +38,9 @@ def handler_for(op: Operation):
         if op.admin and not caller.is_admin:
             raise LoupeError("forbidden", f"{op.operation_id} needs an admin API key")
         params = request.match_info
+        if op.role is not None:
+            caller = await request.app[ROLE_CACHE].authorize(request.app[RUNTIME].nats, caller,
+                                                             params["project_id"], op.role)
         command = op.command(params)
         query = parse_query(op.query, request) if op.query else None
         body = decode(op.body, await request.read()) if op.body else None
@@ -52,6 +56,7 @@ def handler_for(op: Operation):
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
     app[CALLER_CACHE] = CallerCache(settings.auth_cache_s)
+    app[ROLE_CACHE] = RoleCache(settings.auth_cache_s)
     app[BODY_LIMIT] = settings.max_body_bytes
     server_url = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
     document = encoder.encode(openapi_document(OPERATIONS, server_url, {events.PATH: events.OPENAPI}))

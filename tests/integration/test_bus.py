@@ -108,7 +108,7 @@ async def test_relay_crash_after_publish_before_mark_gives_no_duplicate(
                 await conn.execute("INSERT INTO effects (msg_id) VALUES ($1)", delivery.msg_id)
 
     spec = ConsumerSpec(durable=f"tests-{unique}", stream=subjects.EVENTS_STREAM,
-                        filter_subject=subjects.PROJECT_CREATED.subject, payload_type=EventEnvelope, handler=apply)
+                        filter_subjects=(subjects.PROJECT_CREATED.subject,), payload_type=EventEnvelope, handler=apply)
     consumer = Consumer(spec, bus, pool, fast_retries(settings, 3))
     await consumer.start()
     try:
@@ -143,7 +143,7 @@ async def test_message_failing_every_delivery_is_dead_lettered_and_replay_proces
         await outbox.submit_job(conn, job, Ping("work"), f"job-{unique}")
     await outbox.relay_once(pool, bus.js)
 
-    spec = ConsumerSpec(durable=f"tests-flaky{unique}", stream=subjects.JOBS_STREAM, filter_subject=job.subject,
+    spec = ConsumerSpec(durable=f"tests-flaky{unique}", stream=subjects.JOBS_STREAM, filter_subjects=(job.subject,),
                         payload_type=Ping, handler=handle)
     consumer = Consumer(spec, bus, pool, fast_retries(settings, 3))
     await consumer.start()
@@ -184,7 +184,7 @@ async def test_delivery_beyond_the_limit_after_a_crash_is_dead_lettered_without_
         await outbox.submit_job(conn, job, Ping("work"), f"job-{unique}")
     await outbox.relay_once(pool, bus.js)
     limits = msgspec.structs.replace(fast_retries(settings, 1), job_ack_wait_s=0.5)
-    spec = ConsumerSpec(durable=spec_name, stream=subjects.JOBS_STREAM, filter_subject=job.subject,
+    spec = ConsumerSpec(durable=spec_name, stream=subjects.JOBS_STREAM, filter_subjects=(job.subject,),
                         payload_type=Ping, handler=handle)
     consumer = Consumer(spec, bus, pool, limits)
     await consumer.start()

@@ -352,11 +352,14 @@ def test_k8s_workers_scale_on_consumer_lag(objects, service):
 
 
 def registered_consumers(service: str) -> set[str]:
-    """Durables a service registers with `@service.consumer("<kind>", ...)`, read from its source
-    (importing it would pull in its dependencies, torch included)."""
+    """Durables a service registers with `@service.consumer("<kind>", ...)`, plus `<service>-events`
+    when it handles events with `@service.on_event(...)`, read from its source (importing it would
+    pull in its dependencies, torch included)."""
     names = set()
     for path in sorted((ROOT / "services" / service).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "on_event":
+                names.add(f"{service}-events")
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "consumer" and node.args
                     and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
