@@ -29,7 +29,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +137,8 @@ class Stack:
     """
 
     def __init__(self, data_dir: Path, ports: StackPorts, services: Sequence[str] = SERVICES,
-                 triton: bool = True, log_dir: Path | None = None) -> None:
+                 triton: bool = True, log_dir: Path | None = None,
+                 overrides: Mapping[str, object] | None = None) -> None:
         unknown = sorted(set(services) - set(SERVICES))
         if unknown:
             raise ValueError(f"unknown services {unknown}; the services are {', '.join(SERVICES)}")
@@ -167,7 +168,10 @@ class Stack:
             http_port=ports.gateway,
             public_url=from_env.public_url or self.gateway_url,
             bootstrap_admin_key="",
+            secrets_key=from_env.secrets_key or self._secret("secrets-key"),
         )
+        # Settings a caller (the tests) fixes on top, e.g. which addresses URL imports may reach.
+        self.settings = msgspec.structs.replace(self.settings, **(overrides or {}))
         self._children: dict[str, _Child] = {}
         self._lock: IO[str] | None = None
         self._spawner: ThreadPoolExecutor | None = None

@@ -52,6 +52,12 @@ class Empty(msgspec.Struct, frozen=True):
     """A request or reply that carries nothing."""
 
 
+class Redirect(msgspec.Struct, frozen=True, kw_only=True):
+    """The reply of a command whose REST operation answers 302 with `Location: <url>`."""
+
+    url: str
+
+
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     consumer: str

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -33,3 +34,206 @@ class MediaStored(msgspec.Struct, frozen=True, kw_only=True):
     dataset_id: str
     items: list[StoredMedia]
     run_id: str | None = None  # the import run or upload session they came from
+
+
+# -- import runs: every way in makes one, and reports on it ------------------------------------------
+
+RunKind = Literal["upload", "url", "bucket", "bus", "register"]
+RunState = Literal["WAITING", "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED"]
+ItemState = Literal["WAITING", "PENDING", "CREATED", "DUPLICATE", "FAILED", "CANCELLED"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8000)]
+
+
+class FileSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What to call an incoming image and what to record with it."""
+
+    name: Name | None = None  # defaults to the file name, the URL's last segment or the S3 key
+    external_id: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    metadata: dict[str, Any] = {}
+    priority: float = 0.0
+
+
+class CreateUpload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Ask for presigned PUT slots: give `files` (one per image) or just a `count`."""
+
+    files: Annotated[list[FileSpec], msgspec.Meta(max_length=10_000)] = []
+    count: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+
+
+class CreateUploadRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    dataset_id: str
+    upload: CreateUpload
+
+
+class UploadSlot(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    url: str  # PUT the image's bytes here, as they are
+    name: str | None = None
+
+
+class Upload(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    slots: list[UploadSlot]
+    expires_in_s: int
+    complete_url: str  # POST here when the PUTs are done (relative to the API root)
+
+
+class CompleteUpload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The slots whose PUT finished; empty = all of them. Slots never PUT are reported as failed."""
+
+    indexes: list[Annotated[int, msgspec.Meta(ge=0)]] = []
+
+
+class CompleteUploadRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    run_id: str
+    complete: CompleteUpload
+
+
+class UrlItem(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    url: Url
+
+
+class ImportUrls(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    items: Annotated[list[UrlItem], msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class ImportUrlsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    dataset_id: str
+    urls: ImportUrls
+
+
+class ImportBucket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Import every image under `prefix` of `bucket`. Leave `endpoint` empty for a bucket on Loupe's own
+    S3; give `endpoint` and keys for another S3 (the keys are stored encrypted, for resuming)."""
+
+    bucket: Annotated[str, msgspec.Meta(min_length=3, max_length=63)]
+    prefix: str = ""
+    endpoint: str = ""  # host:port
+    secure: bool = True
+    region: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    metadata: dict[str, Any] = {}  # recorded on every sample (plus the S3 key as `s3_key`)
+
+
+class ImportBucketRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    dataset_id: str
+    source: ImportBucket
+
+
+class MediaRef(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class RegisterMedia(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Make samples of images Loupe already stored (by their SHA-256), e.g. in another dataset."""
+
+    items: Annotated[list[MediaRef], msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class RegisterMediaRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    dataset_id: str
+    media: RegisterMedia
+
+
+class Run(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    project_id: str
+    dataset_id: str
+    kind: RunKind
+    state: RunState
+    total: int  # items known so far (a bucket import learns them as it lists)
+    created: int  # new samples
+    duplicates: int  # images already in the dataset, reported with the existing sample
+    failed: int
+    pending: int
+    source: str  # what it reads: "upload", the bucket and prefix, "bus", ...
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+class RunItem(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    source: str
+    name: str | None
+    state: ItemState
+    sample_id: str | None = None
+    sha256: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+class RunRef(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    id: str
+
+
+class ListRuns(msgspec.Struct, frozen=True, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    dataset_id: str | None = None
+
+
+class ListRunsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    query: ListRuns
+
+
+class RunList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Run]
+
+
+class ListRunItems(msgspec.Struct, frozen=True, kw_only=True):
+    state: ItemState | None = None
+    after: Annotated[int, msgspec.Meta(ge=-1)] = -1  # the last index of the previous page
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class ListRunItemsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    id: str
+    query: ListRunItems
+
+
+class RunItemPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[RunItem]
+    next_after: int | None = None
+
+
+class RunProgressed(msgspec.Struct, frozen=True, kw_only=True):
+    run: Run
+
+
+class ImportJob(msgspec.Struct, frozen=True, kw_only=True):
+    """Work on a run's pending items (and, for a bucket, list more of it); `step` orders the messages
+    of one run, each a bounded slice of work that submits the next."""
+
+    run_id: str
+    step: int = 0
+
+
+class BusMedia(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An image an outside producer (a camera, a robot) publishes for a dataset: its bytes (base64 in
+    JSON; keep messages under the NATS max_payload, 1 MiB by default) or a URL to fetch."""
+
+    project_id: str
+    dataset_id: str
+    data: bytes | None = None
+    url: Url | None = None
+    name: Name | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] = {}
+    priority: float = 0.0
+
+
+class UploadedFiles(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a multipart upload: the run, and each file's outcome once it finished."""
+
+    run: Run
+    items: list[RunItem]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from proto import annotation, catalog, common, ingest
+from proto import annotation, catalog, common, ingest, samples, schema, search
 
 EVENTS_STREAM = "LOUPE_EVENTS"
 EVENTS_SUBJECTS = "loupe.evt.>"
@@ -106,16 +106,141 @@ ACCESS_COMMANDS: tuple[Command, ...] = (CREATE_ORG, GET_ME, CREATE_USER, LIST_US
 ACCESS_EVENTS: tuple[Event, ...] = (MEMBER_CHANGED,)
 
 # -- catalog: label schema (proto/schema.py) --------------------------------------------------------
-SCHEMA_COMMANDS: tuple[Command, ...] = ()
-SCHEMA_EVENTS: tuple[Event, ...] = ()
+class SchemaKind(NamedTuple):
+    """The commands and events of one kind of label schema item."""
+
+    create: Command
+    list: Command
+    get: Command
+    update: Command
+    delete: Command
+    created: Event
+    updated: Event
+    archived: Event
+    restored: Event
+
+
+def _schema_kind(resource: str, noun: str, plural: str, create: type, update: type, item: type, items: type,
+                 changed: type) -> SchemaKind:
+    command, event = f"loupe.catalog.{resource}.", f"loupe.evt.catalog.{resource}."
+    return SchemaKind(
+        create=Command(command + "create", schema.CreateSchemaItem[create], item, f"Create a {noun}"),
+        list=Command(command + "list", schema.ListSchemaItems, items, f"List a project's {plural}, sorted by order"),
+        get=Command(command + "get", schema.SchemaItemRef, item, f"Get one {noun}, archived or not"),
+        update=Command(command + "update", schema.UpdateSchemaItem[update], item,
+                       f"Change a {noun}; `archived: false` restores it"),
+        delete=Command(command + "delete", schema.SchemaItemRef, common.Empty,
+                       f"Archive a {noun}: labels that use it keep it, new labels can't use it"),
+        created=Event(event + "created", changed, f"A {noun} was created"),
+        updated=Event(event + "updated", changed, f"A {noun} changed (`changed` names the fields)"),
+        archived=Event(event + "archived", changed, f"A {noun} was archived (deleted)"),
+        restored=Event(event + "restored", changed, f"An archived {noun} was restored"),
+    )
+
+
+LABEL_CLASS = _schema_kind("labelclass", "label class", "label classes", schema.CreateLabelClass,
+                           schema.UpdateLabelClass, schema.LabelClass, schema.LabelClassList,
+                           schema.LabelClassChanged)
+ATTRIBUTE = _schema_kind("attribute", "label attribute", "label attributes", schema.CreateAttribute,
+                         schema.UpdateAttribute, schema.Attribute, schema.AttributeList, schema.AttributeChanged)
+TAG_GROUP = _schema_kind("taggroup", "tag group", "tag groups", schema.CreateTagGroup, schema.UpdateTagGroup,
+                         schema.TagGroup, schema.TagGroupList, schema.TagGroupChanged)
+TAG_CLASS = _schema_kind("tagclass", "tag class", "tag classes", schema.CreateTagClass, schema.UpdateTagClass,
+                         schema.TagClass, schema.TagClassList, schema.TagClassChanged)
+KEYPOINT_SCHEMA = _schema_kind("keypointschema", "keypoint schema", "keypoint schemas",
+                               schema.CreateKeypointSchema, schema.UpdateKeypointSchema, schema.KeypointSchema,
+                               schema.KeypointSchemaList, schema.KeypointSchemaChanged)
+SCHEMA_KINDS = (LABEL_CLASS, ATTRIBUTE, TAG_GROUP, TAG_CLASS, KEYPOINT_SCHEMA)
+GET_LABEL_SCHEMA = Command("loupe.catalog.schema.get", schema.GetSchema, schema.LabelSchema,
+                           "Get a project's whole label schema and its version")
+REPLACE_LABEL_SCHEMA = Command("loupe.catalog.schema.replace", schema.ReplaceSchema, schema.LabelSchema,
+                               "Replace a project's whole label schema in one transaction; active items left "
+                               "out are archived")
+MERGE_LABEL_CLASS = Command("loupe.catalog.labelclass.merge", schema.MergeLabelClassRequest,
+                            schema.LabelClassMerged,
+                            "Merge a label class into another of the same kind: the source is archived and "
+                            "its objects move to the target")
+LABEL_CLASS_MERGED = Event("loupe.evt.catalog.labelclass.merged", schema.LabelClassMerged,
+                           "A label class was merged into another: annotation moves its objects to the target")
+SCHEMA_COMMANDS: tuple[Command, ...] = (
+    GET_LABEL_SCHEMA, REPLACE_LABEL_SCHEMA, MERGE_LABEL_CLASS,
+    *(command for kind in SCHEMA_KINDS for command in (kind.create, kind.list, kind.get, kind.update, kind.delete)))
+SCHEMA_EVENTS: tuple[Event, ...] = (
+    *(event for kind in SCHEMA_KINDS for event in (kind.created, kind.updated, kind.archived, kind.restored)),
+    LABEL_CLASS_MERGED)
 
 # -- catalog: datasets and samples (proto/samples.py) -----------------------------------------------
-SAMPLE_COMMANDS: tuple[Command, ...] = ()
-SAMPLE_EVENTS: tuple[Event, ...] = ()
+CREATE_DATASET = Command("loupe.catalog.dataset.create", samples.CreateDatasetRequest, samples.Dataset,
+                         "Create a dataset (a split) in a project")
+LIST_DATASETS = Command("loupe.catalog.dataset.list", samples.ListDatasetsRequest, samples.DatasetPage,
+                        "List a project's datasets, oldest first, a page at a time")
+GET_DATASET = Command("loupe.catalog.dataset.get", samples.DatasetRef, samples.Dataset, "Get one dataset")
+UPDATE_DATASET = Command("loupe.catalog.dataset.update", samples.UpdateDatasetRequest, samples.Dataset,
+                         "Rename a dataset or change its description")
+DELETE_DATASET = Command("loupe.catalog.dataset.delete", samples.DatasetRef, common.Empty,
+                         "Delete a dataset with all its samples")
+CREATE_SAMPLES = Command("loupe.catalog.sample.create", samples.CreateSamplesRequest, samples.CreatedSamples,
+                         "Create up to 10,000 samples in a dataset, all or nothing; an image already in it is "
+                         "reported as existing")
+GET_SAMPLE = Command("loupe.catalog.sample.get", samples.SampleRef, samples.Sample, "Get one sample")
+UPDATE_SAMPLE = Command("loupe.catalog.sample.update", samples.UpdateSampleRequest, samples.Sample,
+                        "Change a sample: name, external id, metadata, tags, priority, assignment or status")
+UPDATE_SAMPLES = Command("loupe.catalog.sample.bulkupdate", samples.UpdateSamplesRequest, samples.UpdatedSamples,
+                         "Change up to 10,000 samples, each by id, all or nothing")
+DELETE_SAMPLE = Command("loupe.catalog.sample.delete", samples.SampleRef, common.Empty, "Delete a sample")
+DELETE_SAMPLES = Command("loupe.catalog.sample.bulkdelete", samples.DeleteSamplesRequest, samples.DeletedSamples,
+                         "Delete up to 10,000 samples by id, all or nothing")
+MOVE_SAMPLES = Command("loupe.catalog.sample.move", samples.MoveSamplesRequest, samples.MovedSamples,
+                       "Move samples into another dataset of the same project")
+FIND_SAMPLES = Command("loupe.catalog.sample.find", samples.FindSamplesByHash, samples.SamplesByHash,
+                       "Which images (by SHA-256) are already samples of a dataset")
+LOCATE_MEDIA = Command("loupe.catalog.media.locate", samples.SampleMediaRef, common.Redirect,
+                       "Where a sample's original or thumbnail can be downloaded (a presigned or external URL)")
+SIGN_MEDIA = Command("loupe.catalog.media.sign", samples.SampleRef, samples.SampleUrls,
+                     "Presigned URLs of a sample's original and thumbnail")
+DATASET_CREATED = Event("loupe.evt.catalog.dataset.created", samples.Dataset, "A dataset was created")
+DATASET_UPDATED = Event("loupe.evt.catalog.dataset.updated", samples.DatasetUpdated,
+                        "A dataset was renamed or its description changed")
+DATASET_DELETED = Event("loupe.evt.catalog.dataset.deleted", samples.DatasetDeleted,
+                        "A dataset was deleted, and all its samples with it")
+SAMPLES_CREATED = Event("loupe.evt.catalog.sample.created", samples.SamplesCreated,
+                        "Samples were created in a dataset (one event per call or ingest batch)")
+SAMPLES_UPDATED = Event("loupe.evt.catalog.sample.updated", samples.SamplesUpdated,
+                        "Samples were changed (one event per call)")
+SAMPLES_DELETED = Event("loupe.evt.catalog.sample.deleted", samples.SamplesDeleted,
+                        "Samples were deleted (one event per call)")
+SAMPLES_MOVED = Event("loupe.evt.catalog.sample.moved", samples.SamplesMoved,
+                      "Samples were moved into another dataset of the project (one event per call)")
+SAMPLE_COMMANDS: tuple[Command, ...] = (
+    CREATE_DATASET, LIST_DATASETS, GET_DATASET, UPDATE_DATASET, DELETE_DATASET, CREATE_SAMPLES, GET_SAMPLE,
+    UPDATE_SAMPLE, UPDATE_SAMPLES, DELETE_SAMPLE, DELETE_SAMPLES, MOVE_SAMPLES, FIND_SAMPLES, LOCATE_MEDIA, SIGN_MEDIA)
+SAMPLE_EVENTS: tuple[Event, ...] = (DATASET_CREATED, DATASET_UPDATED, DATASET_DELETED, SAMPLES_CREATED,
+                                    SAMPLES_UPDATED, SAMPLES_DELETED, SAMPLES_MOVED)
 
 # -- catalog: search and saved views (proto/search.py) ----------------------------------------------
-SEARCH_COMMANDS: tuple[Command, ...] = ()
-SEARCH_EVENTS: tuple[Event, ...] = ()
+SEARCH_SAMPLES = Command("loupe.catalog.sample.search", search.SearchSamples, search.SamplePage,
+                         "Search a project's samples by fields, metadata and labels, sorted, a page at a time")
+CREATE_VIEW = Command("loupe.catalog.view.create", search.CreateViewRequest, search.View,
+                      "Save a view: a named filter, or a named set of samples")
+LIST_VIEWS = Command("loupe.catalog.view.list", search.ListViewsRequest, search.ViewPage,
+                     "List a project's saved views, oldest first, a page at a time")
+GET_VIEW = Command("loupe.catalog.view.get", search.ViewRef, search.View, "Get one saved view")
+UPDATE_VIEW = Command("loupe.catalog.view.update", search.UpdateViewRequest, search.View,
+                      "Rename a view, or change its description, filter or sort")
+DELETE_VIEW = Command("loupe.catalog.view.delete", search.ViewRef, common.Empty, "Delete a saved view")
+ADD_VIEW_ITEMS = Command("loupe.catalog.viewitem.add", search.ViewItemsRequest, search.View,
+                         "Add samples to a view that is a set of samples")
+REMOVE_VIEW_ITEMS = Command("loupe.catalog.viewitem.remove", search.ViewItemsRequest, search.View,
+                            "Remove samples from a view that is a set of samples")
+RUN_VIEW = Command("loupe.catalog.view.run", search.RunViewRequest, search.SamplePage,
+                   "The samples of a view (its filter as of now, or its items), a page at a time")
+VIEW_CREATED = Event("loupe.evt.catalog.view.created", search.View, "A saved view was created")
+VIEW_UPDATED = Event("loupe.evt.catalog.view.updated", search.ViewUpdated,
+                     "A saved view was changed, or samples were added to or removed from it")
+VIEW_DELETED = Event("loupe.evt.catalog.view.deleted", search.ViewDeleted, "A saved view was deleted")
+SEARCH_COMMANDS: tuple[Command, ...] = (SEARCH_SAMPLES, CREATE_VIEW, LIST_VIEWS, GET_VIEW, UPDATE_VIEW, DELETE_VIEW,
+                                        ADD_VIEW_ITEMS, REMOVE_VIEW_ITEMS, RUN_VIEW)
+SEARCH_EVENTS: tuple[Event, ...] = (VIEW_CREATED, VIEW_UPDATED, VIEW_DELETED)
 
 # -- annotation (proto/annotation.py) ---------------------------------------------------------------
 LABEL_CHANGED = Event("loupe.evt.annotation.label.changed", annotation.LabelChanged,
@@ -124,9 +249,32 @@ LABEL_CHANGED = Event("loupe.evt.annotation.label.changed", annotation.LabelChan
 # -- ingest (proto/ingest.py) -----------------------------------------------------------------------
 MEDIA_STORED = Event("loupe.evt.ingest.media.stored", ingest.MediaStored,
                      "Ingest validated and stored images for a dataset; the catalog registers them as samples")
-INGEST_COMMANDS: tuple[Command, ...] = ()
-INGEST_EVENTS: tuple[Event, ...] = (MEDIA_STORED,)
-INGEST_JOBS: tuple[Job, ...] = ()
+RUN_PROGRESSED = Event("loupe.evt.ingest.run.progressed", ingest.RunProgressed,
+                       "An import run moved on: its counts changed or it finished")
+CREATE_UPLOAD = Command("loupe.ingest.upload.create", ingest.CreateUploadRequest, ingest.Upload,
+                        "Hand out presigned PUT URLs for images a client uploads straight to S3")
+COMPLETE_UPLOAD = Command("loupe.ingest.upload.complete", ingest.CompleteUploadRequest, ingest.Run,
+                          "Tell ingest the uploads are in S3; it validates, stores and registers them")
+IMPORT_URLS = Command("loupe.ingest.urls.import", ingest.ImportUrlsRequest, ingest.Run,
+                      "Fetch images from URLs server-side (never from private addresses) into a dataset")
+IMPORT_BUCKET = Command("loupe.ingest.bucket.import", ingest.ImportBucketRequest, ingest.Run,
+                        "Import every image under an S3 prefix, Loupe's own S3 or another, resumably")
+REGISTER_MEDIA = Command("loupe.ingest.media.register", ingest.RegisterMediaRequest, ingest.Run,
+                         "Make samples of images Loupe already stored, by their SHA-256")
+GET_RUN = Command("loupe.ingest.run.get", ingest.RunRef, ingest.Run, "Get an import run and its counts")
+LIST_RUNS = Command("loupe.ingest.run.list", ingest.ListRunsRequest, ingest.RunList,
+                    "List a project's import runs, newest first")
+CANCEL_RUN = Command("loupe.ingest.run.cancel", ingest.RunRef, ingest.Run,
+                     "Stop an import run; what it already registered stays")
+LIST_RUN_ITEMS = Command("loupe.ingest.item.list", ingest.ListRunItemsRequest, ingest.RunItemPage,
+                         "List a run's files with their outcome and, for failures, the reason")
+IMPORT_JOB = Job("loupe.job.ingest.import", ingest.ImportJob, "Process a slice of an import run's pending files")
+BUS_MEDIA = Job("loupe.job.ingest.media", ingest.BusMedia,
+                "Publish here to ingest an image (bytes or URL) from outside, durably, for a dataset")
+INGEST_COMMANDS: tuple[Command, ...] = (CREATE_UPLOAD, COMPLETE_UPLOAD, IMPORT_URLS, IMPORT_BUCKET, REGISTER_MEDIA,
+                                        GET_RUN, LIST_RUNS, CANCEL_RUN, LIST_RUN_ITEMS)
+INGEST_EVENTS: tuple[Event, ...] = (MEDIA_STORED, RUN_PROGRESSED)
+INGEST_JOBS: tuple[Job, ...] = (IMPORT_JOB, BUS_MEDIA)
 
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]

@@ -128,7 +128,8 @@ class Consumer:
                                         "(the handling process died or exceeded the ack wait)")
                 return
             try:
-                await self.spec.handler(decode(self.spec.payload_type, msg.data), delivery)
+                async with self._working(msg):
+                    await self.spec.handler(decode(self.spec.payload_type, msg.data), delivery)
             except Exception as exc:
                 error = exc.message if isinstance(exc, LoupeError) else f"{type(exc).__name__}: {exc}"
                 if attempt >= limit:
@@ -145,6 +146,22 @@ class Consumer:
         finally:
             metrics.CONSUME_SECONDS.labels(self.spec.durable).observe(time.perf_counter() - started)
             job_id_var.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _working(self, msg: Msg) -> AsyncIterator[None]:
+        """Tell JetStream the message is still being worked on, so a long job is not redelivered to
+        another replica while this one is alive; a dead process stops telling, and it is redelivered."""
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.settings.job_ack_wait_s / 3)
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+        heartbeat = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
 
     async def _dead_letter(self, msg: Msg, delivery: Delivery, error: str) -> None:
         await self.pool.execute(

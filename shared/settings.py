@@ -47,6 +47,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bootstrap_admin_key: str = ""
     auth_cache_s: float = 10.0
     db_pool_max: int = 10
+    secrets_key: str = ""
+    ingest_max_file_bytes: int = 50 * 1024 * 1024
+    ingest_max_pixels: int = 100_000_000
+    ingest_thumb_side: int = 256
+    ingest_batch: int = 64
+    ingest_workers: int = 8
+    upload_url_expiry_s: int = 3600
+    fetch_allow: str = ""
+    fetch_hosts: str = ""
+    fetch_timeout_s: float = 30.0
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -76,6 +86,16 @@ DESCRIPTIONS: dict[str, str] = {
     "bootstrap_admin_key": "admin API key created on first start; empty = generate one and log it once",
     "auth_cache_s": "how long the gateway trusts a verified API key before asking the catalog again",
     "db_pool_max": "largest number of Postgres connections per process",
+    "secrets_key": "secret that encrypts stored credentials (bucket imports); any long random string",
+    "ingest_max_file_bytes": "largest image file ingest accepts",
+    "ingest_max_pixels": "largest image (width × height) ingest decodes; bigger ones are refused as bombs",
+    "ingest_thumb_side": "longest side of thumbnails, in pixels",
+    "ingest_batch": "images ingest validates, stores and registers together",
+    "ingest_workers": "threads per ingest process for decoding and S3 transfers",
+    "upload_url_expiry_s": "how long presigned upload URLs stay valid",
+    "fetch_allow": "comma separated exceptions to the private-address ban of URL and bucket imports: CIDR, ip or ip:port",
+    "fetch_hosts": "comma separated name=ip overrides for URL imports, like /etc/hosts",
+    "fetch_timeout_s": "how long one URL fetch may take, redirects included",
 }
 
 

@@ -12,6 +12,7 @@ import io
 from datetime import timedelta
 
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from shared.settings import Settings
@@ -74,6 +75,15 @@ class Storage:
                 return False
             raise
         return True
+
+    async def delete_many(self, bucket: str, keys: list[str]) -> None:
+        """Delete `keys` in one request per thousand; missing keys are no error."""
+        def delete() -> None:
+            errors = list(self.client.remove_objects(self.bucket(bucket), (DeleteObject(key) for key in keys)))
+            if errors:
+                raise S3Error(errors[0].code, errors[0].message, errors[0].name, None, None, None)
+
+        await asyncio.to_thread(delete)
 
     def presigned_get(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         return self.public.presigned_get_object(self.bucket(bucket), key, expires=timedelta(seconds=expires_s))

@@ -10,13 +10,30 @@ import aiohttp
 import pytest
 
 from loupe.stack import Stack, StackPorts
+from tests.media_server import MediaServer
 from shared.bus import Bus
 from shared.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack(tmp_path_factory.mktemp("stack"), StackPorts.free()) as running:
+def media_server() -> Iterator[MediaServer]:
+    """An HTTP server on 127.0.0.1 that URL-import tests fetch images from."""
+    with MediaServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer) -> Iterator[Stack]:
+    ports = StackPorts.free()
+    overrides = {
+        # URL imports may reach the test's media server (also under a public-looking name) and, for
+        # "external" bucket imports, the stack's own S3 — nothing else on 127.0.0.1.
+        "fetch_allow": f"127.0.0.1:{media_server.port},127.0.0.1:{ports.s3}",
+        "fetch_hosts": f"{MediaServer.PUBLIC_NAME}=127.0.0.1",
+        # A job whose process was killed comes back after this; live ones keep extending it.
+        "job_ack_wait_s": 6.0,
+    }
+    with Stack(tmp_path_factory.mktemp("stack"), ports, overrides=overrides) as running:
         yield running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proto import subjects
-from services.catalog import access, apikeys, projects
+from services.catalog import access, apikeys, datasets, labels_summary, media, projects, samples, schema, search, views
 from shared.service import Service
 
 service = Service("catalog", migrations=Path(__file__).parent / "migrations", buckets=("media", "thumbs"))
@@ -31,7 +31,35 @@ for command, handler in (
     service.command(command)(handler)
 
 # -- label schema
+for command, handler in schema.COMMAND_HANDLERS:
+    service.command(command)(handler)
 
 # -- datasets and samples
+service.command(subjects.CREATE_DATASET)(datasets.create)
+service.command(subjects.LIST_DATASETS)(datasets.list_page)
+service.command(subjects.GET_DATASET)(datasets.get)
+service.command(subjects.UPDATE_DATASET)(datasets.update)
+service.command(subjects.DELETE_DATASET)(datasets.delete)
+service.command(subjects.CREATE_SAMPLES)(samples.create_many)
+service.command(subjects.GET_SAMPLE)(samples.get)
+service.command(subjects.UPDATE_SAMPLE)(samples.update)
+service.command(subjects.UPDATE_SAMPLES)(samples.update_many)
+service.command(subjects.DELETE_SAMPLE)(samples.delete)
+service.command(subjects.DELETE_SAMPLES)(samples.delete_many)
+service.command(subjects.MOVE_SAMPLES)(samples.move)
+service.command(subjects.FIND_SAMPLES)(samples.find)
+service.command(subjects.LOCATE_MEDIA)(media.locate)
+service.command(subjects.SIGN_MEDIA)(media.sign)
+service.on_event(subjects.MEDIA_STORED)(samples.register)
 
 # -- search and saved views
+service.command(subjects.SEARCH_SAMPLES)(search.search)
+service.command(subjects.CREATE_VIEW)(views.create)
+service.command(subjects.LIST_VIEWS)(views.list_page)
+service.command(subjects.GET_VIEW)(views.get)
+service.command(subjects.UPDATE_VIEW)(views.update)
+service.command(subjects.DELETE_VIEW)(views.delete)
+service.command(subjects.ADD_VIEW_ITEMS)(views.add_items)
+service.command(subjects.REMOVE_VIEW_ITEMS)(views.remove_items)
+service.command(subjects.RUN_VIEW)(views.run)
+service.on_event(subjects.LABEL_CHANGED)(labels_summary.apply_label_changed)

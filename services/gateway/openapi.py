@@ -33,7 +33,10 @@ def _query_parameters(query: type | None) -> list[dict[str, Any]]:
 
 def _operation(op: Operation, refs: dict[type, Any]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "Success"}
-    if op.status != 204:
+    if op.status == 302:
+        success["headers"] = {"Location": {"description": "Where to download it", "required": True,
+                                           "schema": {"type": "string", "format": "uri"}}}
+    elif op.status != 204:
         success["content"] = {"application/json": {"schema": refs[op.reply]}}
     problem = {"application/problem+json": {"schema": refs[Problem]}}
     document: dict[str, Any] = {
@@ -50,9 +53,11 @@ def _operation(op: Operation, refs: dict[type, Any]) -> dict[str, Any]:
 
 
 def openapi_document(operations: tuple[Operation, ...], server_url: str,
-                     streams: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`streams` maps paths of streaming GET endpoints to their hand-written operation objects."""
-    types = sorted({t for op in operations for t in (op.body, op.reply if op.status != 204 else None) if t}
+                     handwritten: dict[tuple[str, str], dict[str, Any]] | None = None,
+                     handwritten_types: tuple[type, ...] = ()) -> dict[str, Any]:
+    """`handwritten` maps (method, path) of endpoints that are not plain JSON operations (event
+    streams, multipart uploads) to their hand-written operation objects."""
+    types = sorted({t for op in operations for t in (op.body, op.reply if op.status not in (204, 302) else None) if t}
                    | {Problem},
                    key=lambda t: t.__name__)
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
@@ -60,10 +65,10 @@ def openapi_document(operations: tuple[Operation, ...], server_url: str,
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
-    for path, operation in (streams or {}).items():
+    for (method, path), operation in (handwritten or {}).items():
         problem = {"application/problem+json": {"schema": refs[Problem]}}
         errors = {status: {"description": ERROR_STATUSES[status], "content": problem} for status in ("401", "404")}
-        paths.setdefault(path, {})["get"] = {**operation, "responses": {**operation["responses"], **errors}}
+        paths.setdefault(path, {})[method] = {**operation, "responses": {**operation["responses"], **errors}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Loupe", "version": VERSION,

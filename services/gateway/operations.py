@@ -30,7 +30,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     to_request: Callable[[PathParams, Any, Any], msgspec.Struct]  # (path params, query, body) → command request
     body: type | None = None
     query: type | None = None
-    status: int = 200
+    status: int = 200  # 204: no body; 302: the reply is a proto.common.Redirect, sent as `Location`
     admin: bool = False  # needs an organisation admin key
     # The least project role the caller needs on the `{project_id}` of the path (viewer < labeler <
     # reviewer < manager < admin). Callers with no role on a private project get 404, not 403.

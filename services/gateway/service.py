@@ -8,13 +8,15 @@ import msgspec
 from aiohttp import web
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
-from services.gateway import events
+from proto.common import Redirect
+from proto.ingest import UploadedFiles
+from services.gateway import events, uploads
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
 from services.gateway.openapi import openapi_document
 from services.gateway.operations import Operation
 from services.gateway.routes import OPERATIONS
 from services.gateway.problems import BODY_LIMIT, request_context
-from shared.bus import decode, encoder
+from shared.bus import decode, decoder, encoder
 from shared.errors import LoupeError
 from shared.service import RUNTIME, Service
 from shared.settings import Settings
@@ -49,6 +51,8 @@ def handler_for(op: Operation):
                                                              caller=caller)
         if op.status == 204:
             return web.Response(status=204)
+        if op.status == 302:
+            return web.Response(status=302, headers={"Location": decoder(Redirect).decode(result).url})
         return web.Response(body=result, status=op.status, content_type="application/json")
     return handle
 
@@ -59,7 +63,8 @@ def create_app(settings: Settings) -> web.Application:
     app[ROLE_CACHE] = RoleCache(settings.auth_cache_s)
     app[BODY_LIMIT] = settings.max_body_bytes
     server_url = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
-    document = encoder.encode(openapi_document(OPERATIONS, server_url, {events.PATH: events.OPENAPI}))
+    handwritten = {("get", events.PATH): events.OPENAPI, ("post", uploads.PATH): uploads.OPENAPI}
+    document = encoder.encode(openapi_document(OPERATIONS, server_url, handwritten, (UploadedFiles,)))
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=document, content_type="application/json")
@@ -70,6 +75,8 @@ def create_app(settings: Settings) -> web.Application:
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, handler_for(op), name=op.operation_id)
     app.router.add_get(events.PATH, events.stream_project_events, name=events.OPERATION_ID)
+    app.router.add_post(uploads.PATH, uploads.upload_files, name=uploads.OPERATION_ID)
+    app.cleanup_ctx.append(uploads.http_client)
     app.router.add_get("/openapi.json", openapi, name="openapi")
     app.router.add_get("/docs", docs, name="docs")
     app.router.add_static("/docs/static", SWAGGER_UI_PY_ROOT / "static")

@@ -1,8 +1,58 @@
-"""The ingest service. Its upload paths arrive with the catalog and ingest issue; today it runs its bus
-plumbing and owns the staging, media and thumbnail buckets."""
+"""The ingest service: every way images come in, one pipeline for all of them."""
 
 from __future__ import annotations
 
-from shared.service import Service
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-service = Service("ingest", buckets=("staging", "media", "thumbs"))
+from proto import subjects
+from proto.ingest import ImportJob
+from services.ingest import bucket, feeds, fetch, pipeline, runs
+from shared.consumers import Delivery
+from shared.service import Runtime, Service
+from shared.settings import Settings
+
+service = Service("ingest", migrations=Path(__file__).parent / "migrations", buckets=("staging", "media", "thumbs"))
+
+READERS = {"upload": lambda rt, run: pipeline.staged_reader(rt), "url": lambda rt, run: pipeline.url_reader(rt),
+           "bucket": bucket.bucket_reader}
+
+
+def policy_from(settings: Settings) -> fetch.FetchPolicy:
+    allow = tuple(entry.strip() for entry in settings.fetch_allow.split(",") if entry.strip())
+    hosts = dict(entry.strip().split("=", 1) for entry in settings.fetch_hosts.split(",") if "=" in entry)
+    return fetch.FetchPolicy(max_bytes=settings.ingest_max_file_bytes, timeout_s=settings.fetch_timeout_s,
+                             allow=allow, hosts=hosts)
+
+
+@service.context
+async def workers(rt: Runtime) -> AsyncIterator[None]:
+    """Threads for decoding (Pillow releases the GIL) and the synchronous S3 SDK, and the guarded HTTP
+    client URL imports fetch with."""
+    executor = ThreadPoolExecutor(rt.settings.ingest_workers, thread_name_prefix="ingest")
+    asyncio.get_running_loop().set_default_executor(executor)
+    policy = policy_from(rt.settings)
+    rt.state["fetch_policy"] = policy
+    async with fetch.make_session(policy) as session:
+        rt.state["fetch_session"] = session
+        yield
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+@service.consumer("import", subjects.JOBS_STREAM, subjects.IMPORT_JOB.subject, ImportJob)
+async def import_step(rt: Runtime, job: ImportJob, delivery: Delivery) -> None:
+    await pipeline.step(rt, runs.parse_uuid(job.run_id, "import run"), READERS, bucket.list_more)
+
+
+service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjects.BUS_MEDIA.payload)(
+    feeds.ingest_from_bus)
+
+for command, handler in (
+        (subjects.CREATE_UPLOAD, runs.create_upload), (subjects.COMPLETE_UPLOAD, runs.complete_upload),
+        (subjects.IMPORT_URLS, runs.import_urls), (subjects.IMPORT_BUCKET, runs.import_bucket),
+        (subjects.REGISTER_MEDIA, feeds.register_media), (subjects.GET_RUN, runs.get_run),
+        (subjects.LIST_RUNS, runs.list_runs), (subjects.CANCEL_RUN, runs.cancel_run),
+        (subjects.LIST_RUN_ITEMS, runs.list_items)):
+    service.command(command)(handler)

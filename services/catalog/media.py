@@ -1,0 +1,60 @@
+"""Where a sample's pixels are: presigned GET URLs of its original (media bucket) and thumbnail
+(thumbs bucket), both keyed by the content hash, or the external `media_url` it was created with.
+
+Presigned URLs are signed locally (no S3 round trip) and work without an API key, so a browser can
+put them straight into `<img src>`. The original is not looked up: a sample names media that is in
+the bucket. The thumbnail is, because ingest makes it after storing the original.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from proto.common import Redirect
+from proto.samples import SampleMediaRef, SampleRef, SampleUrls
+from services.catalog.access import parse_uuid
+from shared.bus import RequestContext
+from shared.errors import LoupeError, not_found
+from shared.service import Runtime
+from shared.storage import Storage
+
+EXPIRES_S = 3600
+
+
+def original_url(storage: Storage, content_hash: str | None, media_url: str | None) -> str:
+    return media_url if content_hash is None else storage.presigned_get("media", content_hash, EXPIRES_S)
+
+
+async def thumbnail_url(storage: Storage, content_hash: str | None) -> str | None:
+    """None while there is no thumbnail (not made yet, or external media Loupe never stored)."""
+    if content_hash is None or not await storage.exists("thumbs", content_hash):
+        return None
+    return storage.presigned_get("thumbs", content_hash, EXPIRES_S)
+
+
+async def fetch(rt: Runtime, project_id: str, sample_id: str) -> asyncpg.Record:
+    row = await rt.db.fetchrow("SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2",
+                               parse_uuid(sample_id, "sample"), parse_uuid(project_id, "project"))
+    if row is None:
+        raise not_found("sample", sample_id)
+    return row
+
+
+async def locate(rt: Runtime, request: SampleMediaRef, ctx: RequestContext) -> Redirect:
+    row = await fetch(rt, request.project_id, request.sample_id)
+    if request.variant == "original":
+        return Redirect(url=original_url(rt.storage, row["content_hash"], row["media_url"]))
+    url = await thumbnail_url(rt.storage, row["content_hash"])
+    if url is None:
+        raise LoupeError("not_found", f"sample {request.sample_id} has no thumbnail yet" +
+                         (": its media is external, Loupe keeps no copy" if row["content_hash"] is None else
+                          "; ingest makes one when it stores the image, try again shortly"),
+                         resource="thumbnail", id=request.sample_id)
+    return Redirect(url=url)
+
+
+async def sign(rt: Runtime, request: SampleRef, ctx: RequestContext) -> SampleUrls:
+    row = await fetch(rt, request.project_id, request.sample_id)
+    return SampleUrls(sample_id=request.sample_id,
+                      original_url=original_url(rt.storage, row["content_hash"], row["media_url"]),
+                      thumbnail_url=await thumbnail_url(rt.storage, row["content_hash"]), expires_in=EXPIRES_S)

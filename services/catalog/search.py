@@ -1,0 +1,367 @@
+"""Sample search: a filter document compiled into one parameterised WHERE clause over `samples`, then
+a keyset or offset page in the asked order, and, when asked, a (capped) total.
+
+Values only ever travel as query parameters; the SQL text depends on which filters are present, never
+on what they contain. What each filter uses: sort orders are btree indexes per project; metadata
+equality is `@>` on a jsonb_path_ops GIN index; name_contains is ILIKE on a trigram GIN index; tags are
+array operators on a GIN index; label conditions are semi-joins on the label summary read model
+(labels_summary.py) by primary key, or driven from its per-class index when that is more selective.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from proto.samples import Sample
+from proto.search import (METADATA_KEY_PATTERN, TOTAL_CAP, LabelFilter, MetadataCondition, MetadataValue,
+                          SampleFilter, SamplePage, SearchQuery, SearchSamples, Sort, TotalMode)
+from shared.bus import RequestContext
+from shared.errors import LoupeError, invalid, not_found
+from shared.service import Runtime
+
+COLUMNS = ("s.id, s.project_id, s.dataset_id, s.name, s.external_id, s.content_hash, s.media_url, s.format, "
+           "s.width, s.height, s.size_bytes, s.metadata, s.tags, s.priority, s.status, s.labeler_id, "
+           "s.reviewer_id, s.version, s.created_at, s.updated_at")
+
+# sort field → (column, Postgres type of its cursor value)
+SORT_COLUMNS: dict[str, tuple[str, str]] = {
+    "priority": ("s.priority", "float8"),
+    "created_at": ("s.created_at", "timestamptz"),
+    "updated_at": ("s.updated_at", "timestamptz"),
+    "name": ("s.name", "text"),
+}
+_METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
+_RANGES = (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
+
+
+def to_sample(row: asyncpg.Record) -> Sample:
+    def optional(value: uuid.UUID | None) -> str | None:
+        return None if value is None else str(value)
+
+    return Sample(id=str(row["id"]), project_id=str(row["project_id"]), dataset_id=str(row["dataset_id"]),
+                  name=row["name"], external_id=row["external_id"], content_hash=row["content_hash"],
+                  media_url=row["media_url"], format=row["format"], width=row["width"], height=row["height"],
+                  size_bytes=row["size_bytes"], metadata=row["metadata"], tags=row["tags"],
+                  priority=row["priority"], status=row["status"], labeler_id=optional(row["labeler_id"]),
+                  reviewer_id=optional(row["reviewer_id"]), version=row["version"], created_at=row["created_at"],
+                  updated_at=row["updated_at"])
+
+
+class Where:
+    """A WHERE clause over `samples s` under construction: conditions ANDed, values as parameters."""
+
+    def __init__(self, project_id: uuid.UUID) -> None:
+        self.params: list[Any] = [project_id]
+        self.conditions = ["s.project_id = $1"]
+
+    def param(self, value: Any, cast: str) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}::{cast}"
+
+    def add(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+    def one_of(self, column: str, values: list[Any], cast: str) -> str:
+        """`column = ANY(values)`, or plain `=` for one value: only an equality lets a btree index on
+        (column, sort key) return rows already in order."""
+        if len(values) == 1:
+            return f"{column} = {self.param(values[0], cast)}"
+        return f"{column} = ANY({self.param(values, cast + '[]')})"
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.conditions)
+
+
+def parse_uuid(value: str, path: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise invalid(f"{what} {value!r} is not an id (a UUID)", path=path) from None
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards in `text` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") -> Where:
+    """The WHERE clause of `flt`; a filter that cannot mean anything is `invalid` at its `path`."""
+    where = Where(project_id)
+    if flt.dataset_ids is not None:
+        ids = [parse_uuid(d, f"{path}.dataset_ids[{i}]", "dataset") for i, d in enumerate(flt.dataset_ids)]
+        where.add(where.one_of("s.dataset_id", ids, "uuid"))
+    if flt.statuses is not None:
+        where.add(where.one_of("s.status", flt.statuses, "text"))
+    if flt.name_contains is not None:
+        where.add(f"s.name ILIKE {where.param(like_pattern(flt.name_contains), 'text')}")
+    if flt.external_ids is not None:
+        where.add(where.one_of("s.external_id", flt.external_ids, "text"))
+    for field, column, operator in (("created_since", "created_at", ">="), ("created_before", "created_at", "<"),
+                                    ("updated_since", "updated_at", ">="), ("updated_before", "updated_at", "<")):
+        value = getattr(flt, field)
+        if value is not None:
+            where.add(f"s.{column} {operator} {where.param(value, 'timestamptz')}")
+    for field in ("labeler", "reviewer"):
+        value = getattr(flt, field)
+        if value == "unassigned":
+            where.add(f"s.{field}_id IS NULL")
+        elif value is not None:
+            user = parse_uuid(value, f"{path}.{field}", "user")
+            where.add(f"s.{field}_id = {where.param(user, 'uuid')}")
+    for field, operator in (("tags_any", "&&"), ("tags_all", "@>")):
+        value = getattr(flt, field)
+        if value is not None:
+            where.add(f"s.tags {operator} {where.param(value, 'text[]')}")
+    if flt.tags_none is not None:
+        where.add(f"NOT (s.tags && {where.param(flt.tags_none, 'text[]')})")
+    if flt.metadata is not None:
+        for key, alternatives in parse_metadata(flt.metadata, f"{path}.metadata").items():
+            where.add(metadata_condition(where, key, alternatives))
+    if flt.labels is not None:
+        label_conditions(where, flt.labels, f"{path}.labels")
+    return where
+
+
+# -- metadata ------------------------------------------------------------------------------------------
+
+def parse_metadata(raw: dict[str, Any], path: str) -> dict[str, list[MetadataCondition]]:
+    """Each key's alternatives (ORed) as conditions; mistakes are reported at `<path>.<key>...`."""
+    parsed: dict[str, list[MetadataCondition]] = {}
+    for key, value in raw.items():
+        where = f"{path}.{key}"
+        if not _METADATA_KEY.match(key):
+            raise invalid(f"metadata key {key!r} is not a key path: use letters, digits, '_' and '-', "
+                          "with '.' between the levels of nested objects (e.g. camera.model)", path=where)
+        try:
+            typed = msgspec.convert(value, MetadataValue)
+        except msgspec.ValidationError as exc:
+            message, _, at = str(exc).partition(" - at `$")
+            raise invalid(f"metadata filter {key!r}: {message}; give a value, a list of values, or a condition "
+                          "like {\"gte\": 1, \"lt\": 5}", path=where + at.rstrip("`")) from None
+        alternatives = typed if isinstance(typed, list) else [typed]
+        if not alternatives:
+            raise invalid(f"metadata filter {key!r} is an empty list, which nothing matches; "
+                          "list at least one value", path=where)
+        conditions = []
+        for index, alternative in enumerate(alternatives):
+            at = f"{where}[{index}]" if isinstance(typed, list) else where
+            condition = alternative if isinstance(alternative, MetadataCondition) else MetadataCondition(eq=alternative)
+            check_condition(key, condition, at)
+            conditions.append(condition)
+        parsed[key] = conditions
+    return parsed
+
+
+def check_condition(key: str, condition: MetadataCondition, path: str) -> None:
+    if condition == MetadataCondition():
+        raise invalid(f"the condition on metadata {key!r} is empty; use eq, in, gt, gte, lt, lte or exists",
+                      path=path)
+    if condition.in_ == []:
+        raise invalid(f"metadata {key!r}: `in` is empty, which nothing matches", path=f"{path}.in")
+    bounds = [getattr(condition, op) for op, _ in _RANGES if getattr(condition, op) is not None]
+    if len({isinstance(bound, str) for bound in bounds}) > 1:
+        raise invalid(f"metadata {key!r}: the bounds of one range must all be numbers or all be strings", path=path)
+
+
+def containment(key: str, value: Any) -> dict[str, Any]:
+    """`{"camera": {"model": value}}` for key `camera.model`: what `metadata @> ...` looks for."""
+    document: Any = value
+    for part in reversed(key.split(".")):
+        document = {part: document}
+    return document
+
+
+def equal_to_any(key: str, values: list[Any]) -> list[dict[str, Any]]:
+    """The documents `metadata @> ANY(...)` matches when the key's value is one of `values`, or is an
+    array holding one of them (jsonb containment takes an array for a scalar only at the top level)."""
+    return [containment(key, wrapped) for value in values for wrapped in (value, [value])]
+
+
+def plain_values(condition: MetadataCondition) -> list[Any] | None:
+    """The values of a condition that is only equality (`eq` or `in`); None for any other."""
+    if condition == MetadataCondition(eq=condition.eq):
+        return [condition.eq]
+    if condition == MetadataCondition(in_=condition.in_):
+        return condition.in_
+    return None
+
+
+def metadata_condition(where: Where, key: str, alternatives: list[MetadataCondition]) -> str:
+    """One key's alternatives, ORed. Plain values are gathered into one `@> ANY(...)`, which the GIN
+    index answers; ranges and `exists` read the value itself."""
+    values: list[Any] = []
+    others: list[MetadataCondition] = []
+    for condition in alternatives:
+        plain = plain_values(condition)
+        if plain is None:
+            others.append(condition)
+        else:
+            values += plain
+    ors = []
+    if values:
+        ors.append(f"s.metadata @> ANY({where.param(equal_to_any(key, values), 'jsonb[]')})")
+    if others:
+        path = where.param(key.split("."), "text[]")
+        ors += [condition_sql(where, key, path, condition) for condition in others]
+    return ors[0] if len(ors) == 1 else "(" + " OR ".join(ors) + ")"
+
+
+def condition_sql(where: Where, key: str, path: str, condition: MetadataCondition) -> str:
+    value = f"s.metadata #> {path}"
+    ands = []
+    for values in ([condition.eq] if condition.eq is not None else None, condition.in_):
+        if values is not None:
+            ands.append(f"s.metadata @> ANY({where.param(equal_to_any(key, values), 'jsonb[]')})")
+    bounds = [(symbol, getattr(condition, op)) for op, symbol in _RANGES if getattr(condition, op) is not None]
+    if bounds:
+        # Only values of the bounds' type compare; CASE keeps a cast from ever seeing another type.
+        if isinstance(bounds[0][1], str):
+            typed, cast = f"(CASE WHEN jsonb_typeof({value}) = 'string' THEN s.metadata #>> {path} END) COLLATE \"C\"", "text"
+        else:
+            typed, cast = f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::float8 END)", "float8"
+        ands += [f"{typed} {symbol} {where.param(bound, cast)}" for symbol, bound in bounds]
+    if condition.exists is not None:
+        ands.append(f"{value} IS {'NOT ' if condition.exists else ''}NULL")
+    return ands[0] if len(ands) == 1 else "(" + " AND ".join(ands) + ")"
+
+
+# -- labels --------------------------------------------------------------------------------------------
+
+def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
+    labelset = where.param(labels.labelset, "text")
+    summary = f"SELECT 1 FROM label_summaries l WHERE l.sample_id = s.id AND l.labelset = {labelset}"
+    if labels.status is not None:
+        condition = f"EXISTS ({summary} AND {where.one_of('l.status', labels.status, 'text')})"
+        if "UNLABELED" in labels.status:  # a sample nobody labelled has no summary at all
+            condition = f"({condition} OR NOT EXISTS ({summary}))"
+        where.add(condition)
+    for field, operator, negate in (("tags_any", "&&", ""), ("tags_all", "@>", ""), ("tags_none", "&&", "NOT ")):
+        value = getattr(labels, field)
+        if value is not None:
+            where.add(f"{negate}EXISTS ({summary} AND l.tag_class_ids {operator} {where.param(value, 'text[]')})")
+    for index, count in enumerate(labels.classes or ()):
+        at = f"{path}.classes[{index}]"
+        low = count.min or 0
+        if count.min is None and count.max is None:
+            raise invalid("say how many objects of the class: min, max or both ({\"min\": 1} present, "
+                          "{\"max\": 0} absent)", path=at)
+        if count.max is not None and low > count.max:
+            raise invalid(f"min ({low}) is greater than max ({count.max}); nothing can match", path=at)
+        objects = (f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset} "
+                   f"AND c.class_id = {where.param(count.class_id, 'text')}")
+        if low >= 1:
+            upper = f" AND c.count <= {where.param(count.max, 'int4')}" if count.max is not None else ""
+            where.add(f"EXISTS ({objects} AND c.count >= {where.param(low, 'int4')}{upper})")
+        elif count.max is not None:  # no row is zero objects, so "at most N" is "no row above N"
+            where.add(f"NOT EXISTS ({objects} AND c.count > {where.param(count.max, 'int4')})")
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+
+def encode_cursor(sort: Sort, sample: Sample) -> str:
+    field = sort.lstrip("-")
+    value = getattr(sample, field)
+    token = [sort, value.isoformat() if isinstance(value, datetime) else value, sample.id]
+    return base64.urlsafe_b64encode(msgspec.json.encode(token)).decode()
+
+
+def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
+    """The (sort value, sample id) after which the next page starts."""
+    try:
+        cursor_sort, value, ident = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
+        if cursor_sort != sort:
+            raise invalid(f"this cursor continues a search sorted by {cursor_sort}, not {sort}; keep the sort "
+                          "while paging", path="$.cursor")
+        if SORT_COLUMNS[sort.lstrip("-")][1] == "timestamptz":
+            value = datetime.fromisoformat(value)
+        return value, uuid.UUID(ident)
+    except (ValueError, TypeError, KeyError, msgspec.DecodeError):
+        raise invalid("cursor is not one this API returned; pass next_cursor from the previous page unchanged",
+                      path="$.cursor") from None
+
+
+def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: int) -> tuple[str, list[Any]]:
+    """One more row than `limit`, so the caller knows whether a next page exists."""
+    column, cast = SORT_COLUMNS[sort.lstrip("-")]
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    conditions = where.sql
+    params = list(where.params)
+    if cursor is not None:
+        value, ident = decode_cursor(cursor, sort)
+        params += [value, ident]
+        comparison = "<" if direction == "DESC" else ">"
+        conditions += f" AND ({column}, s.id) {comparison} (${len(params) - 1}::{cast}, ${len(params)}::uuid)"
+    params += [limit + 1, offset]
+    return (f"SELECT {COLUMNS} FROM samples s WHERE {conditions} "
+            f"ORDER BY {column} {direction}, s.id {direction} LIMIT ${len(params) - 1} OFFSET ${len(params)}"), params
+
+
+def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any], int | None]:
+    """The count query and the cap it stops at (None: exact). The cap starts past `offset`, so a page
+    deep into the results still gets a total beyond itself."""
+    if mode == "exact":
+        return f"SELECT count(*) FROM samples s WHERE {where.sql}", where.params, None
+    cap = offset + TOTAL_CAP
+    params = [*where.params, cap]
+    return (f"SELECT count(*) FROM (SELECT 1 FROM samples s WHERE {where.sql} LIMIT ${len(params)}) capped",
+            params, cap)
+
+
+async def find(rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | None, offset: int,
+               total: TotalMode) -> SamplePage:
+    """A page of what `where` matches and, when asked, its total (counted alongside the page)."""
+    if cursor is not None and offset:
+        raise invalid("page with either cursor or offset, not both", path="$.offset")
+    sql, params = page_sql(where, sort, cursor, limit, offset)
+    if total == "none":
+        rows, counted, cap = await rt.db.fetch(sql, *params), None, None
+    else:
+        count, count_params, cap = count_sql(where, total, offset)
+        rows, counted = await asyncio.gather(rt.db.fetch(sql, *params), rt.db.fetchval(count, *count_params))
+    items = [to_sample(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
+    return SamplePage(items=items, next_cursor=next_cursor, total=counted,
+                      total_is_exact=counted is not None and (cap is None or counted < cap))
+
+
+async def require_datasets(rt: Runtime, project_id: uuid.UUID, dataset_ids: list[str], path: str) -> None:
+    """A dataset id that is not one of the project's is a 404 rather than an empty result."""
+    ids = [parse_uuid(d, f"{path}[{i}]", "dataset") for i, d in enumerate(dataset_ids)]
+    known = {row["id"] for row in await rt.db.fetch(
+        "SELECT id FROM datasets WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids)}
+    for index, ident in enumerate(ids):
+        if ident not in known:
+            raise LoupeError("not_found", f"dataset {dataset_ids[index]!r} is not a dataset of this project",
+                             resource="dataset", id=dataset_ids[index], path=f"{path}[{index}]")
+
+
+def project_uuid(project_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(project_id)
+    except ValueError:
+        raise not_found("project", project_id) from None
+
+
+async def search(rt: Runtime, request: SearchSamples, ctx: RequestContext) -> SamplePage:
+    query: SearchQuery = request.query
+    project_id = project_uuid(request.project_id)
+    where = compile_filter(project_id, query)
+    if query.dataset_ids:
+        await require_datasets(rt, project_id, query.dataset_ids, "$.dataset_ids")
+    return await find(rt, where, query.sort, query.limit, query.cursor, query.offset, query.total)
+
+
+def in_view(where: Where, view_id: uuid.UUID) -> None:
+    """Restrict to the samples of an item view."""
+    where.add(f"EXISTS (SELECT 1 FROM saved_view_items v WHERE v.view_id = {where.param(view_id, 'uuid')} "
+              "AND v.sample_id = s.id)")
+

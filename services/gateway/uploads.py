@@ -1,0 +1,98 @@
+"""Multipart upload for simple clients: the gateway plays the presigned-upload client on their behalf
+(asks ingest for slots, PUTs each file to S3, completes the upload) and waits briefly for the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from proto import subjects
+from proto.ingest import (CompleteUpload, CompleteUploadRequest, CreateUpload, CreateUploadRequest, FileSpec,
+                          ListRunItems, ListRunItemsRequest, RunRef, UploadedFiles)
+from services.gateway.auth import CALLER, ROLE_CACHE
+from shared.bus import encoder
+from shared.errors import LoupeError, invalid
+from shared.service import RUNTIME
+
+PATH = "/v1/projects/{project_id}/datasets/{dataset_id}/files"
+OPERATION_ID = "uploadFiles"
+MAX_FILES = 100
+POLL_S = 0.1
+
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+
+
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[HTTP_CLIENT] = session
+        yield
+
+
+async def read_files(request: web.Request, max_bytes: int) -> list[tuple[str, bytes]]:
+    if not request.content_type.startswith("multipart/form-data"):
+        raise invalid("send the images as multipart/form-data, one `file` part each", path="body")
+    files = []
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, aiohttp.BodyPartReader) or not part.filename:
+            continue
+        if len(files) == MAX_FILES:
+            raise LoupeError("too_large", f"at most {MAX_FILES} files per request; use a presigned upload "
+                             "(POST .../uploads) for more")
+        data = bytearray()
+        while chunk := await part.read_chunk(1 << 16):
+            data += chunk
+            if len(data) > max_bytes:
+                raise LoupeError("too_large", f"{part.filename} is over {max_bytes} bytes, the largest image "
+                                 "Loupe takes", path=f"files.{part.filename}")
+        files.append((part.filename, bytes(data)))
+    if not files:
+        raise invalid("the form has no file parts; add each image as a part with a filename", path="body")
+    return files
+
+
+async def upload_files(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    project_id, dataset_id = request.match_info["project_id"], request.match_info["dataset_id"]
+    caller = await request.app[ROLE_CACHE].authorize(rt.nats, request[CALLER], project_id, "manager")
+    files = await read_files(request, rt.settings.ingest_max_file_bytes)
+    upload = await rt.nats.request(subjects.CREATE_UPLOAD, CreateUploadRequest(
+        project_id=project_id, dataset_id=dataset_id,
+        upload=CreateUpload(files=[FileSpec(name=name) for name, _ in files])), caller=caller)
+    client = request.app[HTTP_CLIENT]
+
+    async def put(url: str, data: bytes) -> None:
+        async with client.put(url, data=data) as response:
+            if response.status >= 300:
+                raise LoupeError("unavailable", f"object storage refused an upload ({response.status}); retry")
+
+    await asyncio.gather(*(put(slot.url, data) for slot, (_, data) in zip(upload.slots, files, strict=True)))
+    run = await rt.nats.request(subjects.COMPLETE_UPLOAD, CompleteUploadRequest(
+        project_id=project_id, run_id=upload.run_id, complete=CompleteUpload()), caller=caller)
+    deadline = time.monotonic() + rt.settings.request_timeout_s
+    while run.state not in ("SUCCEEDED", "PARTIAL", "FAILED") and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_S)
+        run = await rt.nats.request(subjects.GET_RUN, RunRef(project_id=project_id, id=run.id), caller=caller)
+    items = await rt.nats.request(subjects.LIST_RUN_ITEMS, ListRunItemsRequest(
+        project_id=project_id, id=run.id, query=ListRunItems(limit=MAX_FILES)), caller=caller)
+    body = encoder.encode(UploadedFiles(run=run, items=items.items))
+    return web.Response(body=body, status=201 if run.finished_at else 202, content_type="application/json")
+
+
+OPENAPI = {
+    "operationId": OPERATION_ID,
+    "summary": "Upload images as multipart/form-data (one part with a filename per image, at most 100); "
+               "answers 201 with each file's outcome, or 202 while the import still runs",
+    "tags": ["ingest"],
+    "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                   for name in ("project_id", "dataset_id")],
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}},
+    "responses": {status: {"description": text, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/UploadedFiles"}}}}
+        for status, text in (("201", "every file processed"), ("202", "still processing; poll the run"))},
+}

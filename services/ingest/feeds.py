@@ -1,0 +1,97 @@
+"""Images from the bus and registrations of images Loupe already stored.
+
+An outside producer publishes `BusMedia` to `loupe.job.ingest.media`; each dataset's messages land in
+one long-lived run of kind `bus`, an item per message keyed by its message id, so a redelivery finds
+its item already done.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from proto.ingest import BusMedia, FileSpec, MediaStored, RegisterMediaRequest, Run, StoredMedia
+from proto.samples import FindSamplesByHash, sample_id_for
+from proto import subjects
+from services.ingest import fetch, pipeline
+from services.ingest.runs import add_items, check_dataset, create_run, report
+from shared import outbox
+from shared.bus import RequestContext
+from shared.consumers import Delivery
+from shared.errors import LoupeError
+from shared.service import Runtime
+
+
+async def feed_run(rt: Runtime, project_id: str, dataset_id: str) -> uuid.UUID:
+    run_id = await rt.db.fetchval("SELECT id FROM runs WHERE dataset_id = $1 AND kind = 'bus' AND project_id = $2",
+                                  uuid.UUID(dataset_id), uuid.UUID(project_id))
+    if run_id is not None:
+        return run_id
+    await check_dataset(rt, project_id, dataset_id)
+    async with rt.db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ingest.feed.{dataset_id}")
+        return await conn.fetchval(
+            "SELECT id FROM runs WHERE dataset_id = $1 AND kind = 'bus'", uuid.UUID(dataset_id)
+        ) or await create_run(conn, project_id, dataset_id, "bus", "bus", "bus")
+
+
+async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) -> None:
+    try:
+        uuid.UUID(message.project_id), uuid.UUID(message.dataset_id)
+        run_id = await feed_run(rt, message.project_id, message.dataset_id)
+    except (ValueError, LoupeError) as exc:
+        # Nothing to record it on: the producer named no dataset of ours. Say so once and drop it.
+        pipeline.log.error("bus image %s names project %s dataset %s, which do not exist: %s", delivery.msg_id,
+                           message.project_id, message.dataset_id, exc)
+        return
+    spec = FileSpec(name=message.name or (None if message.url else f"{delivery.msg_id}"),
+                    external_id=message.external_id, metadata=message.metadata, priority=message.priority)
+    source = message.url or f"bus:{delivery.msg_id}"
+    async with rt.db.acquire() as conn, conn.transaction():
+        total = await conn.fetchval("SELECT total FROM runs WHERE id = $1 FOR UPDATE", run_id)
+        if not await add_items(conn, run_id, total, [(source, spec)], "PENDING"):
+            pass  # delivered before: its item exists, and processes below only if still pending
+        index = await conn.fetchval("SELECT idx FROM items WHERE run_id = $1 AND source = $2", run_id, source)
+
+    async def read(row) -> bytes:
+        if message.data is not None:
+            return message.data
+        if message.url is None:
+            raise pipeline.ItemFailed("empty", "the message carries neither `data` nor `url`")
+        return (await fetch.fetch_url(rt.state["fetch_session"], message.url, rt.state["fetch_policy"])).data
+
+    run = await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+    await pipeline.process_batch(rt, run, read, only=[index])
+
+
+async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: RequestContext) -> Run:
+    """Samples for images already in the media bucket: no bytes move, so it is one transaction."""
+    caller = ctx.require_caller()
+    items = request.media.items
+    await check_dataset(rt, request.project_id, request.dataset_id)
+    hashes = list({item.sha256 for item in items})
+    existing = (await rt.nats.request(subjects.FIND_SAMPLES, FindSamplesByHash(
+        project_id=request.project_id, dataset_id=request.dataset_id, content_hashes=hashes))).found
+    async with rt.db.acquire() as conn, conn.transaction():
+        media = {r["sha256"]: r for r in await conn.fetch("SELECT * FROM media WHERE sha256 = ANY($1)", hashes)}
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "register", "media", caller.key_id)
+        await add_items(conn, run_id, 0, [(f"{i}:{item.sha256}", item) for i, item in enumerate(items)], "PENDING")
+        updates, new_media, first_of = [], [], {}
+        for i, item in enumerate(items):
+            row = media.get(item.sha256)
+            if row is None:
+                updates.append((i, "FAILED", item.sha256, None, "unknown_media",
+                                f"no image with SHA-256 {item.sha256} was ever ingested; upload it first"))
+            elif item.sha256 in existing or item.sha256 in first_of:
+                updates.append((i, "DUPLICATE", item.sha256,
+                                uuid.UUID(existing.get(item.sha256) or first_of[item.sha256]), None, None))
+            else:
+                sample_id = first_of[item.sha256] = sample_id_for(request.dataset_id, item.sha256)
+                updates.append((i, "CREATED", item.sha256, uuid.UUID(sample_id), None, None))
+                new_media.append(StoredMedia(
+                    sample_id=sample_id, sha256=item.sha256, format=row["format"], width=row["width"],
+                    height=row["height"], size=row["size_bytes"], name=item.name or f"{item.sha256[:16]}.{row['format']}",
+                    external_id=item.external_id, metadata=item.metadata, priority=item.priority))
+        await pipeline.record_outcomes(conn, run_id, request.project_id, request.dataset_id, updates, new_media)
+        await conn.execute("UPDATE runs SET state = CASE WHEN failed = 0 THEN 'SUCCEEDED' WHEN failed = total "
+                           "THEN 'FAILED' ELSE 'PARTIAL' END, finished_at = now() WHERE id = $1", run_id)
+        return await report(conn, run_id)

@@ -1,0 +1,298 @@
+"""Fetch a URL on a user's behalf without letting the URL reach into Loupe's own network (SSRF).
+
+The address check lives in the resolver of the session's connector: the connector connects only to addresses
+the resolver returned, so a name cannot resolve to a public address for the check and a private one for the
+connection (DNS rebinding). IP literals never reach a resolver in aiohttp, so fetch_url checks those itself,
+and it follows redirects one hop at a time so that every hop is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import aiohttp
+import msgspec
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FetchPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    max_bytes: int = 50 * 1024 * 1024
+    timeout_s: float = 30.0  # the whole fetch, redirects included
+    connect_timeout_s: float = 5.0
+    max_redirects: int = 5
+    # Exceptions to the private-address ban: "10.0.0.0/8", "192.168.1.5", "127.0.0.1:8123", "[fd00::1]:8123".
+    allow: tuple[str, ...] = ()
+    # Static name → IP overrides, like /etc/hosts (air-gapped deployments); their addresses are checked too.
+    hosts: dict[str, str] = {}
+
+
+class FetchedFile(msgspec.Struct, frozen=True, kw_only=True):
+    url: str  # final URL, after redirects
+    data: bytes
+    content_type: str  # media type without parameters; application/octet-stream when the server sent none
+    filename: str  # last path segment of the requested URL, URL-decoded ("" if none): a label, never a path
+
+
+class FetchError(Exception):
+    """A fetch Loupe refuses or cannot complete; `code` is a short reason, `message` says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"FetchError({self.code!r}, {self.message!r})"
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_BLOCKED_ADVICE = "Loupe does not fetch private addresses: upload the file instead, or ask an admin to allow it"
+_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packet is delivered to: IPv4-translated (SIIT)
+# and the well-known NAT64 prefix. IPv4-mapped and 6to4 have their own ipaddress properties.
+_IPV4_CARRIERS = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0:0/96", "64:ff9b::/96"))
+
+
+def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
+    """A session for fetch_url; make it inside the running loop and close it when done.
+
+    No cookies are kept, because one session serves every user's fetches, and proxies from the environment
+    are ignored, because a proxy would resolve and connect past the guard.
+    """
+    return aiohttp.ClientSession(connector=GuardedConnector(policy), cookie_jar=aiohttp.DummyCookieJar(),
+                                 trust_env=False)
+
+
+async def fetch_url(session: aiohttp.ClientSession, url: str, policy: FetchPolicy) -> FetchedFile:
+    """GET `url` (http or https) into memory, within `policy`; raise FetchError for anything it refuses."""
+    guard = _guard_of(session, policy)
+    requested = current = _checked_url(url)
+    timeout = aiohttp.ClientTimeout(total=None, connect=policy.connect_timeout_s)
+    try:
+        async with asyncio.timeout(policy.timeout_s):
+            for _ in range(policy.max_redirects + 1):
+                _check_literal(guard, current)
+                async with session.get(current, allow_redirects=False, timeout=timeout) as response:
+                    if response.status in _REDIRECTS:
+                        current = _redirect_target(current, response)
+                        continue
+                    if not 200 <= response.status < 300:
+                        raise FetchError("http_error", f"{current} answered HTTP {response.status} {response.reason}; "
+                                                       "check that the URL is right and publicly readable")
+                    data = await _read_body(response, policy.max_bytes, current)
+                    return FetchedFile(url=str(current), data=data, content_type=response.content_type,
+                                       filename=requested.name)
+            raise FetchError("too_many_redirects", f"{url} redirected more than {policy.max_redirects} times "
+                                                   f"(last to {current}); use the final URL of the file")
+    except aiohttp.ConnectionTimeoutError as e:
+        raise FetchError("timeout", f"could not connect to {current.host} within {policy.connect_timeout_s:g} s; "
+                                    "check the host is up and reachable from the Loupe server") from e
+    except TimeoutError as e:
+        raise FetchError("timeout", f"fetching {url} took longer than {policy.timeout_s:g} s; try again later or "
+                                    "upload the file directly") from e
+    except aiohttp.InvalidURL as e:
+        raise FetchError("bad_url", f"{current} is not a valid URL ({e}); write the host as a name or a plain IP "
+                                    "address") from e
+    except aiohttp.ClientError as e:
+        raise FetchError("connection_failed", f"fetching {current} failed: {e}; check the host is up and reachable "
+                                              "from the Loupe server") from e
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A TCPConnector that resolves through AddressGuard; fetch_url refuses any other, whose DNS is unguarded."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+        self.guard = AddressGuard(policy)
+        super().__init__(resolver=GuardedResolver(self.guard))
+
+
+class AddressGuard:
+    """Which addresses (and ports) a policy lets Loupe connect to: public ones, and the private ones it allows."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.allow = [_parse_allow(entry) for entry in policy.allow]
+        self.hosts = {name.rstrip(".").lower(): _parse_ip(ip, f"hosts entry {name!r}")
+                      for name, ip in policy.hosts.items()}
+
+    def refusal(self, ip: IPAddress, port: int) -> str | None:
+        """Why Loupe must not connect to ip:port ("10.0.0.1 is private (RFC 1918)"), or None when it may."""
+        reason = _private_reason(ip)
+        if reason is None:
+            return None
+        plain = (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
+        if any(plain in network and allowed in (None, port) for network, allowed in self.allow):
+            return None
+        return f"{ip} {reason}"
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves a name (the policy's hosts first, then the system) and keeps only the addresses the guard allows.
+
+    A name with no allowed address at all raises FetchError("blocked_address"), naming every refused address.
+    """
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        verdicts = [(ip, self.guard.refusal(ip, port)) for ip in await self._lookup(host, port, family)]
+        allowed = [ip for ip, reason in verdicts if reason is None]
+        if not allowed:
+            refusals = "; ".join(reason for _, reason in verdicts if reason)
+            raise FetchError("blocked_address", f"{host} resolves only to forbidden addresses: {refusals}. "
+                                                f"{_BLOCKED_ADVICE}")
+        # Numeric flags: the connector gets the checked addresses, and nothing downstream resolves them again.
+        return [ResolveResult(hostname=host, host=str(ip), port=port, proto=0,
+                              family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV) for ip in allowed]
+
+    async def _lookup(self, host: str, port: int, family: socket.AddressFamily) -> list[IPAddress]:
+        pinned = self.guard.hosts.get(host.rstrip(".").lower())
+        if pinned is not None:
+            return [pinned]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise FetchError("unresolvable", f"{host} cannot be resolved ({e.strerror}); check the host name"
+                             ) from e
+        return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+    async def close(self) -> None:
+        pass
+
+
+def _guard_of(session: aiohttp.ClientSession, policy: FetchPolicy) -> AddressGuard:
+    connector = session.connector
+    if not isinstance(connector, GuardedConnector):
+        raise TypeError("fetch_url needs a session from make_session(policy): any other resolves names unguarded")
+    if (connector.policy.allow, connector.policy.hosts) != (policy.allow, policy.hosts):
+        raise ValueError("the session was made for another allow/hosts policy; make it with make_session(policy)")
+    return connector.guard
+
+
+def _checked_url(text: str, base: URL | None = None) -> URL:
+    """`text` (resolved against `base` for a redirect) as a URL Loupe may request, or FetchError("bad_url")."""
+    shown = f"{base} redirects to {text!r}, which" if base else repr(text)
+    try:
+        url = base.join(URL(text)) if base else URL(text)
+    except ValueError as e:
+        raise FetchError("bad_url", f"{shown} is not a valid URL ({e}); check it") from e
+    if url.scheme not in ("http", "https"):
+        raise FetchError("bad_url", f"{shown} is not an http:// or https:// URL; Loupe fetches only those")
+    if url.user is not None or url.password is not None:
+        raise FetchError("bad_url", f"{shown} contains credentials; Loupe does not send them: make the file "
+                                    "readable without them, or upload it")
+    if not url.host:
+        raise FetchError("bad_url", f"{shown} has no host; write a full URL such as https://example.com/a.jpg")
+    return url
+
+
+def _redirect_target(current: URL, response: aiohttp.ClientResponse) -> URL:
+    location = response.headers.get(aiohttp.hdrs.LOCATION)
+    if not location:
+        raise FetchError("http_error", f"{current} answered HTTP {response.status} without a Location header; "
+                                       "use the final URL of the file")
+    return _checked_url(location, current)
+
+
+def _check_literal(guard: AddressGuard, url: URL) -> None:
+    """Refuse a URL whose host is a forbidden IP literal; host names are left to GuardedResolver."""
+    assert url.host is not None and url.port is not None  # _checked_url: http(s) with a host
+    try:
+        ip = ipaddress.ip_address(url.host)
+    except ValueError:
+        return
+    if reason := guard.refusal(ip, url.port):
+        raise FetchError("blocked_address", f"{reason}. {_BLOCKED_ADVICE}")
+
+
+async def _read_body(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
+    """The body, read no further than `limit` bytes: Content-Length can be absent or a lie."""
+    advice = "download it yourself, shrink it and upload it"
+    if response.content_length is not None and response.content_length > limit:
+        raise FetchError("too_large", f"{url} is {response.content_length:,} bytes, over the limit of {limit:,}; "
+                                      f"{advice}")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise FetchError("too_large", f"{url} is over the limit of {limit:,} bytes; {advice}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _private_reason(ip: IPAddress) -> str | None:
+    """Why `ip` is not a public address, as a phrase to follow it ("is loopback"), or None when it is public."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = _carried_ipv4(ip)
+        if carried is not None:
+            reason = _private_reason(carried)
+            return f"carries {carried}, which {reason}" if reason else None
+    if ip in _THIS_NETWORK:
+        return "is in 0.0.0.0/8 (this network)"
+    if ip.is_unspecified:
+        return "is unspecified"
+    if ip.is_loopback:
+        return "is loopback"
+    if ip.is_link_local:
+        return "is link-local (cloud metadata)" if ip in _METADATA else "is link-local"
+    if ip in _UNIQUE_LOCAL:
+        return "is unique-local (cloud metadata)" if ip in _METADATA else "is unique-local"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "is site-local"
+    if ip in _CGNAT:
+        return "is shared address space (CGNAT)"
+    if any(ip in network for network in _RFC1918):
+        return "is private (RFC 1918)"
+    if ip.is_multicast:
+        return "is multicast"
+    if ip.is_reserved:
+        return "is reserved"
+    if not ip.is_global:
+        return "is not a public address"  # documentation, benchmarking and protocol ranges
+    return None
+
+
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a packet to `ip` is delivered to, for the IPv6 forms that embed one."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if any(ip in network for network in _IPV4_CARRIERS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return ip.sixtofour
+
+
+def _parse_allow(entry: str) -> tuple[IPNetwork, int | None]:
+    """An allow entry: "10.0.0.0/8", "192.168.1.5", "fd00::/8", "127.0.0.1:8123" or "[fd00::1]:8123"."""
+    address, port = entry, None
+    if entry.startswith("[") and "]:" in entry:
+        address, port = entry[1:].split("]:", 1)
+    elif entry.count(":") == 1:
+        address, port = entry.split(":")
+    try:
+        network = ipaddress.ip_network(address)
+        number = None if port is None else int(port)
+    except ValueError as e:
+        raise ValueError(f"allow entry {entry!r} is not an IP, a CIDR or ip:port ({e})") from e
+    if number is not None and not 0 < number < 65536:
+        raise ValueError(f"allow entry {entry!r} has port {number}, outside 1..65535")
+    return network, number
+
+
+def _parse_ip(text: str, what: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError as e:
+        raise ValueError(f"{what}: {text!r} is not an IP address") from e

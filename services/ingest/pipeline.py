@@ -1,0 +1,230 @@
+"""The one path every image takes: read → validate and thumbnail → dedupe → store → register.
+
+Items are processed a batch at a time inside one transaction that holds their rows (`FOR UPDATE SKIP
+LOCKED`, so replicas share a run without overlap). The batch's outcome — item states, the media rows,
+the run's counts and the MediaStored event for the catalog — commits together or not at all: a process
+killed mid-batch leaves its items PENDING, and the job that was working on them is delivered again.
+S3 writes before the commit are harmless when repeated, because originals are keyed by their SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+import msgspec
+from minio.error import S3Error
+
+from proto import subjects
+from proto.ingest import MediaStored, StoredMedia
+from proto.samples import FindSamplesByHash, sample_id_for
+from services.ingest import fetch
+from services.ingest.media import ImageLimits, MediaError, ProcessedImage, process_image
+from services.ingest.runs import FINISHED, report, start_job
+from shared import outbox
+from shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tiff": "image/tiff",
+        "bmp": "image/bmp", "gif": "image/gif"}
+# A job step works on at most this many items, so no delivery holds a run for long.
+STEP_ITEMS = 1024
+BATCHES_IN_FLIGHT = 3
+EVENT_ITEMS = 500  # keeps a MediaStored event well under NATS's 1 MiB message limit
+
+Reader = Callable[[asyncpg.Record], Awaitable[bytes]]
+
+
+class ItemFailed(Exception):
+    """A file that cannot become a sample; recorded on its item, never retried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def limits_of(rt: Runtime) -> ImageLimits:
+    settings = rt.settings
+    return ImageLimits(max_bytes=settings.ingest_max_file_bytes, max_pixels=settings.ingest_max_pixels,
+                       thumb_side=settings.ingest_thumb_side)
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    data: bytes
+    image: ProcessedImage
+
+
+async def prepare(rt: Runtime, row: asyncpg.Record, read: Reader) -> Prepared | ItemFailed:
+    try:
+        data = await read(row)
+        image = await asyncio.get_running_loop().run_in_executor(None, process_image, data, limits_of(rt))
+        return Prepared(data, image)
+    except (MediaError, fetch.FetchError) as exc:
+        return ItemFailed(exc.code, exc.message)
+    except ItemFailed as exc:
+        return exc
+
+
+def default_name(row: asyncpg.Record, image: ProcessedImage) -> str:
+    if row["name"]:
+        return row["name"]
+    source = row["source"]
+    if source.startswith(("http://", "https://")):
+        source = unquote(urlsplit(source).path)
+    base = posixpath.basename(source)
+    return base if "." in base else f"{image.sha256[:16]}.{image.format}"
+
+
+async def store(rt: Runtime, prepared: Prepared) -> None:
+    """The original under its SHA-256, and its thumbnail."""
+    image = prepared.image
+    await asyncio.gather(rt.storage.put_bytes("media", image.sha256, prepared.data, MIME[image.format]),
+                         rt.storage.put_bytes("thumbs", image.sha256, image.thumbnail, "image/jpeg"))
+
+
+async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: list[int] | None = None) -> int:
+    """Process up to `ingest_batch` pending items of `run` (or just the `only` indexes); returns how many."""
+    run_id, dataset_id, project_id = run["id"], str(run["dataset_id"]), str(run["project_id"])
+    async with rt.db.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "SELECT idx, source, name, external_id, metadata, priority FROM items "
+            "WHERE run_id = $1 AND state = 'PENDING' AND ($3::int[] IS NULL OR idx = ANY($3)) "
+            "ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED", run_id, rt.settings.ingest_batch, only)
+        if not rows:
+            return 0
+        outcomes = await asyncio.gather(*(prepare(rt, row, read) for row in rows))
+        images = {o.image.sha256: o for o in outcomes if isinstance(o, Prepared)}
+        existing = (await rt.nats.request(subjects.FIND_SAMPLES, FindSamplesByHash(
+            project_id=project_id, dataset_id=dataset_id, content_hashes=list(images)))).found if images else {}
+        stored = {r["sha256"] for r in await conn.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)",
+                                                        list(images))}
+        await asyncio.gather(*(store(rt, prepared) for sha, prepared in images.items() if sha not in stored))
+
+        updates: list[tuple[Any, ...]] = []
+        new_media: list[StoredMedia] = []
+        first_of: dict[str, str] = {}  # sha256 → sample id, for the same image twice in one batch
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, ItemFailed):
+                updates.append((row["idx"], "FAILED", None, None, outcome.code, outcome.message))
+                continue
+            image = outcome.image
+            sha = image.sha256
+            if sha in existing or sha in first_of:
+                updates.append((row["idx"], "DUPLICATE", sha, uuid.UUID(existing.get(sha) or first_of[sha]),
+                                None, None))
+                continue
+            sample_id = sample_id_for(dataset_id, sha)
+            first_of[sha] = sample_id
+            updates.append((row["idx"], "CREATED", sha, uuid.UUID(sample_id), None, None))
+            new_media.append(StoredMedia(sample_id=sample_id, sha256=sha, format=image.format, width=image.width,
+                                         height=image.height, size=image.size, name=default_name(row, image),
+                                         external_id=row["external_id"], metadata=row["metadata"],
+                                         priority=row["priority"]))
+        await conn.executemany(
+            "INSERT INTO media (sha256, format, width, height, size_bytes) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT DO NOTHING",
+            [(sha, p.image.format, p.image.width, p.image.height, p.image.size)
+             for sha, p in images.items() if sha not in stored])
+        await record_outcomes(conn, run_id, project_id, dataset_id, updates, new_media)
+        await report(conn, run_id)
+    if run["kind"] == "upload":
+        await rt.storage.delete_many("staging", [row["source"] for row in rows])
+    return len(rows)
+
+
+async def record_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project_id: str, dataset_id: str,
+                          updates: list[tuple[Any, ...]], new_media: list[StoredMedia]) -> None:
+    """Items' states (index, state, sha256, sample id, error code, error), the run's counts, and the
+    event that makes the new ones samples — all in the caller's transaction."""
+    await conn.execute(
+        "UPDATE items i SET state = u.state, sha256 = u.sha256, sample_id = u.sample_id, error_code = u.code, "
+        "error = u.error FROM unnest($2::int[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[]) "
+        "AS u(idx, state, sha256, sample_id, code, error) WHERE i.run_id = $1 AND i.idx = u.idx",
+        run_id, *map(list, zip(*updates, strict=True)))
+    states = [u[1] for u in updates]
+    await conn.execute(
+        "UPDATE runs SET created = created + $2, duplicates = duplicates + $3, failed = failed + $4, "
+        "updated_at = now() WHERE id = $1",
+        run_id, states.count("CREATED"), states.count("DUPLICATE"), states.count("FAILED"))
+    for start in range(0, len(new_media), EVENT_ITEMS):
+        await outbox.emit(conn, subjects.MEDIA_STORED, MediaStored(
+            project_id=project_id, dataset_id=dataset_id, items=new_media[start:start + EVENT_ITEMS],
+            run_id=str(run_id)), project_id)
+
+
+async def finish_or_continue(rt: Runtime, run_id: uuid.UUID) -> None:
+    """After a step: queue the next one while work remains, else settle the run's final state."""
+    async with rt.db.acquire() as conn, conn.transaction():
+        run = await conn.fetchrow("SELECT * FROM runs WHERE id = $1 FOR UPDATE", run_id)
+        if run["state"] in FINISHED:
+            return
+        pending = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND state = 'PENDING'", run_id)
+        if pending or not run["listed"]:
+            await start_job(conn, run_id)
+            return
+        if run["kind"] == "bus":
+            return
+        waiting = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND state = 'WAITING'", run_id)
+        if waiting:  # an upload whose other slots the client has yet to complete
+            await conn.execute("UPDATE runs SET state = 'WAITING', updated_at = now() WHERE id = $1", run_id)
+        else:
+            good = run["created"] + run["duplicates"]
+            state = "SUCCEEDED" if not run["failed"] else "PARTIAL" if good else "FAILED"
+            await conn.execute("UPDATE runs SET state = $2, finished_at = now(), updated_at = now() WHERE id = $1",
+                               run_id, state)
+        await report(conn, run_id)
+
+
+# -- where the bytes come from -------------------------------------------------------------------------
+
+def staged_reader(rt: Runtime) -> Reader:
+    async def read(row: asyncpg.Record) -> bytes:
+        try:
+            return await rt.storage.get_bytes("staging", row["source"])
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise ItemFailed("not_uploaded", "nothing was PUT to this slot's URL before the upload was "
+                                 "completed; upload it again in a new upload") from None
+            raise
+    return read
+
+
+def url_reader(rt: Runtime) -> Reader:
+    async def read(row: asyncpg.Record) -> bytes:
+        fetched = await fetch.fetch_url(rt.state["fetch_session"], row["source"], rt.state["fetch_policy"])
+        return fetched.data
+    return read
+
+
+async def step(rt: Runtime, run_id: uuid.UUID, readers: dict[str, Callable[[Runtime, asyncpg.Record], Reader]],
+               list_more: Callable[[Runtime, asyncpg.Record], Awaitable[None]]) -> None:
+    """One job step of a run: list more of a bucket if needed, process up to STEP_ITEMS, then continue."""
+    run = await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+    if run is None or run["state"] in FINISHED:
+        return
+    if not run["listed"]:
+        await list_more(rt, run)
+    read = readers[run["kind"]](rt, run)
+    done = 0
+
+    async def worker() -> None:
+        # Several batches in flight: one decodes while another waits on S3, the catalog or Postgres.
+        nonlocal done
+        while done < STEP_ITEMS:
+            if await rt.db.fetchval("SELECT state FROM runs WHERE id = $1", run_id) in FINISHED:
+                return  # cancelled meanwhile
+            processed = await process_batch(rt, run, read)
+            if not processed:
+                return
+            done += processed
+
+    await asyncio.gather(*(worker() for _ in range(BATCHES_IN_FLIGHT)))
+    await finish_or_continue(rt, run_id)

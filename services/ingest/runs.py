@@ -1,0 +1,217 @@
+"""Import runs: every way in (upload, URL list, bucket, bus, registration) records one, with an item
+per file, so progress and the per-file error list survive any restart.
+
+A run's items move WAITING (an upload slot handed out) → PENDING (ready to process) → CREATED,
+DUPLICATE or FAILED. The work itself is done by `pipeline` in bounded steps driven by jobs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from proto import subjects
+from proto.ingest import (CompleteUploadRequest, CreateUploadRequest, FileSpec, ImportBucketRequest, ImportJob,
+                          ImportUrlsRequest, ListRunItemsRequest, ListRunsRequest, Run, RunItem, RunItemPage, RunList,
+                          RunProgressed, RunRef, Upload, UploadSlot)
+from proto.samples import DatasetRef
+from services.ingest import credentials
+from shared import outbox
+from shared.bus import RequestContext
+from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.service import Runtime
+
+RUN_COLUMNS = ("id, project_id, dataset_id, kind, state, source, total, created, duplicates, failed, "
+               "created_at, updated_at, finished_at, "
+               "(SELECT count(*) FROM items i WHERE i.run_id = runs.id AND i.state IN ('PENDING', 'WAITING')) AS pending")
+FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED")
+
+
+def to_run(row: asyncpg.Record) -> Run:
+    return Run(id=str(row["id"]), project_id=str(row["project_id"]), dataset_id=str(row["dataset_id"]),
+               kind=row["kind"], state=row["state"], total=row["total"], created=row["created"],
+               duplicates=row["duplicates"], failed=row["failed"], pending=row["pending"], source=row["source"],
+               created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"])
+
+
+def parse_uuid(ident: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(ident)
+    except ValueError:
+        raise not_found(what, ident) from None
+
+
+async def check_dataset(rt: Runtime, project_id: str, dataset_id: str) -> None:
+    """The catalog answers not_found unless the dataset belongs to the project."""
+    await rt.nats.request(subjects.GET_DATASET, DatasetRef(project_id=project_id, dataset_id=dataset_id))
+
+
+async def fetch_run(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, run_id: str,
+                    lock: bool = False) -> asyncpg.Record:
+    row = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND project_id = $2"
+                              + (" FOR UPDATE" if lock else ""),
+                              parse_uuid(run_id, "import run"), parse_uuid(project_id, "project"))
+    if row is None:
+        raise not_found("import run", run_id)
+    return row
+
+
+async def create_run(conn: asyncpg.Connection, project_id: str, dataset_id: str, kind: str, source: str,
+                     created_by: str, state: str = "RUNNING", bucket: dict[str, Any] | None = None) -> uuid.UUID:
+    return await conn.fetchval(
+        "INSERT INTO runs (project_id, dataset_id, kind, state, source, created_by, bucket, listed) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        uuid.UUID(project_id), uuid.UUID(dataset_id), kind, state, source, created_by, bucket, bucket is None)
+
+
+async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: int,
+                    entries: list[tuple[str, FileSpec]], state: str) -> int:
+    """Record files of a run; a source already in the run is skipped. Returns how many were new."""
+    records = [(run_id, first_index + i, source, spec.name, spec.external_id, spec.metadata, spec.priority, state)
+               for i, (source, spec) in enumerate(entries)]
+    added = await conn.fetch(
+        "INSERT INTO items (run_id, idx, source, name, external_id, metadata, priority, state) "
+        "SELECT $1, r.idx, r.source, r.name, r.external_id, r.metadata, r.priority, r.state "
+        "FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[], $8::text[]) "
+        "AS r(idx, source, name, external_id, metadata, priority, state) "
+        "ON CONFLICT (run_id, source) DO NOTHING RETURNING idx",
+        run_id, *map(list, zip(*[r[1:] for r in records], strict=True))) if records else []
+    await conn.execute("UPDATE runs SET total = total + $2, updated_at = now() WHERE id = $1", run_id, len(added))
+    return len(added)
+
+
+async def start_job(conn: asyncpg.Connection, run_id: uuid.UUID) -> None:
+    """Queue the run's next step; each has its own number, so a job id is never reused."""
+    step = await conn.fetchval("UPDATE runs SET steps = steps + 1 WHERE id = $1 RETURNING steps", run_id)
+    await outbox.submit_job(conn, subjects.IMPORT_JOB, ImportJob(run_id=str(run_id), step=step), f"{run_id}:{step}")
+
+
+async def report(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
+    run = to_run(await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1", run_id))
+    await outbox.emit(conn, subjects.RUN_PROGRESSED, RunProgressed(run=run), run.project_id)
+    return run
+
+
+def staging_key(run_id: uuid.UUID | str, index: int) -> str:
+    return f"{run_id}/{index}"
+
+
+# -- the ways in ---------------------------------------------------------------------------------------
+
+async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestContext) -> Upload:
+    caller = ctx.require_caller()
+    files = request.upload.files or [FileSpec() for _ in range(request.upload.count)]
+    if not files:
+        raise invalid("ask for at least one slot: give `files` or a `count`", path="$.count")
+    if request.upload.files and request.upload.count not in (0, len(files)):
+        raise invalid("`count` disagrees with the number of `files`; give one of them", path="$.count")
+    await check_dataset(rt, request.project_id, request.dataset_id)
+    async with rt.db.acquire() as conn, conn.transaction():
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "upload", "upload", caller.key_id,
+                                  state="WAITING")
+        await add_items(conn, run_id, 0, [(staging_key(run_id, i), spec) for i, spec in enumerate(files)], "WAITING")
+    expiry = rt.settings.upload_url_expiry_s
+    slots = [UploadSlot(index=i, name=spec.name,
+                        url=rt.storage.presigned_put("staging", staging_key(run_id, i), expiry))
+             for i, spec in enumerate(files)]
+    return Upload(run_id=str(run_id), slots=slots, expires_in_s=expiry,
+                  complete_url=f"/v1/projects/{request.project_id}/imports/{run_id}/complete")
+
+
+async def complete_upload(rt: Runtime, request: CompleteUploadRequest, ctx: RequestContext) -> Run:
+    async with rt.db.acquire() as conn, conn.transaction():
+        row = await fetch_run(conn, request.project_id, request.run_id, lock=True)
+        if row["kind"] != "upload":
+            raise conflict(f"run {request.run_id} is a {row['kind']} import, not an upload")
+        if row["state"] in FINISHED:
+            raise conflict(f"run {request.run_id} is already {row['state']}")
+        indexes = request.complete.indexes
+        marked = await conn.fetchval(
+            "WITH marked AS (UPDATE items SET state = 'PENDING' WHERE run_id = $1 AND state = 'WAITING' "
+            "AND (cardinality($2::int[]) = 0 OR idx = ANY($2)) RETURNING 1) SELECT count(*) FROM marked",
+            row["id"], indexes)
+        if indexes and marked != len(set(indexes)):
+            known = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND idx = ANY($2)",
+                                        row["id"], indexes)
+            if known != len(set(indexes)):
+                raise invalid(f"run {request.run_id} has {row['total']} slots, indexes 0 to {row['total'] - 1}",
+                              path="$.indexes")
+        await conn.execute("UPDATE runs SET state = 'RUNNING', updated_at = now() WHERE id = $1", row["id"])
+        await start_job(conn, row["id"])
+        return await report(conn, row["id"])
+
+
+async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestContext) -> Run:
+    caller = ctx.require_caller()
+    for i, item in enumerate(request.urls.items):
+        if not item.url.lower().startswith(("http://", "https://")):
+            raise invalid(f"only http and https URLs can be imported, not {item.url[:40]!r}",
+                          path=f"$.items[{i}].url")
+    await check_dataset(rt, request.project_id, request.dataset_id)
+    async with rt.db.acquire() as conn, conn.transaction():
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "url", "urls", caller.key_id)
+        await add_items(conn, run_id, 0, [(item.url, item) for item in request.urls.items], "PENDING")
+        await start_job(conn, run_id)
+        return await report(conn, run_id)
+
+
+async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestContext) -> Run:
+    caller = ctx.require_caller()
+    source = request.source
+    if source.endpoint and not (source.access_key and source.secret_key):
+        raise invalid("an external bucket needs `access_key` and `secret_key`", path="$.access_key")
+    bucket = {"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint,
+              "secure": source.secure, "region": source.region, "metadata": source.metadata,
+              "credentials": credentials.seal(rt.settings, source.access_key, source.secret_key)
+              if source.endpoint else None}
+    await check_dataset(rt, request.project_id, request.dataset_id)
+    where = f"s3://{source.endpoint + '/' if source.endpoint else ''}{source.bucket}/{source.prefix}"
+    async with rt.db.acquire() as conn, conn.transaction():
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "bucket", where, caller.key_id,
+                                  bucket=bucket)
+        await start_job(conn, run_id)
+        return await report(conn, run_id)
+
+
+# -- reading runs --------------------------------------------------------------------------------------
+
+async def get_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
+    return to_run(await fetch_run(rt.db, request.project_id, request.id))
+
+
+async def list_runs(rt: Runtime, request: ListRunsRequest, ctx: RequestContext) -> RunList:
+    dataset = request.query.dataset_id
+    rows = await rt.db.fetch(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE project_id = $1 AND ($2::uuid IS NULL OR dataset_id = $2) "
+        "ORDER BY created_at DESC LIMIT $3",
+        parse_uuid(request.project_id, "project"), dataset and parse_uuid(dataset, "dataset"), request.query.limit)
+    return RunList(items=[to_run(row) for row in rows])
+
+
+async def list_items(rt: Runtime, request: ListRunItemsRequest, ctx: RequestContext) -> RunItemPage:
+    run = await fetch_run(rt.db, request.project_id, request.id)
+    query = request.query
+    rows = await rt.db.fetch(
+        "SELECT idx, source, name, state, sample_id, sha256, error_code, error FROM items "
+        "WHERE run_id = $1 AND idx > $2 AND ($3::text IS NULL OR state = $3) ORDER BY idx LIMIT $4",
+        run["id"], query.after, query.state, query.limit + 1)
+    items = [RunItem(index=r["idx"], source=r["source"], name=r["name"], state=r["state"],
+                     sample_id=r["sample_id"] and str(r["sample_id"]), sha256=r["sha256"],
+                     error_code=r["error_code"], error=r["error"]) for r in rows[: query.limit]]
+    return RunItemPage(items=items, next_after=items[-1].index if len(rows) > query.limit else None)
+
+
+async def cancel_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
+    async with rt.db.acquire() as conn, conn.transaction():
+        row = await fetch_run(conn, request.project_id, request.id, lock=True)
+        if row["state"] in FINISHED:
+            return to_run(row)
+        if row["kind"] == "bus":
+            raise LoupeError("conflict", "a dataset's bus feed cannot be cancelled; stop publishing instead")
+        await conn.execute("UPDATE items SET state = 'CANCELLED' WHERE run_id = $1 AND state IN ('WAITING', 'PENDING')",
+                           row["id"])
+        await conn.execute("UPDATE runs SET state = 'CANCELLED', listed = true, finished_at = now(), "
+                           "updated_at = now() WHERE id = $1", row["id"])
+        return await report(conn, row["id"])

@@ -1,0 +1,490 @@
+"""Sample search, the label summary read model and saved views, through REST against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from nats.js.api import DeliverPolicy
+
+from proto import subjects
+from proto.annotation import LabelChanged
+from proto.common import EventEnvelope
+from shared.bus import Bus, encoder
+from shared.settings import Settings
+
+LABELER = str(uuid.uuid4())
+BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
+
+# name, dataset (index), status, metadata, tags, priority, external id, labeler, days after BASE_TIME
+CORPUS: list[tuple[str, int, str, dict[str, Any], list[str], float, str | None, str | None, int]] = [
+    ("street_001.jpg", 0, "NEW", {"weather": "rain", "speed": 12.5, "camera": {"model": "X1"}, "night": False,
+                                  "taken": "2024-03-01T10:00:00Z"}, ["urban"], 5, "ext-0", LABELER, 0),
+    ("street_002.jpg", 0, "DONE", {"weather": "snow", "speed": 40, "camera": {"model": "X2"}, "night": True},
+     ["urban", "winter"], 9, "ext-1", None, 1),
+    ("Highway_003.png", 1, "NEW", {"weather": "sun", "speed": 120, "camera": {"model": "X1"}}, ["highway"], 1,
+     None, None, 2),
+    ("highway_004.png", 1, "TO_REVIEW", {"weather": "rain", "speed": 95}, [], 7, "ext-3", LABELER, 3),
+    ("park_005.jpg", 0, "SKIPPED", {"weather": "fog", "glare": "2"}, ["park"], 3, None, None, 4),
+    ("park_006.jpg", 1, "DONE", {"glare": 2, "taken": "2023-12-31T23:00:00Z"}, ["park", "winter"], 0, None, None, 5),
+    ("odd_100%_007.jpg", 0, "NEW", {"weather": ["rain", "fog"], "speed": "fast"}, [], 2, None, None, 6),
+]
+NAMES = [row[0] for row in CORPUS]
+
+
+class Corpus:
+    def __init__(self, project_id: str, dataset_ids: list[str], ids: dict[str, str]) -> None:
+        self.project_id = project_id
+        self.dataset_ids = dataset_ids
+        self.ids = ids  # sample name → id
+        self.names = {ident: name for name, ident in ids.items()}
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    async def init(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec("jsonb", encoder=lambda v: encoder.encode(v).decode(), decoder=str,
+                                  schema="pg_catalog")
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=init,
+                                     server_settings={"search_path": "catalog"})
+    yield pool
+    await pool.close()
+
+
+async def create_project(api: aiohttp.ClientSession, name: str) -> str:
+    async with api.post("/v1/projects", json={"name": name}) as response:
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"]
+
+
+async def create_dataset(db: asyncpg.Pool, project_id: str, name: str) -> str:
+    return str(await db.fetchval("INSERT INTO datasets (project_id, name) VALUES ($1, $2) RETURNING id",
+                                 uuid.UUID(project_id), name))
+
+
+async def insert_samples(db: asyncpg.Pool, project_id: str, dataset_id: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Samples straight into the catalog schema, with the exact timestamps the filters are tested on."""
+    ids = [uuid.uuid4() for _ in rows]
+    await db.executemany(
+        "INSERT INTO samples (id, project_id, dataset_id, name, external_id, content_hash, width, height, metadata, "
+        "tags, priority, status, labeler_id, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 640, 480, $7, $8, $9, $10, $11, $12, $12)",
+        [(ident, uuid.UUID(project_id), uuid.UUID(dataset_id), row["name"], row.get("external_id"),
+          hashlib.sha256(ident.bytes).hexdigest(), row.get("metadata", {}), row.get("tags", []),
+          row.get("priority", 0.0), row.get("status", "NEW"),
+          uuid.UUID(row["labeler"]) if row.get("labeler") else None, row.get("created_at", datetime.now(UTC)))
+         for ident, row in zip(ids, rows, strict=True)])
+    return [str(ident) for ident in ids]
+
+
+@pytest.fixture(scope="module")
+async def corpus(api: aiohttp.ClientSession, db: asyncpg.Pool) -> Corpus:
+    project_id = await create_project(api, f"search {uuid.uuid4().hex[:8]}")
+    datasets = [await create_dataset(db, project_id, name) for name in ("train", "val")]
+    ids: dict[str, str] = {}
+    for index, dataset in enumerate(datasets):
+        rows = [{"name": name, "status": status, "metadata": metadata, "tags": tags, "priority": priority,
+                 "external_id": external, "labeler": labeler, "created_at": BASE_TIME + timedelta(days=days)}
+                for name, ds, status, metadata, tags, priority, external, labeler, days in CORPUS if ds == index]
+        ids.update(zip([r["name"] for r in rows], await insert_samples(db, project_id, dataset, rows), strict=True))
+    return Corpus(project_id, datasets, ids)
+
+
+async def search(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any], status: int = 200) -> dict:
+    async with api.post(f"/v1/projects/{project_id}/samples/search", json=body) as response:
+        assert response.status == status, await response.text()
+        return await response.json()
+
+
+async def names(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any]) -> list[str]:
+    page = await search(api, project_id, {"limit": 500, **body})
+    return [item["name"] for item in page["items"]]
+
+
+async def by_priority(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any]) -> set[str]:
+    return set(await names(api, project_id, body))
+
+
+# -- field filters --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({}, set(NAMES)),
+    ({"statuses": ["DONE", "SKIPPED"]}, {"street_002.jpg", "park_005.jpg", "park_006.jpg"}),
+    ({"name_contains": "HIGHWAY"}, {"Highway_003.png", "highway_004.png"}),
+    ({"name_contains": "100%"}, {"odd_100%_007.jpg"}),  # % is a literal, not a wildcard
+    ({"name_contains": "%_0"}, {"odd_100%_007.jpg"}),  # as a LIKE pattern it would match every name
+    ({"external_ids": ["ext-1", "ext-3", "nope"]}, {"street_002.jpg", "highway_004.png"}),
+    ({"created_since": "2024-01-03T00:00:00Z", "created_before": "2024-01-05T00:00:00Z"},
+     {"Highway_003.png", "highway_004.png"}),
+    ({"updated_before": "2024-01-02T00:00:00Z"}, {"street_001.jpg"}),
+    ({"labeler": LABELER}, {"street_001.jpg", "highway_004.png"}),
+    ({"labeler": "unassigned", "statuses": ["NEW"]}, {"Highway_003.png", "odd_100%_007.jpg"}),
+    ({"reviewer": "unassigned", "tags_all": ["park"]}, {"park_005.jpg", "park_006.jpg"}),
+    ({"tags_any": ["winter", "highway"]}, {"street_002.jpg", "Highway_003.png", "park_006.jpg"}),
+    ({"tags_all": ["urban", "winter"]}, {"street_002.jpg"}),
+    ({"tags_none": ["urban", "park"]}, {"Highway_003.png", "highway_004.png", "odd_100%_007.jpg"}),
+])
+async def test_each_field_filter(api: aiohttp.ClientSession, corpus: Corpus, body: dict, expected: set[str]) -> None:
+    assert await by_priority(api, corpus.project_id, body) == expected
+
+
+async def test_dataset_filter_and_datasets_of_other_projects(api: aiohttp.ClientSession, db: asyncpg.Pool,
+                                                            corpus: Corpus) -> None:
+    got = await by_priority(api, corpus.project_id, {"dataset_ids": [corpus.dataset_ids[1]]})
+    assert got == {"Highway_003.png", "highway_004.png", "park_006.jpg"}
+    other_project = await create_project(api, f"other {uuid.uuid4().hex[:8]}")
+    foreign = await create_dataset(db, other_project, "train")
+    body = await search(api, corpus.project_id, {"dataset_ids": [corpus.dataset_ids[0], foreign]}, 404)
+    assert body["path"] == "$.dataset_ids[1]"
+    assert (await search(api, other_project, {}))["items"] == []
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    ({"weather": "rain"}, {"street_001.jpg", "highway_004.png", "odd_100%_007.jpg"}),  # an array holding it too
+    ({"weather": ["snow", "sun"]}, {"street_002.jpg", "Highway_003.png"}),  # OR within a key
+    ({"weather": ["rain", "snow"], "speed": {"gte": 40}}, {"street_002.jpg", "highway_004.png"}),  # AND across
+    ({"speed": {"gt": 12.5, "lte": 95}}, {"street_002.jpg", "highway_004.png"}),
+    ({"speed": [{"lt": 20}, {"gt": 100}]}, {"street_001.jpg", "Highway_003.png"}),
+    ({"speed": {"gte": 0}}, {"street_001.jpg", "street_002.jpg", "Highway_003.png", "highway_004.png"}),  # not "fast"
+    ({"speed": {"eq": "fast"}}, {"odd_100%_007.jpg"}),
+    ({"camera.model": "X1"}, {"street_001.jpg", "Highway_003.png"}),
+    ({"camera.model": {"in": ["X2"]}, "night": True}, {"street_002.jpg"}),
+    ({"night": False}, {"street_001.jpg"}),
+    ({"camera": {"exists": False}, "weather": {"exists": True}}, {"highway_004.png", "park_005.jpg",
+                                                                  "odd_100%_007.jpg"}),
+    ({"taken": {"gte": "2024-01-01T00:00:00Z"}}, {"street_001.jpg"}),  # ISO strings compare as strings
+    ({"taken": {"lt": "2024"}}, {"park_006.jpg"}),
+    # Sieve's query-by-metadata, `{"glare": [2]}`, where values were stored as strings by some clients.
+    ({"glare": {"in": [2, "2"]}}, {"park_005.jpg", "park_006.jpg"}),
+    ({"glare": [2]}, {"park_006.jpg"}),
+])
+async def test_metadata_filters(api: aiohttp.ClientSession, corpus: Corpus, metadata: dict,
+                                expected: set[str]) -> None:
+    assert await by_priority(api, corpus.project_id, {"metadata": metadata}) == expected
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("-priority", ["street_002.jpg", "highway_004.png", "street_001.jpg", "park_005.jpg", "odd_100%_007.jpg",
+                   "Highway_003.png", "park_006.jpg"]),
+    ("priority", ["park_006.jpg", "Highway_003.png", "odd_100%_007.jpg", "park_005.jpg", "street_001.jpg",
+                  "highway_004.png", "street_002.jpg"]),
+    ("created_at", NAMES),
+    ("-updated_at", NAMES[::-1]),
+    ("name", sorted(NAMES)),
+    ("-name", sorted(NAMES, reverse=True)),
+])
+async def test_sort_orders(api: aiohttp.ClientSession, corpus: Corpus, sort: str, expected: list[str]) -> None:
+    assert await names(api, corpus.project_id, {"sort": sort}) == expected
+
+
+async def test_list_samples_takes_the_simple_filters_as_query_parameters(api: aiohttp.ClientSession,
+                                                                         corpus: Corpus) -> None:
+    url = f"/v1/projects/{corpus.project_id}/samples"
+    params = {"dataset_id": corpus.dataset_ids[0], "tag": "urban", "sort": "name", "total": "exact"}
+    async with api.get(url, params=params) as response:
+        page = await response.json()
+    assert [item["name"] for item in page["items"]] == ["street_001.jpg", "street_002.jpg"]
+    assert (page["total"], page["total_is_exact"]) == (2, True)
+    first = page["items"][0]
+    assert first["metadata"]["camera"] == {"model": "X1"} and first["labeler_id"] == LABELER
+    async with api.get(url, params={"status": "DONE", "name_contains": "park", "external_id": "nope"}) as response:
+        assert (await response.json())["items"] == []
+    async with api.get(url, params={"status": "FINISHED"}) as response:
+        assert response.status == 422 and (await response.json())["path"] == "query.status"
+
+
+# -- pages ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sort", ["-priority", "name", "created_at", "-updated_at"])
+async def test_cursor_pages_visit_every_sample_once_while_samples_are_added(
+        api: aiohttp.ClientSession, db: asyncpg.Pool, sort: str) -> None:
+    project_id = await create_project(api, f"pages {uuid.uuid4().hex[:8]}")
+    dataset = await create_dataset(db, project_id, "all")
+    # Equal priorities in pairs, so ties are broken by id across page boundaries.
+    original = set(await insert_samples(db, project_id, dataset, [
+        {"name": f"s{i:02d}", "priority": i // 2} for i in range(23)]))
+    seen: list[str] = []
+    cursor = None
+    added = 0
+    while True:
+        page = await search(api, project_id, {"sort": sort, "limit": 4, **({"cursor": cursor} if cursor else {})})
+        assert len(page["items"]) <= 4
+        seen += [item["id"] for item in page["items"]]
+        await insert_samples(db, project_id, dataset, [{"name": f"new{added}", "priority": added % 12}])
+        added += 1
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert original <= set(seen) and len(seen) == len(set(seen))
+
+
+async def test_offset_pages_with_totals(api: aiohttp.ClientSession, corpus: Corpus) -> None:
+    pid = corpus.project_id
+    first = await search(api, pid, {"sort": "name", "limit": 3, "total": "exact"})
+    second = await search(api, pid, {"sort": "name", "limit": 3, "offset": 3, "total": "capped"})
+    third = await search(api, pid, {"sort": "name", "limit": 3, "offset": 6, "total": "exact"})
+    assert [i["name"] for p in (first, second, third) for i in p["items"]] == sorted(NAMES)
+    for page in (first, second, third):
+        assert (page["total"], page["total_is_exact"]) == (7, True)
+    assert (await search(api, pid, {"limit": 1}))["total"] is None
+    filtered = await search(api, pid, {"metadata": {"weather": "rain"}, "limit": 1, "total": "capped"})
+    assert (filtered["total"], filtered["total_is_exact"], len(filtered["items"])) == (3, True, 1)
+    body = await search(api, pid, {"offset": 3, "cursor": first["next_cursor"]}, 422)
+    assert body["path"] == "$.offset"
+    body = await search(api, pid, {"sort": "priority", "cursor": first["next_cursor"]}, 422)
+    assert body["path"] == "$.cursor" and "sorted by name" in body["detail"]
+
+
+async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSession, db: asyncpg.Pool) -> None:
+    project_id = await create_project(api, f"cap {uuid.uuid4().hex[:8]}")
+    dataset = await create_dataset(db, project_id, "many")
+    await insert_samples(db, project_id, dataset, [{"name": f"m{i}"} for i in range(10_050)])
+    capped = await search(api, project_id, {"limit": 1, "total": "capped"})
+    assert (capped["total"], capped["total_is_exact"]) == (10_000, False)
+    exact = await search(api, project_id, {"limit": 1, "total": "exact"})
+    assert (exact["total"], exact["total_is_exact"]) == (10_050, True)
+    deep = await search(api, project_id, {"limit": 1, "offset": 5_000, "total": "capped"})
+    assert (deep["total"], deep["total_is_exact"]) == (10_050, True)
+
+
+# -- label summary --------------------------------------------------------------------------------------
+
+async def publish_label(bus: Bus, project_id: str, sample_id: str, revision: int, status: str = "LABELED",
+                        counts: dict[str, int] | None = None, tags: list[str] | None = None,
+                        labelset: str = "ground-truth", msg_id: str | None = None) -> str:
+    event = LabelChanged(project_id=project_id, sample_id=sample_id, labelset=labelset, revision=revision,
+                         status=status, class_counts=counts or {}, tag_class_ids=tags or [])
+    envelope = EventEnvelope(id=msg_id or str(uuid.uuid4()),
+                             type=subjects.LABEL_CHANGED.subject.removeprefix(subjects.EVENT_PREFIX),
+                             time=datetime.now(UTC), project=project_id, data=event)
+    await bus.js.publish(subjects.LABEL_CHANGED.subject, encoder.encode(envelope),
+                         headers={subjects.HEADER_MSG_ID: envelope.id})
+    return envelope.id
+
+
+async def eventually(api: aiohttp.ClientSession, project_id: str, body: dict, expected: set[str]) -> None:
+    """Poll until the read model has caught up with the events published so far."""
+    for _ in range(100):
+        got = await by_priority(api, project_id, body)
+        if got == expected:
+            return
+        await asyncio.sleep(0.1)
+    assert got == expected
+
+
+@pytest.fixture(scope="module")
+async def labelled(api: aiohttp.ClientSession, db: asyncpg.Pool, bus: Bus) -> Corpus:
+    """Its own project: street_001 2 cars 1 person, street_002 1 car (reviewed, tag night),
+    Highway_003 3 cars (another labelset too), highway_004 labelled empty; the rest never labelled."""
+    project_id = await create_project(api, f"labels {uuid.uuid4().hex[:8]}")
+    dataset = await create_dataset(db, project_id, "train")
+    rows = [{"name": name, "priority": priority} for name, _, _, _, _, priority, *_ in CORPUS]
+    ids = dict(zip(NAMES, await insert_samples(db, project_id, dataset, rows), strict=True))
+    await publish_label(bus, project_id, ids["street_001.jpg"], 1, counts={"car": 2, "person": 1}, tags=["day"])
+    await publish_label(bus, project_id, ids["street_002.jpg"], 4, "REVIEWED", {"car": 1}, ["night", "rain"])
+    await publish_label(bus, project_id, ids["Highway_003.png"], 2, counts={"car": 3, "truck": 0})
+    await publish_label(bus, project_id, ids["Highway_003.png"], 1, "PRELABELED", {"person": 5}, labelset="model")
+    await publish_label(bus, project_id, ids["highway_004.png"], 1, "LABELED")
+    await eventually(api, project_id, {"labels": {"status": ["LABELED", "REVIEWED"]}},
+                     {"street_001.jpg", "street_002.jpg", "Highway_003.png", "highway_004.png"})
+    await eventually(api, project_id, {"labels": {"labelset": "model", "status": ["PRELABELED"]}},
+                     {"Highway_003.png"})
+    return Corpus(project_id, [dataset], ids)
+
+
+@pytest.mark.parametrize(("labels", "expected"), [
+    ({"classes": [{"class_id": "car", "min": 2}]}, {"street_001.jpg", "Highway_003.png"}),
+    ({"classes": [{"class_id": "car", "min": 1, "max": 2}]}, {"street_001.jpg", "street_002.jpg"}),
+    ({"classes": [{"class_id": "car", "min": 1}, {"class_id": "person", "max": 0}]},
+     {"street_002.jpg", "Highway_003.png"}),
+    ({"classes": [{"class_id": "truck", "min": 1}]}, set()),  # a count of 0 is no object
+    ({"classes": [{"class_id": "car", "max": 0}]}, {"highway_004.png", "park_005.jpg", "park_006.jpg",
+                                                     "odd_100%_007.jpg"}),
+    ({"classes": [{"class_id": "car", "max": 1}], "status": ["LABELED"]}, {"highway_004.png"}),
+    ({"status": ["UNLABELED"]}, {"park_005.jpg", "park_006.jpg", "odd_100%_007.jpg"}),
+    ({"status": ["REVIEWED", "UNLABELED"]}, {"street_002.jpg", "park_005.jpg", "park_006.jpg", "odd_100%_007.jpg"}),
+    ({"tags_any": ["night", "day"]}, {"street_001.jpg", "street_002.jpg"}),
+    ({"tags_all": ["night", "rain"]}, {"street_002.jpg"}),
+    ({"tags_none": ["night"], "status": ["LABELED"]}, {"street_001.jpg", "Highway_003.png", "highway_004.png"}),
+    ({"labelset": "model", "classes": [{"class_id": "person", "min": 5}]}, {"Highway_003.png"}),
+    ({"labelset": "model", "status": ["UNLABELED"]}, set(NAMES) - {"Highway_003.png"}),
+])
+async def test_label_filters(api: aiohttp.ClientSession, labelled: Corpus, labels: dict, expected: set[str]) -> None:
+    assert await by_priority(api, labelled.project_id, {"labels": labels}) == expected
+
+
+async def test_label_filters_combine_with_sample_filters(api: aiohttp.ClientSession, labelled: Corpus) -> None:
+    body = {"name_contains": "street", "labels": {"classes": [{"class_id": "car", "min": 1}]}, "sort": "-priority"}
+    assert await names(api, labelled.project_id, body) == ["street_002.jpg", "street_001.jpg"]
+
+
+async def test_older_or_repeated_label_events_change_nothing(api: aiohttp.ClientSession, db: asyncpg.Pool,
+                                                             bus: Bus) -> None:
+    project_id = await create_project(api, f"revisions {uuid.uuid4().hex[:8]}")
+    dataset = await create_dataset(db, project_id, "train")
+    (sample,) = await insert_samples(db, project_id, dataset, [{"name": "only.jpg"}])
+    cars = {"labels": {"classes": [{"class_id": "car", "min": 3}]}}
+    await publish_label(bus, project_id, sample, 5, counts={"car": 3})
+    await eventually(api, project_id, cars, {"only.jpg"})
+    # An older revision arrives late, and the newest is delivered again under a new message id.
+    await publish_label(bus, project_id, sample, 4, "REJECTED", counts={"dog": 1})
+    await publish_label(bus, project_id, sample, 5, "REJECTED", counts={})
+    # A marker: once revision 6 of another labelset is applied, the events before it were handled too.
+    await publish_label(bus, project_id, sample, 6, "LABELED", labelset="marker")
+    await eventually(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
+    assert await by_priority(api, project_id, cars) == {"only.jpg"}
+    assert await by_priority(api, project_id, {"labels": {"status": ["REJECTED"]}}) == set()
+    # A newer revision replaces the counts; a deleted label is UNLABELED with none.
+    await publish_label(bus, project_id, sample, 7, "UNLABELED")
+    await eventually(api, project_id, {"labels": {"status": ["UNLABELED"], "classes": [{"class_id": "car", "max": 0}]}},
+                     {"only.jpg"})
+    # An event about a sample of another project is ignored rather than retried forever.
+    await publish_label(bus, str(uuid.uuid4()), sample, 9, "REVIEWED", counts={"car": 9})
+    await publish_label(bus, project_id, "not-a-uuid", 1)
+    await publish_label(bus, project_id, sample, 8, "LABELED", labelset="marker")
+    await eventually(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
+    assert await by_priority(api, project_id, {"labels": {"status": ["REVIEWED"]}}) == set()
+    async with api.get("/v1/admin/services/catalog/dead-letters") as response:
+        assert not [letter for letter in (await response.json())["items"]
+                    if letter["subject"] == subjects.LABEL_CHANGED.subject]
+
+
+# -- malformed filters ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "path"), [
+    ({"metadata": {"weather": {"near": "rain"}}}, "$.metadata.weather"),
+    ({"metadata": {"weather": {}}}, "$.metadata.weather"),
+    ({"metadata": {"weather": []}}, "$.metadata.weather"),
+    ({"metadata": {"weather": None}}, "$.metadata.weather"),
+    ({"metadata": {"speed": [1, {"gt": True}]}}, "$.metadata.speed[1].gt"),
+    ({"metadata": {"speed": {"gt": 1, "lt": "9"}}}, "$.metadata.speed"),
+    ({"metadata": {"speed": {"in": []}}}, "$.metadata.speed.in"),
+    ({"metadata": {"bad key": 1}}, "$.metadata.bad key"),
+    ({"metadata": {"a..b": 1}}, "$.metadata.a..b"),
+    ({"statuses": ["FINISHED"]}, "$.statuses[0]"),
+    ({"labeler": "somebody"}, "$.labeler"),
+    ({"created_since": "2024-01-01T00:00:00"}, "$.created_since"),
+    ({"labels": {"classes": [{"class_id": "car"}]}}, "$.labels.classes[0]"),
+    ({"labels": {"classes": [{"class_id": "car", "min": 1}, {"class_id": "car", "min": 3, "max": 2}]}},
+     "$.labels.classes[1]"),
+    ({"labels": {"status": ["DONE"]}}, "$.labels.status[0]"),
+    ({"dataset_ids": ["not-an-id"]}, "$.dataset_ids[0]"),
+    ({"sort": "size"}, "$.sort"),
+    ({"limit": 0}, "$.limit"),
+    ({"cursor": "garbage"}, "$.cursor"),
+    ({"colour": "red"}, "$"),
+])
+async def test_malformed_filters_are_422_naming_the_field(api: aiohttp.ClientSession, corpus: Corpus, body: dict,
+                                                          path: str) -> None:
+    problem = await search(api, corpus.project_id, body, 422)
+    assert problem["code"] == "invalid" and problem["path"] == path, problem
+
+
+# -- saved views ----------------------------------------------------------------------------------------
+
+async def test_filter_views_crud_and_run(api: aiohttp.ClientSession, corpus: Corpus, bus: Bus) -> None:
+    views = f"/v1/projects/{corpus.project_id}/views"
+    subscription = await bus.js.subscribe("loupe.evt.catalog.view.>", ordered_consumer=True,
+                                          deliver_policy=DeliverPolicy.NEW)
+    try:
+        body = {"name": "Rainy", "filter": {"metadata": {"weather": "rain"}}, "sort": "name"}
+        async with api.post(views, json=body) as response:
+            assert response.status == 201, await response.text()
+            view = await response.json()
+        assert (view["kind"], view["filter"], view["item_count"], view["version"]) == (
+            "filter", {"metadata": {"weather": "rain"}}, None, 1)
+        async with api.post(views, json={**body, "name": "RAINY"}) as response:
+            assert response.status == 409 and (await response.json())["path"] == "$.name"
+        async with api.get(f"{views}/{view['id']}/samples", params={"total": "exact"}) as response:
+            page = await response.json()
+        assert [i["name"] for i in page["items"]] == ["highway_004.png", "odd_100%_007.jpg", "street_001.jpg"]
+        assert page["total"] == 3
+        async with api.get(f"{views}/{view['id']}/samples", params={"sort": "-priority", "limit": "1"}) as response:
+            page = await response.json()
+        assert [i["name"] for i in page["items"]] == ["highway_004.png"] and page["next_cursor"]
+
+        async with api.patch(f"{views}/{view['id']}", json={"filter": {"metadata": {"weather": "snow"}},
+                                                            "version": 1}) as response:
+            updated = await response.json()
+        assert updated["version"] == 2
+        async with api.patch(f"{views}/{view['id']}", json={"name": "stale", "version": 1}) as response:
+            assert response.status == 409 and (await response.json())["details"]["current_version"] == 2
+        async with api.get(f"{views}/{view['id']}/samples") as response:
+            assert [i["name"] for i in (await response.json())["items"]] == ["street_002.jpg"]
+        async with api.patch(f"{views}/{view['id']}", json={"filter": {"metadata": {"w": {}}}}) as response:
+            assert response.status == 422 and (await response.json())["path"] == "$.filter.metadata.w"
+        async with api.post(f"{views}/{view['id']}/items", json={"sample_ids": [corpus.ids["park_005.jpg"]]}) as r:
+            assert r.status == 409
+        async with api.get(views) as response:
+            assert view["id"] in [v["id"] for v in (await response.json())["items"]]
+        async with api.delete(f"{views}/{view['id']}") as response:
+            assert response.status == 204
+        async with api.get(f"{views}/{view['id']}") as response:
+            assert response.status == 404
+        async with api.get(f"{views}/{view['id']}/samples") as response:
+            assert response.status == 404
+        received = []
+        while len(received) < 3:
+            msg = await subscription.next_msg(timeout=10)
+            if corpus.project_id in msg.data.decode():
+                received.append(msg.subject)
+    finally:
+        await subscription.unsubscribe()
+    assert received == [subjects.VIEW_CREATED.subject, subjects.VIEW_UPDATED.subject, subjects.VIEW_DELETED.subject]
+
+
+async def test_item_views_add_remove_and_run(api: aiohttp.ClientSession, corpus: Corpus, db: asyncpg.Pool) -> None:
+    views = f"/v1/projects/{corpus.project_id}/views"
+    ids = corpus.ids
+    async with api.post(views, json={"name": f"picked {uuid.uuid4().hex[:6]}",
+                                     "sample_ids": [ids["park_005.jpg"], ids["street_001.jpg"]]}) as response:
+        assert response.status == 201, await response.text()
+        view = await response.json()
+    assert (view["kind"], view["filter"], view["item_count"], view["sort"]) == ("items", None, 2, "-priority")
+    items = f"{views}/{view['id']}/items"
+    async with api.post(items, json={"sample_ids": [ids["street_002.jpg"], ids["park_005.jpg"]]}) as response:
+        assert (await response.json())["item_count"] == 3
+    async with api.get(f"{views}/{view['id']}/samples") as response:
+        assert [i["name"] for i in (await response.json())["items"]] == ["street_002.jpg", "street_001.jpg",
+                                                                       "park_005.jpg"]
+    async with api.request("DELETE", items, json={"sample_ids": [ids["street_001.jpg"], str(uuid.uuid4())]}) as r:
+        removed = await r.json()
+    assert (removed["item_count"], removed["version"]) == (2, 3)
+    # A sample of another project is not found, and nothing of the call is kept.
+    other_project = await create_project(api, f"other {uuid.uuid4().hex[:8]}")
+    (foreign,) = await insert_samples(db, other_project, await create_dataset(db, other_project, "x"), [{"name": "f"}])
+    async with api.post(items, json={"sample_ids": [ids["Highway_003.png"], foreign]}) as response:
+        assert response.status == 404 and (await response.json())["path"] == "$.sample_ids[1]"
+    async with api.get(f"{views}/{view['id']}") as response:
+        assert (await response.json())["item_count"] == 2
+    async with api.patch(f"{views}/{view['id']}", json={"filter": {}}) as response:
+        assert response.status == 422 and (await response.json())["path"] == "$.filter"
+    async with api.post(views, json={"name": "both", "filter": {}, "sample_ids": [ids["park_005.jpg"]]}) as response:
+        assert response.status == 422 and (await response.json())["path"] == "$.sample_ids"
+
+
+async def test_viewers_read_and_run_views_labelers_change_them(api: aiohttp.ClientSession, corpus: Corpus,
+                                                               user_client) -> None:
+    views = f"/v1/projects/{corpus.project_id}/views"
+    _, viewer = await user_client(corpus.project_id, "viewer")
+    _, labeler = await user_client(corpus.project_id, "labeler")
+    _, stranger = await user_client()
+    async with labeler.post(views, json={"name": f"mine {uuid.uuid4().hex[:6]}", "filter": {}}) as response:
+        assert response.status == 201, await response.text()
+        view = await response.json()
+    async with viewer.get(f"{views}/{view['id']}/samples") as response:
+        assert response.status == 200 and len((await response.json())["items"]) == len(NAMES)
+    async with viewer.post(f"/v1/projects/{corpus.project_id}/samples/search", json={}) as response:
+        assert response.status == 200
+    async with viewer.patch(f"{views}/{view['id']}", json={"name": "nope"}) as response:
+        assert response.status == 403
+    async with stranger.post(f"/v1/projects/{corpus.project_id}/samples/search", json={}) as response:
+        assert response.status == 404
