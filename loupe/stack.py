@@ -59,6 +59,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+NATS_MAX_PAYLOAD = 16 * 1024 * 1024
+
+
 class StackError(RuntimeError):
     """A server of the local stack failed; the message names it and ends with the tail of its log."""
 
@@ -275,7 +278,11 @@ class Stack:
 
     def _spawn_nats(self) -> None:
         ports = self.ports
-        self._spawn("nats", [_binary("nats-server"), "-js", "-sd", str(self.data_dir / "nats"),
+        # Bulk calls (10,000 samples) and bus images outgrow the 1 MiB default; nats-server takes this
+        # only from a config file. Compose and the Helm values in docs/deploy.md set the same.
+        config = self.data_dir / "nats.conf"
+        config.write_text(f"max_payload: {NATS_MAX_PAYLOAD}\n")
+        self._spawn("nats", [_binary("nats-server"), "-c", str(config), "-js", "-sd", str(self.data_dir / "nats"),
                              "-a", "127.0.0.1", "-p", str(ports.nats), "-m", str(ports.nats_monitor)],
                     port=ports.nats, cwd=self.data_dir, grace_s=10)
 

@@ -220,7 +220,7 @@ class ImportJob(msgspec.Struct, frozen=True, kw_only=True):
 
 class BusMedia(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An image an outside producer (a camera, a robot) publishes for a dataset: its bytes (base64 in
-    JSON; keep messages under the NATS max_payload, 1 MiB by default) or a URL to fetch."""
+    JSON; a message must fit the NATS max_payload, which Loupe sets to 16 MiB) or a URL to fetch."""
 
     project_id: str
     dataset_id: str

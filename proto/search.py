@@ -55,6 +55,7 @@ class MetadataCondition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 MetadataValue = Scalar | MetadataCondition | list[Scalar | MetadataCondition]
 METADATA_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
+MAX_METADATA_KEYS = 50
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
 # `$.metadata.<key>` (a decoder only knows `$.metadata[...]`); the schema still documents them exactly.
 MetadataFilter = Annotated[dict[str, Any], msgspec.Meta(
     description="key path → value, list of alternatives (OR), or condition; keys are ANDed",
-    extra_json_schema={"propertyNames": {"pattern": METADATA_KEY_PATTERN}, "maxProperties": 50,
+    extra_json_schema={"propertyNames": {"pattern": METADATA_KEY_PATTERN}, "maxProperties": MAX_METADATA_KEYS,
                        "additionalProperties": _inline_defs(msgspec.json.schema(MetadataValue))})]
 
 

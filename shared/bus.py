@@ -155,6 +155,10 @@ class Bus:
         except nats.errors.TimeoutError:
             raise LoupeError("unavailable", f"the {service} service did not answer in time; retry later",
                              subject=command.subject) from None
+        except nats.errors.MaxPayloadError:
+            raise LoupeError("too_large", f"the request is over the bus's message limit "
+                             f"({self.nc.max_payload:,} bytes); split it into smaller calls",
+                             subject=command.subject) from None
         if reply.headers and subjects.HEADER_ERROR in reply.headers:
             raise LoupeError.from_reply(decoder(ErrorReply).decode(reply.data))
         return reply.data

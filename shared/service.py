@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,11 @@ class Service:
             self.commands.append((command, handler))
             return handler
         return register
+
+    def answer(self, pairs: Iterable[tuple[Command, CommandHandler]]) -> None:
+        """Answer each command with its handler."""
+        for command, handler in pairs:
+            self.command(command)(handler)
 
     def consumer(self, kind: str, stream: str, filter_subject: str, payload_type: Any
                  ) -> Callable[[ConsumerHandler], ConsumerHandler]:
@@ -251,6 +256,7 @@ class Process:
             await rt.bus.close()
         if rt.pool is not None:
             await rt.pool.close()
+        await rt.storage.close()
         await self.exit_stack.aclose()
 
     # -- HTTP: health, readiness, metrics (and the API, on the gateway) ----------------------------

@@ -21,15 +21,14 @@ import asyncpg
 import msgspec
 
 from proto.samples import Sample
-from proto.search import (METADATA_KEY_PATTERN, TOTAL_CAP, LabelFilter, MetadataCondition, MetadataValue,
-                          SampleFilter, SamplePage, SearchQuery, SearchSamples, Sort, TotalMode)
+from proto.search import (MAX_METADATA_KEYS, METADATA_KEY_PATTERN, TOTAL_CAP, LabelFilter, MetadataCondition,
+                          MetadataValue, SampleFilter, SamplePage, SearchQuery, SearchSamples, Sort, TotalMode)
+from services.catalog import samples
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid, not_found
 from shared.service import Runtime
 
-COLUMNS = ("s.id, s.project_id, s.dataset_id, s.name, s.external_id, s.content_hash, s.media_url, s.format, "
-           "s.width, s.height, s.size_bytes, s.metadata, s.tags, s.priority, s.status, s.labeler_id, "
-           "s.reviewer_id, s.version, s.created_at, s.updated_at")
+COLUMNS = ", ".join(f"s.{column}" for column in samples.COLUMNS.split(", "))
 
 # sort field → (column, Postgres type of its cursor value)
 SORT_COLUMNS: dict[str, tuple[str, str]] = {
@@ -40,19 +39,6 @@ SORT_COLUMNS: dict[str, tuple[str, str]] = {
 }
 _METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 _RANGES = (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
-
-
-def to_sample(row: asyncpg.Record) -> Sample:
-    def optional(value: uuid.UUID | None) -> str | None:
-        return None if value is None else str(value)
-
-    return Sample(id=str(row["id"]), project_id=str(row["project_id"]), dataset_id=str(row["dataset_id"]),
-                  name=row["name"], external_id=row["external_id"], content_hash=row["content_hash"],
-                  media_url=row["media_url"], format=row["format"], width=row["width"], height=row["height"],
-                  size_bytes=row["size_bytes"], metadata=row["metadata"], tags=row["tags"],
-                  priority=row["priority"], status=row["status"], labeler_id=optional(row["labeler_id"]),
-                  reviewer_id=optional(row["reviewer_id"]), version=row["version"], created_at=row["created_at"],
-                  updated_at=row["updated_at"])
 
 
 class Where:
@@ -135,6 +121,8 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
 
 def parse_metadata(raw: dict[str, Any], path: str) -> dict[str, list[MetadataCondition]]:
     """Each key's alternatives (ORed) as conditions; mistakes are reported at `<path>.<key>...`."""
+    if len(raw) > MAX_METADATA_KEYS:
+        raise invalid(f"a filter may name up to {MAX_METADATA_KEYS} metadata keys, not {len(raw)}", path=path)
     parsed: dict[str, list[MetadataCondition]] = {}
     for key, value in raw.items():
         where = f"{path}.{key}"
@@ -281,8 +269,11 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
         if cursor_sort != sort:
             raise invalid(f"this cursor continues a search sorted by {cursor_sort}, not {sort}; keep the sort "
                           "while paging", path="$.cursor")
-        if SORT_COLUMNS[sort.lstrip("-")][1] == "timestamptz":
+        cast = SORT_COLUMNS[sort.lstrip("-")][1]
+        if cast == "timestamptz":
             value = datetime.fromisoformat(value)
+        elif not isinstance(value, str if cast == "text" else (int, float)):
+            raise ValueError(value)
         return value, uuid.UUID(ident)
     except (ValueError, TypeError, KeyError, msgspec.DecodeError):
         raise invalid("cursor is not one this API returned; pass next_cursor from the previous page unchanged",
@@ -290,7 +281,11 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
 
 
 def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: int) -> tuple[str, list[Any]]:
-    """One more row than `limit`, so the caller knows whether a next page exists."""
+    """One more row than `limit`, so the caller knows whether a next page exists.
+
+    The page's ids are found first and its rows read after: the planner then costs the search by
+    what the filters need (often index-only) instead of by every column of every row it passes.
+    """
     column, cast = SORT_COLUMNS[sort.lstrip("-")]
     direction = "DESC" if sort.startswith("-") else "ASC"
     conditions = where.sql
@@ -301,8 +296,9 @@ def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: i
         comparison = "<" if direction == "DESC" else ">"
         conditions += f" AND ({column}, s.id) {comparison} (${len(params) - 1}::{cast}, ${len(params)}::uuid)"
     params += [limit + 1, offset]
-    return (f"SELECT {COLUMNS} FROM samples s WHERE {conditions} "
-            f"ORDER BY {column} {direction}, s.id {direction} LIMIT ${len(params) - 1} OFFSET ${len(params)}"), params
+    order = f"ORDER BY {column} {direction}, s.id {direction}"
+    return (f"SELECT {COLUMNS} FROM (SELECT s.id FROM samples s WHERE {conditions} {order} "
+            f"LIMIT ${len(params) - 1} OFFSET ${len(params)}) page JOIN samples s ON s.id = page.id {order}"), params
 
 
 def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any], int | None]:
@@ -316,6 +312,22 @@ def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any
             params, cap)
 
 
+# How a search query is planned (docs/decisions.md, "Search"): for these very values (a generic plan
+# cannot tell a rare name pattern from a common one); without parallel workers or JIT, whose start-up
+# costs more than a page takes; random reads priced as the memory reads they mostly are, but every row
+# an ordered index walk passes priced as a read of its own (a small effective_cache_size), so the
+# planner walks the sort order only when matches are dense and otherwise collects and sorts them.
+PLANNER_SETTINGS = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
+                    "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL random_page_cost = 1.1; "
+                    "SET LOCAL effective_cache_size = '128MB'")
+
+
+async def read(rt: Runtime, sql: str, params: list[Any]) -> list[asyncpg.Record]:
+    async with rt.db.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(PLANNER_SETTINGS)
+        return await conn.fetch(sql, *params)
+
+
 async def find(rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | None, offset: int,
                total: TotalMode) -> SamplePage:
     """A page of what `where` matches and, when asked, its total (counted alongside the page)."""
@@ -323,11 +335,12 @@ async def find(rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | 
         raise invalid("page with either cursor or offset, not both", path="$.offset")
     sql, params = page_sql(where, sort, cursor, limit, offset)
     if total == "none":
-        rows, counted, cap = await rt.db.fetch(sql, *params), None, None
+        rows, counted, cap = await read(rt, sql, params), None, None
     else:
         count, count_params, cap = count_sql(where, total, offset)
-        rows, counted = await asyncio.gather(rt.db.fetch(sql, *params), rt.db.fetchval(count, *count_params))
-    items = [to_sample(row) for row in rows[:limit]]
+        rows, counts = await asyncio.gather(read(rt, sql, params), read(rt, count, count_params))
+        counted = counts[0][0]
+    items = [samples.to_sample(row) for row in rows[:limit]]
     next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
     return SamplePage(items=items, next_cursor=next_cursor, total=counted,
                       total_is_exact=counted is not None and (cap is None or counted < cap))

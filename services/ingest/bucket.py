@@ -13,7 +13,8 @@ from minio.error import S3Error
 
 from proto.ingest import FileSpec
 from services.ingest import credentials, fetch
-from services.ingest.pipeline import ItemFailed, Reader
+from services.ingest.pipeline import Reader
+from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items
 from shared.service import Runtime
 
@@ -93,5 +94,5 @@ def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
         try:
             return await asyncio.to_thread(read_object, row["source"])
         except S3Error as exc:
-            raise ItemFailed("unreadable", f"reading {row['source']} failed: {exc.code}: {exc.message}") from None
+            raise FileRejected("unreadable", f"reading {row['source']} failed: {exc.code}: {exc.message}") from None
     return read

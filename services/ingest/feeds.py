@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from proto.ingest import BusMedia, FileSpec, MediaStored, RegisterMediaRequest, Run, StoredMedia
-from proto.samples import FindSamplesByHash, sample_id_for
 from proto import subjects
+from proto.ingest import BusMedia, FileSpec, RegisterMediaRequest, Run, StoredMedia
+from proto.samples import FindSamplesByHash
 from services.ingest import fetch, pipeline
+from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items, check_dataset, create_run, report
-from shared import outbox
 from shared.bus import RequestContext
 from shared.consumers import Delivery
 from shared.errors import LoupeError
@@ -56,7 +56,7 @@ async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) ->
         if message.data is not None:
             return message.data
         if message.url is None:
-            raise pipeline.ItemFailed("empty", "the message carries neither `data` nor `url`")
+            raise FileRejected("empty", "the message carries neither `data` nor `url`")
         return (await fetch.fetch_url(rt.state["fetch_session"], message.url, rt.state["fetch_policy"])).data
 
     run = await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
@@ -75,23 +75,18 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
         media = {r["sha256"]: r for r in await conn.fetch("SELECT * FROM media WHERE sha256 = ANY($1)", hashes)}
         run_id = await create_run(conn, request.project_id, request.dataset_id, "register", "media", caller.key_id)
         await add_items(conn, run_id, 0, [(f"{i}:{item.sha256}", item) for i, item in enumerate(items)], "PENDING")
-        updates, new_media, first_of = [], [], {}
+        outcomes = pipeline.Outcomes(request.dataset_id, existing)
         for i, item in enumerate(items):
             row = media.get(item.sha256)
             if row is None:
-                updates.append((i, "FAILED", item.sha256, None, "unknown_media",
-                                f"no image with SHA-256 {item.sha256} was ever ingested; upload it first"))
-            elif item.sha256 in existing or item.sha256 in first_of:
-                updates.append((i, "DUPLICATE", item.sha256,
-                                uuid.UUID(existing.get(item.sha256) or first_of[item.sha256]), None, None))
-            else:
-                sample_id = first_of[item.sha256] = sample_id_for(request.dataset_id, item.sha256)
-                updates.append((i, "CREATED", item.sha256, uuid.UUID(sample_id), None, None))
-                new_media.append(StoredMedia(
-                    sample_id=sample_id, sha256=item.sha256, format=row["format"], width=row["width"],
-                    height=row["height"], size=row["size_bytes"], name=item.name or f"{item.sha256[:16]}.{row['format']}",
-                    external_id=item.external_id, metadata=item.metadata, priority=item.priority))
-        await pipeline.record_outcomes(conn, run_id, request.project_id, request.dataset_id, updates, new_media)
+                outcomes.failed(i, "unknown_media", f"no image with SHA-256 {item.sha256} was ever ingested; "
+                                "upload it first", item.sha256)
+                continue
+            outcomes.stored(i, lambda sample_id, item=item, row=row: StoredMedia(
+                sample_id=sample_id, sha256=item.sha256, format=row["format"], width=row["width"],
+                height=row["height"], size=row["size_bytes"], name=item.name or f"{item.sha256[:16]}.{row['format']}",
+                external_id=item.external_id, metadata=item.metadata, priority=item.priority), item.sha256)
+        await pipeline.record_outcomes(conn, run_id, request.project_id, outcomes)
         await conn.execute("UPDATE runs SET state = CASE WHEN failed = 0 THEN 'SUCCEEDED' WHEN failed = total "
                            "THEN 'FAILED' ELSE 'PARTIAL' END, finished_at = now() WHERE id = $1", run_id)
         return await report(conn, run_id)

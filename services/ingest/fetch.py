@@ -17,6 +17,8 @@ import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from services.ingest.rejection import FileRejected
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -39,16 +41,8 @@ class FetchedFile(msgspec.Struct, frozen=True, kw_only=True):
     filename: str  # last path segment of the requested URL, URL-decoded ("" if none): a label, never a path
 
 
-class FetchError(Exception):
-    """A fetch Loupe refuses or cannot complete; `code` is a short reason, `message` says what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"FetchError({self.code!r}, {self.message!r})"
+class FetchError(FileRejected):
+    """A fetch Loupe refuses or cannot complete."""
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -16,6 +16,8 @@ from typing import cast
 import msgspec
 from PIL import ExifTags, Image, ImageFile
 
+from services.ingest.rejection import FileRejected
+
 
 class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_bytes: int = 50 * 1024 * 1024
@@ -35,16 +37,8 @@ class ProcessedImage(msgspec.Struct, frozen=True, kw_only=True):
     thumbnail: bytes  # RGB JPEG, longest side <= thumb_side, display orientation
 
 
-class MediaError(Exception):
-    """An upload Loupe refuses; `code` is a short reason, `message` says what is wrong and what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"MediaError({self.code!r}, {self.message!r})"
+class MediaError(FileRejected):
+    """An image Loupe refuses: empty, too large, not an image, or not decodable."""
 
 
 # Magic bytes → our format name. WebP needs bytes 8..12 too, so it is checked apart.

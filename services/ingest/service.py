@@ -49,10 +49,10 @@ async def import_step(rt: Runtime, job: ImportJob, delivery: Delivery) -> None:
 service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjects.BUS_MEDIA.payload)(
     feeds.ingest_from_bus)
 
-for command, handler in (
-        (subjects.CREATE_UPLOAD, runs.create_upload), (subjects.COMPLETE_UPLOAD, runs.complete_upload),
-        (subjects.IMPORT_URLS, runs.import_urls), (subjects.IMPORT_BUCKET, runs.import_bucket),
-        (subjects.REGISTER_MEDIA, feeds.register_media), (subjects.GET_RUN, runs.get_run),
-        (subjects.LIST_RUNS, runs.list_runs), (subjects.CANCEL_RUN, runs.cancel_run),
-        (subjects.LIST_RUN_ITEMS, runs.list_items)):
-    service.command(command)(handler)
+service.answer([
+    (subjects.CREATE_UPLOAD, runs.create_upload), (subjects.COMPLETE_UPLOAD, runs.complete_upload),
+    (subjects.IMPORT_URLS, runs.import_urls), (subjects.IMPORT_BUCKET, runs.import_bucket),
+    (subjects.REGISTER_MEDIA, feeds.register_media), (subjects.GET_RUN, runs.get_run),
+    (subjects.LIST_RUNS, runs.list_runs), (subjects.CANCEL_RUN, runs.cancel_run),
+    (subjects.LIST_RUN_ITEMS, runs.list_items),
+])

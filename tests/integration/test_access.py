@@ -111,3 +111,29 @@ async def test_users_manage_their_own_keys_and_only_admins_manage_users(api, use
         assert all(k["revoked_at"] for k in (await response.json())["items"])
     async with api.post("/v1/users", json={"name": "dup", "email": me["user"]["email"].upper()}) as response:
         await problem(response, 409)
+
+
+async def test_a_labeler_cannot_change_the_schema_or_delete_data(api, user_client, unique) -> None:
+    project = await create(api, f"guarded {unique}")
+    base = f"/v1/projects/{project['id']}"
+    async with api.post(f"{base}/datasets", json={"name": "train"}) as response:
+        dataset = await response.json()
+    async with api.post(f"{base}/datasets/{dataset['id']}/samples", json={"items": [
+            {"content_hash": "a" * 64, "name": "a.jpg", "width": 4, "height": 3}]}) as response:
+        assert response.status == 200, await response.text()
+        sample_id = (await response.json())["items"][0]["id"]
+    async with api.post(f"{base}/label-classes", json={"name": "car"}) as response:
+        assert response.status == 201, await response.text()
+        car = await response.json()
+    _, labeler = await user_client(project["id"], "labeler")
+    refused = (("POST", "/label-classes", {"name": "truck"}), ("PATCH", f"/label-classes/{car['id']}", {"name": "x"}),
+               ("DELETE", f"/label-classes/{car['id']}", None), ("PUT", "/schema", {}),
+               ("DELETE", f"/samples/{sample_id}", None), ("DELETE", f"/datasets/{dataset['id']}", None),
+               ("POST", "/samples/delete", {"ids": [sample_id]}))
+    for method, path, body in refused:
+        async with labeler.request(method, base + path, json=body) as response:
+            assert (await problem(response, 403))["details"]["needed"] == "manager", (method, path)
+    async with labeler.get(f"{base}/schema") as response:
+        assert [c["name"] for c in (await response.json())["label_classes"]] == ["car"]
+    async with labeler.get(f"{base}/samples/{sample_id}") as response:
+        assert response.status == 200

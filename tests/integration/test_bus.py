@@ -53,7 +53,8 @@ async def wait_for(condition, timeout: float = 10.0) -> None:
 
 def project(name: str) -> Project:
     now = datetime.now(UTC)
-    return Project(id=name, org_id="org", name=name, description="", version=1, created_at=now, updated_at=now)
+    return Project(id=name, org_id="org", name=name, description="", task_type="bboxes", content_type="image",
+                   public=False, metadata={}, version=1, created_at=now, updated_at=now)
 
 
 async def test_command_errors_come_back_typed(bus: Bus, unique: str) -> None:

@@ -446,6 +446,7 @@ async def test_media_and_thumbnail_redirect_to_presigned_urls(api, anonymous, pr
     await storage.put_bytes("thumbs", content_hash, thumbnail, "image/jpeg")
     no_thumb = jpeg("blue", (8, 8))
     await storage.put_bytes("media", hashlib.sha256(no_thumb).hexdigest(), no_thumb, "image/jpeg")
+    await storage.close()
     ids = [i["id"] for i in (await add(api, project["id"], split["id"], [
         {"content_hash": content_hash, "name": "red.jpg", "width": 64, "height": 48},
         {"content_hash": hashlib.sha256(no_thumb).hexdigest(), "name": "blue.jpg", "width": 8, "height": 8},

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from nats.js.api import DeliverPolicy
 
@@ -18,84 +15,95 @@ from proto import subjects
 from proto.annotation import LabelChanged
 from proto.common import EventEnvelope
 from shared.bus import Bus, encoder
-from shared.settings import Settings
 
-LABELER = str(uuid.uuid4())
-BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
-
-# name, dataset (index), status, metadata, tags, priority, external id, labeler, days after BASE_TIME
-CORPUS: list[tuple[str, int, str, dict[str, Any], list[str], float, str | None, str | None, int]] = [
+# name, dataset (index), status, metadata, tags, priority, external id, assigned to the labeler.
+# Samples are created one call at a time and then changed one at a time in this order, so their
+# created_at and updated_at both follow it.
+CORPUS: list[tuple[str, int, str, dict[str, Any], list[str], float, str | None, bool]] = [
     ("street_001.jpg", 0, "NEW", {"weather": "rain", "speed": 12.5, "camera": {"model": "X1"}, "night": False,
-                                  "taken": "2024-03-01T10:00:00Z"}, ["urban"], 5, "ext-0", LABELER, 0),
+                                  "taken": "2024-03-01T10:00:00Z"}, ["urban"], 5, "ext-0", True),
     ("street_002.jpg", 0, "DONE", {"weather": "snow", "speed": 40, "camera": {"model": "X2"}, "night": True},
-     ["urban", "winter"], 9, "ext-1", None, 1),
+     ["urban", "winter"], 9, "ext-1", False),
     ("Highway_003.png", 1, "NEW", {"weather": "sun", "speed": 120, "camera": {"model": "X1"}}, ["highway"], 1,
-     None, None, 2),
-    ("highway_004.png", 1, "TO_REVIEW", {"weather": "rain", "speed": 95}, [], 7, "ext-3", LABELER, 3),
-    ("park_005.jpg", 0, "SKIPPED", {"weather": "fog", "glare": "2"}, ["park"], 3, None, None, 4),
-    ("park_006.jpg", 1, "DONE", {"glare": 2, "taken": "2023-12-31T23:00:00Z"}, ["park", "winter"], 0, None, None, 5),
-    ("odd_100%_007.jpg", 0, "NEW", {"weather": ["rain", "fog"], "speed": "fast"}, [], 2, None, None, 6),
+     None, False),
+    ("highway_004.png", 1, "TO_REVIEW", {"weather": "rain", "speed": 95}, ["misc"], 7, "ext-3", True),
+    ("park_005.jpg", 0, "SKIPPED", {"weather": "fog", "glare": "2"}, ["park"], 3, None, False),
+    ("park_006.jpg", 1, "DONE", {"glare": 2, "taken": "2023-12-31T23:00:00Z"}, ["park", "winter"], 0, None, False),
+    ("odd_100%_007.jpg", 0, "NEW", {"weather": ["rain", "fog"], "speed": "fast"}, ["misc"], 2, None, False),
 ]
 NAMES = [row[0] for row in CORPUS]
 
 
 class Corpus:
-    def __init__(self, project_id: str, dataset_ids: list[str], ids: dict[str, str]) -> None:
+    def __init__(self, project_id: str, dataset_ids: list[str], ids: dict[str, str], labeler: str = "") -> None:
         self.project_id = project_id
         self.dataset_ids = dataset_ids
         self.ids = ids  # sample name → id
-        self.names = {ident: name for name, ident in ids.items()}
+        self.labeler = labeler
+        self.created: list[str] = []  # created_at of NAMES[i]
+        self.updated: list[str] = []
+
+    def resolve(self, body: Any) -> Any:
+        """Fill in what exists only once the corpus does: ("created", i) is NAMES[i]'s created_at,
+        "<labeler>" the labeler's user id."""
+        if isinstance(body, dict):
+            return {key: self.resolve(value) for key, value in body.items()}
+        if isinstance(body, tuple):
+            field, index = body
+            return getattr(self, field)[index]
+        return self.labeler if body == "<labeler>" else body
 
 
-@pytest.fixture(scope="session")
-async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    async def init(conn: asyncpg.Connection) -> None:
-        await conn.set_type_codec("jsonb", encoder=lambda v: encoder.encode(v).decode(), decoder=str,
-                                  schema="pg_catalog")
-
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, init=init,
-                                     server_settings={"search_path": "catalog"})
-    yield pool
-    await pool.close()
+async def create(api: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> dict:
+    async with api.post(path, json=body) as response:
+        assert response.status == 201, await response.text()
+        return await response.json()
 
 
 async def create_project(api: aiohttp.ClientSession, name: str) -> str:
-    async with api.post("/v1/projects", json={"name": name}) as response:
-        assert response.status == 201, await response.text()
-        return (await response.json())["id"]
+    return (await create(api, "/v1/projects", {"name": name}))["id"]
 
 
-async def create_dataset(db: asyncpg.Pool, project_id: str, name: str) -> str:
-    return str(await db.fetchval("INSERT INTO datasets (project_id, name) VALUES ($1, $2) RETURNING id",
-                                 uuid.UUID(project_id), name))
+async def create_dataset(api: aiohttp.ClientSession, project_id: str, name: str) -> str:
+    return (await create(api, f"/v1/projects/{project_id}/datasets", {"name": name}))["id"]
 
 
-async def insert_samples(db: asyncpg.Pool, project_id: str, dataset_id: str, rows: list[dict[str, Any]]) -> list[str]:
-    """Samples straight into the catalog schema, with the exact timestamps the filters are tested on."""
-    ids = [uuid.uuid4() for _ in rows]
-    await db.executemany(
-        "INSERT INTO samples (id, project_id, dataset_id, name, external_id, content_hash, width, height, metadata, "
-        "tags, priority, status, labeler_id, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, 640, 480, $7, $8, $9, $10, $11, $12, $12)",
-        [(ident, uuid.UUID(project_id), uuid.UUID(dataset_id), row["name"], row.get("external_id"),
-          hashlib.sha256(ident.bytes).hexdigest(), row.get("metadata", {}), row.get("tags", []),
-          row.get("priority", 0.0), row.get("status", "NEW"),
-          uuid.UUID(row["labeler"]) if row.get("labeler") else None, row.get("created_at", datetime.now(UTC)))
-         for ident, row in zip(ids, rows, strict=True)])
-    return [str(ident) for ident in ids]
+async def add_samples(api: aiohttp.ClientSession, project_id: str, dataset_id: str,
+                      rows: list[dict[str, Any]]) -> list[str]:
+    """Samples through the bulk create endpoint; their ids in the order of `rows`."""
+    items = [{"media_url": f"https://images.example.com/{uuid.uuid4().hex}.jpg", "width": 640, "height": 480, **row}
+             for row in rows]
+    async with api.post(f"/v1/projects/{project_id}/datasets/{dataset_id}/samples", json={"items": items}) as response:
+        assert response.status == 200, await response.text()
+        return [item["id"] for item in (await response.json())["items"]]
+
+
+async def change_sample(api: aiohttp.ClientSession, project_id: str, sample_id: str, changes: dict[str, Any]) -> None:
+    async with api.patch(f"/v1/projects/{project_id}/samples/{sample_id}", json=changes) as response:
+        assert response.status == 200, await response.text()
 
 
 @pytest.fixture(scope="module")
-async def corpus(api: aiohttp.ClientSession, db: asyncpg.Pool) -> Corpus:
+async def corpus(api: aiohttp.ClientSession) -> Corpus:
     project_id = await create_project(api, f"search {uuid.uuid4().hex[:8]}")
-    datasets = [await create_dataset(db, project_id, name) for name in ("train", "val")]
+    datasets = [await create_dataset(api, project_id, name) for name in ("train", "val")]
+    async with api.post("/v1/users", json={"name": "Lab Eler", "email": f"{uuid.uuid4().hex[:8]}@example.com"}) as r:
+        assert r.status == 201, await r.text()
+        labeler = (await r.json())["id"]
     ids: dict[str, str] = {}
-    for index, dataset in enumerate(datasets):
-        rows = [{"name": name, "status": status, "metadata": metadata, "tags": tags, "priority": priority,
-                 "external_id": external, "labeler": labeler, "created_at": BASE_TIME + timedelta(days=days)}
-                for name, ds, status, metadata, tags, priority, external, labeler, days in CORPUS if ds == index]
-        ids.update(zip([r["name"] for r in rows], await insert_samples(db, project_id, dataset, rows), strict=True))
-    return Corpus(project_id, datasets, ids)
+    for name, dataset, _, metadata, _, priority, external_id, _ in CORPUS:
+        row = {"name": name, "metadata": metadata, "priority": priority,
+               **({"external_id": external_id} if external_id else {})}
+        (ids[name],) = await add_samples(api, project_id, datasets[dataset], [row])
+    for name, _, status, _, tags, _, _, assigned in CORPUS:
+        await change_sample(api, project_id, ids[name], {"tags": tags, **({"status": status} if status != "NEW" else {}),
+                                                          **({"labeler_id": labeler} if assigned else {})})
+    corpus = Corpus(project_id, datasets, ids, labeler)
+    page = await search(api, project_id, {"sort": "created_at"})
+    corpus.created = [item["created_at"] for item in page["items"]]
+    corpus.updated = [item["updated_at"] for item in page["items"]]
+    assert [item["name"] for item in page["items"]] == NAMES
+    return corpus
 
 
 async def search(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any], status: int = 200) -> dict:
@@ -122,10 +130,10 @@ async def by_priority(api: aiohttp.ClientSession, project_id: str, body: dict[st
     ({"name_contains": "100%"}, {"odd_100%_007.jpg"}),  # % is a literal, not a wildcard
     ({"name_contains": "%_0"}, {"odd_100%_007.jpg"}),  # as a LIKE pattern it would match every name
     ({"external_ids": ["ext-1", "ext-3", "nope"]}, {"street_002.jpg", "highway_004.png"}),
-    ({"created_since": "2024-01-03T00:00:00Z", "created_before": "2024-01-05T00:00:00Z"},
-     {"Highway_003.png", "highway_004.png"}),
-    ({"updated_before": "2024-01-02T00:00:00Z"}, {"street_001.jpg"}),
-    ({"labeler": LABELER}, {"street_001.jpg", "highway_004.png"}),
+    ({"created_since": ("created", 2), "created_before": ("created", 4)}, {"Highway_003.png", "highway_004.png"}),
+    ({"updated_since": ("updated", 5)}, {"park_006.jpg", "odd_100%_007.jpg"}),
+    ({"updated_before": ("updated", 1)}, {"street_001.jpg"}),
+    ({"labeler": "<labeler>"}, {"street_001.jpg", "highway_004.png"}),
     ({"labeler": "unassigned", "statuses": ["NEW"]}, {"Highway_003.png", "odd_100%_007.jpg"}),
     ({"reviewer": "unassigned", "tags_all": ["park"]}, {"park_005.jpg", "park_006.jpg"}),
     ({"tags_any": ["winter", "highway"]}, {"street_002.jpg", "Highway_003.png", "park_006.jpg"}),
@@ -133,15 +141,14 @@ async def by_priority(api: aiohttp.ClientSession, project_id: str, body: dict[st
     ({"tags_none": ["urban", "park"]}, {"Highway_003.png", "highway_004.png", "odd_100%_007.jpg"}),
 ])
 async def test_each_field_filter(api: aiohttp.ClientSession, corpus: Corpus, body: dict, expected: set[str]) -> None:
-    assert await by_priority(api, corpus.project_id, body) == expected
+    assert await by_priority(api, corpus.project_id, corpus.resolve(body)) == expected
 
 
-async def test_dataset_filter_and_datasets_of_other_projects(api: aiohttp.ClientSession, db: asyncpg.Pool,
-                                                            corpus: Corpus) -> None:
+async def test_dataset_filter_and_datasets_of_other_projects(api: aiohttp.ClientSession, corpus: Corpus) -> None:
     got = await by_priority(api, corpus.project_id, {"dataset_ids": [corpus.dataset_ids[1]]})
     assert got == {"Highway_003.png", "highway_004.png", "park_006.jpg"}
     other_project = await create_project(api, f"other {uuid.uuid4().hex[:8]}")
-    foreign = await create_dataset(db, other_project, "train")
+    foreign = await create_dataset(api, other_project, "train")
     body = await search(api, corpus.project_id, {"dataset_ids": [corpus.dataset_ids[0], foreign]}, 404)
     assert body["path"] == "$.dataset_ids[1]"
     assert (await search(api, other_project, {}))["items"] == []
@@ -194,7 +201,7 @@ async def test_list_samples_takes_the_simple_filters_as_query_parameters(api: ai
     assert [item["name"] for item in page["items"]] == ["street_001.jpg", "street_002.jpg"]
     assert (page["total"], page["total_is_exact"]) == (2, True)
     first = page["items"][0]
-    assert first["metadata"]["camera"] == {"model": "X1"} and first["labeler_id"] == LABELER
+    assert first["metadata"]["camera"] == {"model": "X1"} and first["labeler_id"] == corpus.labeler
     async with api.get(url, params={"status": "DONE", "name_contains": "park", "external_id": "nope"}) as response:
         assert (await response.json())["items"] == []
     async with api.get(url, params={"status": "FINISHED"}) as response:
@@ -205,11 +212,11 @@ async def test_list_samples_takes_the_simple_filters_as_query_parameters(api: ai
 
 @pytest.mark.parametrize("sort", ["-priority", "name", "created_at", "-updated_at"])
 async def test_cursor_pages_visit_every_sample_once_while_samples_are_added(
-        api: aiohttp.ClientSession, db: asyncpg.Pool, sort: str) -> None:
+        api: aiohttp.ClientSession, sort: str) -> None:
     project_id = await create_project(api, f"pages {uuid.uuid4().hex[:8]}")
-    dataset = await create_dataset(db, project_id, "all")
+    dataset = await create_dataset(api, project_id, "all")
     # Equal priorities in pairs, so ties are broken by id across page boundaries.
-    original = set(await insert_samples(db, project_id, dataset, [
+    original = set(await add_samples(api, project_id, dataset, [
         {"name": f"s{i:02d}", "priority": i // 2} for i in range(23)]))
     seen: list[str] = []
     cursor = None
@@ -218,7 +225,7 @@ async def test_cursor_pages_visit_every_sample_once_while_samples_are_added(
         page = await search(api, project_id, {"sort": sort, "limit": 4, **({"cursor": cursor} if cursor else {})})
         assert len(page["items"]) <= 4
         seen += [item["id"] for item in page["items"]]
-        await insert_samples(db, project_id, dataset, [{"name": f"new{added}", "priority": added % 12}])
+        await add_samples(api, project_id, dataset, [{"name": f"new{added}", "priority": added % 12}])
         added += 1
         cursor = page.get("next_cursor")
         if cursor is None:
@@ -243,10 +250,11 @@ async def test_offset_pages_with_totals(api: aiohttp.ClientSession, corpus: Corp
     assert body["path"] == "$.cursor" and "sorted by name" in body["detail"]
 
 
-async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSession, db: asyncpg.Pool) -> None:
+async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSession) -> None:
     project_id = await create_project(api, f"cap {uuid.uuid4().hex[:8]}")
-    dataset = await create_dataset(db, project_id, "many")
-    await insert_samples(db, project_id, dataset, [{"name": f"m{i}"} for i in range(10_050)])
+    dataset = await create_dataset(api, project_id, "many")
+    for first in (0, 5_025):  # a bulk create takes up to 10,000
+        await add_samples(api, project_id, dataset, [{"name": f"m{i}"} for i in range(first, first + 5_025)])
     capped = await search(api, project_id, {"limit": 1, "total": "capped"})
     assert (capped["total"], capped["total_is_exact"]) == (10_000, False)
     exact = await search(api, project_id, {"limit": 1, "total": "exact"})
@@ -281,13 +289,13 @@ async def eventually(api: aiohttp.ClientSession, project_id: str, body: dict, ex
 
 
 @pytest.fixture(scope="module")
-async def labelled(api: aiohttp.ClientSession, db: asyncpg.Pool, bus: Bus) -> Corpus:
+async def labelled(api: aiohttp.ClientSession, bus: Bus) -> Corpus:
     """Its own project: street_001 2 cars 1 person, street_002 1 car (reviewed, tag night),
     Highway_003 3 cars (another labelset too), highway_004 labelled empty; the rest never labelled."""
     project_id = await create_project(api, f"labels {uuid.uuid4().hex[:8]}")
-    dataset = await create_dataset(db, project_id, "train")
-    rows = [{"name": name, "priority": priority} for name, _, _, _, _, priority, *_ in CORPUS]
-    ids = dict(zip(NAMES, await insert_samples(db, project_id, dataset, rows), strict=True))
+    dataset = await create_dataset(api, project_id, "train")
+    rows = [{"name": name, "priority": priority} for name, _, _, _, _, priority, _, _ in CORPUS]
+    ids = dict(zip(NAMES, await add_samples(api, project_id, dataset, rows), strict=True))
     await publish_label(bus, project_id, ids["street_001.jpg"], 1, counts={"car": 2, "person": 1}, tags=["day"])
     await publish_label(bus, project_id, ids["street_002.jpg"], 4, "REVIEWED", {"car": 1}, ["night", "rain"])
     await publish_label(bus, project_id, ids["Highway_003.png"], 2, counts={"car": 3, "truck": 0})
@@ -326,11 +334,10 @@ async def test_label_filters_combine_with_sample_filters(api: aiohttp.ClientSess
     assert await names(api, labelled.project_id, body) == ["street_002.jpg", "street_001.jpg"]
 
 
-async def test_older_or_repeated_label_events_change_nothing(api: aiohttp.ClientSession, db: asyncpg.Pool,
-                                                             bus: Bus) -> None:
+async def test_older_or_repeated_label_events_change_nothing(api: aiohttp.ClientSession, bus: Bus) -> None:
     project_id = await create_project(api, f"revisions {uuid.uuid4().hex[:8]}")
-    dataset = await create_dataset(db, project_id, "train")
-    (sample,) = await insert_samples(db, project_id, dataset, [{"name": "only.jpg"}])
+    dataset = await create_dataset(api, project_id, "train")
+    (sample,) = await add_samples(api, project_id, dataset, [{"name": "only.jpg"}])
     cars = {"labels": {"classes": [{"class_id": "car", "min": 3}]}}
     await publish_label(bus, project_id, sample, 5, counts={"car": 3})
     await eventually(api, project_id, cars, {"only.jpg"})
@@ -441,7 +448,7 @@ async def test_filter_views_crud_and_run(api: aiohttp.ClientSession, corpus: Cor
     assert received == [subjects.VIEW_CREATED.subject, subjects.VIEW_UPDATED.subject, subjects.VIEW_DELETED.subject]
 
 
-async def test_item_views_add_remove_and_run(api: aiohttp.ClientSession, corpus: Corpus, db: asyncpg.Pool) -> None:
+async def test_item_views_add_remove_and_run(api: aiohttp.ClientSession, corpus: Corpus) -> None:
     views = f"/v1/projects/{corpus.project_id}/views"
     ids = corpus.ids
     async with api.post(views, json={"name": f"picked {uuid.uuid4().hex[:6]}",
@@ -460,7 +467,7 @@ async def test_item_views_add_remove_and_run(api: aiohttp.ClientSession, corpus:
     assert (removed["item_count"], removed["version"]) == (2, 3)
     # A sample of another project is not found, and nothing of the call is kept.
     other_project = await create_project(api, f"other {uuid.uuid4().hex[:8]}")
-    (foreign,) = await insert_samples(db, other_project, await create_dataset(db, other_project, "x"), [{"name": "f"}])
+    (foreign,) = await add_samples(api, other_project, await create_dataset(api, other_project, "x"), [{"name": "f"}])
     async with api.post(items, json={"sample_ids": [ids["Highway_003.png"], foreign]}) as response:
         assert response.status == 404 and (await response.json())["path"] == "$.sample_ids[1]"
     async with api.get(f"{views}/{view['id']}") as response:

@@ -12,7 +12,7 @@ import pytest
 
 from shared import db
 from shared.settings import Settings
-from shared.storage import Storage
+from shared.storage import ObjectMissing, Storage
 
 
 async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str) -> None:
@@ -31,8 +31,11 @@ async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str)
         async with http.get(storage.presigned_get("media", "a/b.txt").replace("Signature=", "Signature=0")) as response:
             assert response.status == 403
     assert await storage.get_bytes("thumbs", "up.bin") == b"\x00\x01"
+    with pytest.raises(ObjectMissing):
+        await storage.get_bytes("thumbs", "never-put")
     with pytest.raises(ValueError, match="unknown bucket"):
         storage.bucket("nothing")
+    await storage.close()
 
 
 async def test_concurrent_starts_apply_each_migration_once(settings: Settings, unique: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 
@@ -75,6 +76,7 @@ def test_exists() -> None:
     ({"w x": 1}, "$.metadata.w x"),
     ({".w": 1}, "$.metadata..w"),
     ({"a.b.c.d.e.f.g.h.i": 1}, "$.metadata.a.b.c.d.e.f.g.h.i"),
+    ({f"k{i}": 1 for i in range(51)}, "$.metadata"),
 ])
 def test_malformed_metadata_is_invalid_at_its_key(metadata: dict, path: str) -> None:
     error = failure({"metadata": metadata})
@@ -140,6 +142,9 @@ def test_a_cursor_continues_only_its_own_sort() -> None:
         search.decode_cursor(cursor, "-name")
     with pytest.raises(LoupeError, match="pass next_cursor"):
         search.decode_cursor("bm9wZQ==", "name")
+    forged = base64.urlsafe_b64encode(msgspec.json.encode(["-priority", "high", str(uuid.uuid4())])).decode()
+    with pytest.raises(LoupeError, match="pass next_cursor"):
+        search.decode_cursor(forged, "-priority")
 
 
 def test_keyset_pages_compare_the_sort_key_and_id_in_the_sort_direction() -> None:
@@ -148,7 +153,9 @@ def test_keyset_pages_compare_the_sort_key_and_id_in_the_sort_direction() -> Non
     assert "AND (s.priority, s.id) < ($3::float8, $4::uuid) ORDER BY s.priority DESC, s.id DESC LIMIT $5 OFFSET $6" in sql
     assert params[2] == 0.1 + 0.2 and params[4:] == [51, 0]
     sql, _ = search.page_sql(where, "name", None, 10, 20)
-    assert sql.endswith("ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $4")
+    # The page's ids first, then its rows, in the same order.
+    assert sql.endswith("ORDER BY s.name ASC, s.id ASC LIMIT $3 OFFSET $4) page JOIN samples s ON s.id = page.id "
+                        "ORDER BY s.name ASC, s.id ASC")
 
 
 def test_capped_totals_stop_past_the_offset() -> None:
