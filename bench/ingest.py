@@ -145,8 +145,8 @@ async def register_phase(api: aiohttp.ClientSession, project_id: str, media: lis
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User+system CPU time of each process and its children so far (Postgres forks a backend per connection,
-    so its figure is read from the whole process group)."""
+    """User+system CPU time of each process and its live children so far (Postgres forks a backend per
+    connection; the pools keep theirs open through a run)."""
     ticks = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
     for name, pid in pids.items():
@@ -154,7 +154,7 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pid or stat.parent.name == str(pid):  # fields[2] is the process group
+                if int(fields[1]) == pid or stat.parent.name == str(pid):  # fields[1] is the parent
                     total += (int(fields[11]) + int(fields[12])) / ticks
         used[name] = total
     return used

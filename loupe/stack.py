@@ -300,7 +300,9 @@ class Stack:
         if len(f"{pgdata}/.s.PGSQL.{self.ports.postgres}") >= 108:
             socket_dir = ""  # too long for a unix socket path: TCP only, which is all the stack uses
         self._spawn("postgres", [str(_pg_install() / "bin" / "postgres"), "-D", str(pgdata),
-                                 "-h", "127.0.0.1", "-p", str(self.ports.postgres), "-k", socket_dir],
+                                 "-h", "127.0.0.1", "-p", str(self.ports.postgres), "-k", socket_dir,
+                                 # The 128 MB default holds a fraction of a million-sample catalog's indexes.
+                                 "-c", "shared_buffers=512MB"],
                     port=self.ports.postgres, cwd=pgdata, user=user,
                     stop_signal=signal.SIGINT, grace_s=30)  # SIGINT: postgres's fast shutdown
 

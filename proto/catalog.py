@@ -60,9 +60,15 @@ class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str
 
 
-class ListProjects(msgspec.Struct, frozen=True, kw_only=True):
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of a keyset listing: pass the reply's `next_cursor` back as `cursor` for the next one."""
+
     limit: PageLimit = 50
     cursor: str | None = None
+
+
+class ListProjects(Page, frozen=True, kw_only=True):
+    """Query parameters of listing projects."""
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):

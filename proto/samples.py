@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from proto.catalog import Description, PageLimit
+from proto.catalog import Description, Page
 
 # Fixed forever: ingest and the catalog both derive sample ids from it (see `sample_id_for`).
 SAMPLE_NAMESPACE = uuid.UUID("5a7c6e1e-3f0b-4d8e-9a42-1c6b2f0e8d31")
@@ -116,9 +116,8 @@ class DatasetRef(msgspec.Struct, frozen=True, kw_only=True):
     dataset_id: str
 
 
-class ListDatasets(msgspec.Struct, frozen=True, kw_only=True):
-    limit: PageLimit = 50
-    cursor: str | None = None
+class ListDatasets(Page, frozen=True, kw_only=True):
+    """Query parameters of listing datasets."""
 
 
 class ListDatasetsRequest(msgspec.Struct, frozen=True, kw_only=True):

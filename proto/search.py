@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from proto.catalog import Description, PageLimit
+from proto.catalog import Description, Page, PageLimit
 from proto.samples import Sample, SampleStatus, Tag
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -125,11 +125,22 @@ class SampleFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     labels: LabelFilter | None = None
 
 
+class SamplePaging(msgspec.Struct, frozen=True, kw_only=True):
+    """How to page through samples: with `cursor` (pass `next_cursor` back; stable while samples are
+    added) or with `offset`, not both; `total` asks for a count of all matches."""
+
+    limit: PageLimit = 50
+    cursor: str | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+    total: TotalMode = "none"
+
+
 class SearchQuery(SampleFilter, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """The body of a search: the filter, then how to order and page. Page with `cursor` (pass
     `next_cursor` back; stable while samples are added) or with `offset`; not both."""
 
     sort: Sort = "-priority"
+    # SamplePaging's fields again: a msgspec Struct has a single base, and this one is the filter.
     limit: PageLimit = 50
     cursor: str | None = None
     offset: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
@@ -141,7 +152,7 @@ class SearchSamples(msgspec.Struct, frozen=True, kw_only=True):
     query: SearchQuery
 
 
-class ListSamples(msgspec.Struct, frozen=True, kw_only=True):
+class ListSamples(SamplePaging, frozen=True, kw_only=True):
     """Query parameters of the simple listing; POST .../samples/search takes every filter."""
 
     dataset_id: Id | None = None
@@ -150,10 +161,6 @@ class ListSamples(msgspec.Struct, frozen=True, kw_only=True):
     external_id: Id | None = None
     tag: Tag | None = None
     sort: Sort = "-priority"
-    limit: PageLimit = 50
-    cursor: str | None = None
-    offset: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
-    total: TotalMode = "none"
 
 
 class SamplePage(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,9 +212,8 @@ class ViewRef(msgspec.Struct, frozen=True, kw_only=True):
     view_id: str
 
 
-class ListViews(msgspec.Struct, frozen=True, kw_only=True):
-    limit: PageLimit = 50
-    cursor: str | None = None
+class ListViews(Page, frozen=True, kw_only=True):
+    """Query parameters of listing saved views."""
 
 
 class ListViewsRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,14 +231,10 @@ class ViewItemsRequest(msgspec.Struct, frozen=True, kw_only=True):
     items: ViewItems
 
 
-class RunView(msgspec.Struct, frozen=True, kw_only=True):
+class RunView(SamplePaging, frozen=True, kw_only=True):
     """Query parameters of running a view; `sort` defaults to the view's own."""
 
     sort: Sort | None = None
-    limit: PageLimit = 50
-    cursor: str | None = None
-    offset: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
-    total: TotalMode = "none"
 
 
 class RunViewRequest(msgspec.Struct, frozen=True, kw_only=True):
