@@ -246,7 +246,9 @@ async def test_stopping_finishes_commands_already_taken_and_refuses_new_ones(bus
     try:
         await server.serve(command, slow)
         in_flight = asyncio.create_task(bus.request(command, Ping("taken before the stop")))
-        await started.wait()
+        # Should the request fail before the handler starts, its error ends the wait, not the timeout.
+        await asyncio.wait([asyncio.create_task(started.wait()), in_flight], return_when=asyncio.FIRST_COMPLETED)
+        assert started.is_set(), in_flight.exception()
         await server.stop_serving(grace_s=5.0)
         assert await in_flight == Ping("taken before the stop")
         with pytest.raises(LoupeError) as refused:
