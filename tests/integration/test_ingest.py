@@ -255,3 +255,50 @@ async def test_killing_ingest_mid_import_loses_nothing(api, dataset, settings, s
     assert (run["state"], run["total"], run["created"], run["duplicates"], run["failed"]) == (
         "SUCCEEDED", count, count, 0, 0)
     await wait_samples(api, dataset, count, timeout=120)
+
+
+async def test_an_upload_completes_in_parts_reports_missing_files_and_can_be_cancelled(api, dataset) -> None:
+    async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/uploads", json={"count": 3}) as response:
+        upload = await response.json()
+    async with aiohttp.ClientSession() as s3, s3.put(upload["slots"][0]["url"], data=jpeg(400)) as response:
+        assert response.status == 200
+    async with api.post(upload["complete_url"], json={"indexes": [0, 1]}) as response:
+        assert response.status == 202, await response.text()
+    async with asyncio.timeout(30):
+        while (run := await (await api.get(f"{base(dataset)}/imports/{upload['run_id']}")).json())["state"] != "WAITING":
+            await asyncio.sleep(0.1)
+    assert (run["created"], run["failed"], run["pending"]) == (1, 1, 1)
+    async with api.get(f"{base(dataset)}/imports/{upload['run_id']}/items", params={"state": "FAILED"}) as response:
+        [missing] = (await response.json())["items"]
+    assert (missing["index"], missing["error_code"]) == (1, "not_uploaded")
+    async with api.post(f"{base(dataset)}/imports/{upload['run_id']}/cancel") as response:
+        cancelled = await response.json()
+    assert (cancelled["state"], cancelled["pending"]) == ("CANCELLED", 0)
+    async with api.post(upload["complete_url"], json={}) as response:
+        await problem(response, 409)
+    async with api.post(upload["complete_url"].replace(upload["run_id"], str(uuid.uuid4())), json={}) as response:
+        await problem(response, 404)
+
+
+async def test_a_bus_producer_may_send_a_url_instead_of_bytes(api, dataset, bus: Bus, media_server) -> None:
+    message = BusMedia(project_id=dataset["project_id"], dataset_id=dataset["id"],
+                       url=media_server.url("/img/500.jpg", public=True))
+    await bus.js.publish(subjects.BUS_MEDIA.subject, msgspec.json.encode(message),
+                         headers={subjects.HEADER_MSG_ID: f"url-{dataset['id']}"})
+    await wait_samples(api, dataset, 1)
+    async with api.post(f"{base(dataset)}/samples/search", json={}) as response:
+        [sample] = (await response.json())["items"]
+    assert sample["name"] == "500.jpg"
+
+
+async def test_an_external_bucket_on_a_private_address_is_refused(api, dataset, stack) -> None:
+    private = {"bucket": "anything", "endpoint": f"127.0.0.1:{stack.ports.gateway}", "secure": False,
+               "access_key": "a", "secret_key": "b"}
+    async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/bucket", json=private) as response:
+        run = await wait_run(api, dataset, (await response.json())["id"])
+    assert (run["state"], run["created"], run["failed"]) == ("FAILED", 0, 1)
+    [item] = await items_of(api, dataset, run["id"])
+    assert item["error_code"] == "listing_failed" and "127.0.0.1" in item["error"]
+    async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/bucket",
+                        json={**private, "secret_key": ""}) as response:
+        assert (await problem(response, 422))["path"] == "$.access_key"
