@@ -68,13 +68,17 @@ class RoleCache:
             access = await bus.request(subjects.CHECK_ACCESS, CheckAccess(project_id=project_id, role="viewer"),
                                        caller=caller)
             role = access.role
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            self._entries[(caller.key_id, project_id)] = (now + self.ttl_s, role)
+            self.remember(caller.key_id, project_id, role)
         if not role_at_least(role, needed):
             raise LoupeError("forbidden", f"this needs the {needed} role on project {project_id}; you are {role}. "
                              "Ask a project admin for a stronger role", role=role, needed=needed)
         return msgspec.structs.replace(caller, role=role)
+
+    def remember(self, key_id: str, project_id: str, role: Role) -> None:
+        now = time.monotonic()
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+        self._entries[(key_id, project_id)] = (now + self.ttl_s, role)
 
 
 ROLE_CACHE = web.AppKey("role_cache", RoleCache)

@@ -8,6 +8,7 @@ import msgspec
 from aiohttp import web
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
+from proto.catalog import Project, Role
 from proto.common import Redirect
 from proto.ingest import UploadedFiles
 from services.gateway import events, uploads
@@ -34,6 +35,16 @@ def parse_query(kind: type, request: web.Request) -> msgspec.Struct:
                          path=f"query.{path}" if path else "query") from None
 
 
+class ProjectRole(msgspec.Struct):
+    """The two fields of a Project reply the role cache learns from; the rest is skipped unparsed."""
+
+    id: str
+    role: Role | None = None
+
+
+project_role = msgspec.json.Decoder(ProjectRole)
+
+
 def handler_for(op: Operation):
     async def handle(request: web.Request) -> web.Response:
         caller = request[CALLER]
@@ -49,6 +60,11 @@ def handler_for(op: Operation):
         # The catalog's JSON is already the response body: passing it on saves a decode and an encode.
         result = await request.app[RUNTIME].nats.request_raw(command, op.to_request(params, query, body),
                                                              caller=caller)
+        if op.reply is Project:
+            # A project in a reply carries the caller's role on it: the next call on it needs no check.
+            seen = project_role.decode(result)
+            if seen.role is not None:
+                request.app[ROLE_CACHE].remember(caller.key_id, seen.id, seen.role)
         if op.status == 204:
             return web.Response(status=204)
         if op.status == 302:
