@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,8 +20,21 @@ MAX_ITEMS = 10_000  # items per bulk call
 
 def sample_id_for(dataset_id: str, content_hash: str) -> str:
     """The id of the sample an image (hex SHA-256) becomes in a dataset: the same image in the same
-    dataset always names the same sample, which makes registering it twice harmless."""
-    return str(uuid.uuid5(SAMPLE_NAMESPACE, f"{uuid.UUID(dataset_id)}:{content_hash.lower()}"))
+    dataset always names the same sample, which makes registering it twice harmless.
+
+    It is `uuid5(SAMPLE_NAMESPACE, "<dataset id>:<hash>")`, computed without building UUID objects:
+    ingest derives one per image, tens of thousands a second when registering.
+    """
+    digest = bytearray(hashlib.sha1(_uuid5_prefix(dataset_id) + content_hash.lower().encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _uuid5_prefix(dataset_id: str) -> bytes:
+    return SAMPLE_NAMESPACE.bytes + f"{uuid.UUID(dataset_id)}:".encode()
 
 
 class FindSamplesByHash(msgspec.Struct, frozen=True, kw_only=True):

@@ -55,6 +55,9 @@ class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
     filter_subjects: tuple[str, ...]
     payload_type: Any
     handler: MessageHandler
+    # Messages of one fetch handled at once. Above 1 they may finish out of order: only for handlers
+    # whose effect does not depend on the order (insert-if-absent, keep-the-newest-revision).
+    concurrency: int = 1
 
 
 def msg_id_of(msg: Msg) -> str:
@@ -103,7 +106,7 @@ class Consumer:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                messages = await self._subscription.fetch(batch=10, timeout=1.0)
+                messages = await self._subscription.fetch(batch=max(10, self.spec.concurrency), timeout=1.0)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except Exception:
@@ -112,9 +115,10 @@ class Consumer:
                 log.exception("fetch for consumer %s failed; retrying", self.spec.durable)
                 await asyncio.sleep(1.0)
                 continue
-            for msg in messages:
+            for start in range(0, len(messages), self.spec.concurrency):
                 # Shielded: a message we started is finished (acked or nakked) even while stopping.
-                await asyncio.shield(self._process(msg))
+                await asyncio.shield(asyncio.gather(
+                    *(self._process(msg) for msg in messages[start:start + self.spec.concurrency])))
 
     async def _process(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered

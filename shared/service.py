@@ -84,9 +84,10 @@ Context = Callable[[Runtime], AsyncIterator[None]]
 
 class Service:
     def __init__(self, name: str, *, migrations: Path | None = None, buckets: tuple[str, ...] = (),
-                 uses_db: bool = True,
+                 uses_db: bool = True, events_concurrency: int = 1,
                  make_app: Callable[[Settings], web.Application] = lambda settings: web.Application()) -> None:
         self.name = name
+        self.events_concurrency = events_concurrency
         self.migrations = migrations
         self.buckets = buckets
         self.uses_db = uses_db
@@ -137,7 +138,7 @@ class Service:
 
         return [ConsumerSpec(durable=f"{self.name}-events", stream=subjects.EVENTS_STREAM,
                              filter_subjects=tuple(self.event_handlers), payload_type=RawEnvelope,
-                             handler=dispatch)]
+                             handler=dispatch, concurrency=self.events_concurrency)]
 
     def context(self, context: Context) -> Context:
         """An async generator that opens a client before `yield` and closes it after, like aiohttp's

@@ -8,7 +8,10 @@ from proto import subjects
 from services.catalog import access, apikeys, datasets, labels_summary, media, projects, samples, schema, search, views
 from shared.service import Service
 
-service = Service("catalog", migrations=Path(__file__).parent / "migrations", buckets=("media", "thumbs"))
+# Its events are registrations (insert if absent) and label summaries (keep the newest revision):
+# neither depends on the order they are applied in, so several are applied at once.
+service = Service("catalog", migrations=Path(__file__).parent / "migrations", buckets=("media", "thumbs"),
+                  events_concurrency=4)
 service.on_startup(apikeys.bootstrap_admin_key)
 
 service.answer([

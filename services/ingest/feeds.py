@@ -74,7 +74,6 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
     async with rt.db.acquire() as conn, conn.transaction():
         media = {r["sha256"]: r for r in await conn.fetch("SELECT * FROM media WHERE sha256 = ANY($1)", hashes)}
         run_id = await create_run(conn, request.project_id, request.dataset_id, "register", "media", caller.key_id)
-        await add_items(conn, run_id, 0, [(f"{i}:{item.sha256}", item) for i, item in enumerate(items)], "PENDING")
         outcomes = pipeline.Outcomes(request.dataset_id, existing)
         for i, item in enumerate(items):
             row = media.get(item.sha256)
@@ -86,7 +85,9 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
                 sample_id=sample_id, sha256=item.sha256, format=row["format"], width=row["width"],
                 height=row["height"], size=row["size_bytes"], name=item.name or f"{item.sha256[:16]}.{row['format']}",
                 external_id=item.external_id, metadata=item.metadata, priority=item.priority), item.sha256)
-        await pipeline.record_outcomes(conn, run_id, request.project_id, outcomes)
+        await add_items(conn, run_id, 0, [(f"{i}:{item.sha256}", item) for i, item in enumerate(items)], "PENDING",
+                        outcomes.updates)
+        await pipeline.register_outcomes(conn, run_id, request.project_id, outcomes)
         await conn.execute("UPDATE runs SET state = CASE WHEN failed = 0 THEN 'SUCCEEDED' WHEN failed = total "
                            "THEN 'FAILED' ELSE 'PARTIAL' END, finished_at = now() WHERE id = $1", run_id)
         return await report(conn, run_id)

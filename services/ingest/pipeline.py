@@ -113,7 +113,8 @@ async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: li
             "ON CONFLICT DO NOTHING",
             [(sha, p.image.format, p.image.width, p.image.height, p.image.size)
              for sha, p in images.items() if sha not in stored])
-        await record_outcomes(conn, run_id, project_id, outcomes_by_row)
+        await save_outcomes(conn, run_id, outcomes_by_row)
+        await register_outcomes(conn, run_id, project_id, outcomes_by_row)
         await report(conn, run_id)
     if run["kind"] == "upload":
         await rt.storage.delete_many("staging", [row["source"] for row in rows])
@@ -135,22 +136,26 @@ class Outcomes:
 
     def stored(self, index: int, media: Callable[[str], StoredMedia], sha256: str) -> None:
         if sha256 in self.sample_of:
-            self.updates.append((index, "DUPLICATE", sha256, uuid.UUID(self.sample_of[sha256]), None, None))
+            self.updates.append((index, "DUPLICATE", sha256, self.sample_of[sha256], None, None))
             return
         sample_id = self.sample_of[sha256] = sample_id_for(self.dataset_id, sha256)
-        self.updates.append((index, "CREATED", sha256, uuid.UUID(sample_id), None, None))
+        self.updates.append((index, "CREATED", sha256, sample_id, None, None))
         self.new_media.append(media(sample_id))
 
 
-async def record_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project_id: str, outcomes: Outcomes) -> None:
-    """Items' states, the run's counts, and the event that makes the new ones samples — all in the
-    caller's transaction."""
-    updates, new_media, dataset_id = outcomes.updates, outcomes.new_media, outcomes.dataset_id
+async def save_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, outcomes: Outcomes) -> None:
+    """Write what became of each item onto the item."""
     await conn.execute(
         "UPDATE items i SET state = u.state, sha256 = u.sha256, sample_id = u.sample_id, error_code = u.code, "
         "error = u.error FROM unnest($2::int[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[]) "
         "AS u(idx, state, sha256, sample_id, code, error) WHERE i.run_id = $1 AND i.idx = u.idx",
-        run_id, *map(list, zip(*updates, strict=True)))
+        run_id, *map(list, zip(*outcomes.updates, strict=True)))
+
+
+async def register_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project_id: str, outcomes: Outcomes
+                            ) -> None:
+    """The run's counts, and the events that make the new images samples — in the caller's transaction."""
+    updates, new_media, dataset_id = outcomes.updates, outcomes.new_media, outcomes.dataset_id
     states = [u[1] for u in updates]
     await conn.execute(
         "UPDATE runs SET created = created + $2, duplicates = duplicates + $3, failed = failed + $4, "

@@ -67,17 +67,28 @@ async def create_run(conn: asyncpg.Connection, project_id: str, dataset_id: str,
 
 
 async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: int,
-                    entries: list[tuple[str, FileSpec]], state: str) -> int:
-    """Record files of a run; a source already in the run is skipped. Returns how many were new."""
-    records = [(run_id, first_index + i, source, spec.name, spec.external_id, spec.metadata, spec.priority, state)
-               for i, (source, spec) in enumerate(entries)]
+                    entries: list[tuple[str, FileSpec]], state: str,
+                    outcomes: list[tuple[Any, ...]] | None = None) -> int:
+    """Record files of a run; a source already in the run is skipped. Returns how many were new.
+
+    `outcomes` (one `(index, state, sha256, sample id, error code, error)` per entry) records files
+    whose fate is already known, in place of `state`.
+    """
+    if not entries:
+        return 0
+    known = outcomes or [(None, state, None, None, None, None)] * len(entries)
+    sources, specs = zip(*entries, strict=True)
     added = await conn.fetch(
-        "INSERT INTO items (run_id, idx, source, name, external_id, metadata, priority, state) "
-        "SELECT $1, r.idx, r.source, r.name, r.external_id, r.metadata, r.priority, r.state "
-        "FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[], $8::text[]) "
-        "AS r(idx, source, name, external_id, metadata, priority, state) "
+        "INSERT INTO items (run_id, idx, source, name, external_id, metadata, priority, state, sha256, sample_id, "
+        "error_code, error) "
+        "SELECT $1, r.idx, r.source, r.name, r.external_id, r.metadata, r.priority, r.state, r.sha256, r.sample_id, "
+        "r.code, r.error FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::float8[], "
+        "$8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[]) "
+        "AS r(idx, source, name, external_id, metadata, priority, state, sha256, sample_id, code, error) "
         "ON CONFLICT (run_id, source) DO NOTHING RETURNING idx",
-        run_id, *map(list, zip(*[r[1:] for r in records], strict=True))) if records else []
+        run_id, list(range(first_index, first_index + len(entries))), list(sources), [s.name for s in specs],
+        [s.external_id for s in specs], [s.metadata for s in specs], [s.priority for s in specs],
+        *(list(column) for column in list(zip(*known, strict=True))[1:]))
     await conn.execute("UPDATE runs SET total = total + $2, updated_at = now() WHERE id = $1", run_id, len(added))
     return len(added)
 

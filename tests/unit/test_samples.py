@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 
 from proto.catalog import ROLES
-from proto.samples import NewSample, Sample, SampleChanges, SampleStatus, sample_id_for
+from proto.samples import SAMPLE_NAMESPACE, NewSample, Sample, SampleChanges, SampleStatus, sample_id_for
 from services.catalog.sample_status import TRANSITIONS, check_transition
 from services.catalog.samples import merge_patch, new_rows, next_values
 from shared.errors import LoupeError
@@ -78,6 +78,7 @@ def test_merge_patch_follows_rfc_7396() -> None:
 
 def test_sample_ids_are_derived_from_dataset_and_hash() -> None:
     assert sample_id_for(DATASET, HASH) == sample_id_for(DATASET.upper(), HASH.upper())
+    assert sample_id_for(DATASET, HASH) == str(uuid.uuid5(SAMPLE_NAMESPACE, f"{DATASET.lower()}:{HASH.lower()}"))
     assert sample_id_for(DATASET, HASH) != sample_id_for(str(uuid.uuid4()), HASH)
     assert uuid.UUID(sample_id_for(DATASET, HASH)).version == 5
 
