@@ -26,7 +26,7 @@ def asyncapi_document(nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]
         types |= {command.request, command.reply}
     types |= {event.data for event in subjects.EVENTS}
     types |= {job.payload for job in subjects.JOBS}
-    ordered = sorted(types, key=lambda t: t.__name__)
+    ordered = sorted(types, key=str)  # str, not __name__: a job may carry a union of types
     schemas, components = msgspec.json.schema_components(ordered, ref_template=REF)
     ref = dict(zip(ordered, schemas, strict=True))
 

@@ -314,6 +314,11 @@ class SampleFacts(msgspec.Struct, frozen=True, kw_only=True):
     width: int
     height: int
     status: SampleStatus
+    external_id: str | None = None
+    metadata: dict[str, Any] = {}
+    priority: float = 0.0
+    labeler_id: str | None = None
+    reviewer_id: str | None = None
 
 
 class SamplesCreated(msgspec.Struct, frozen=True, kw_only=True):

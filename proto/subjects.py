@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from proto import annotation, catalog, common, ingest, samples, schema, search
+from proto import annotation, catalog, common, ingest, releases, review, samples, schema, search
 
 EVENTS_STREAM = "LOUPE_EVENTS"
 EVENTS_SUBJECTS = "loupe.evt.>"
@@ -242,9 +242,109 @@ SEARCH_COMMANDS: tuple[Command, ...] = (SEARCH_SAMPLES, CREATE_VIEW, LIST_VIEWS,
                                         ADD_VIEW_ITEMS, REMOVE_VIEW_ITEMS, RUN_VIEW)
 SEARCH_EVENTS: tuple[Event, ...] = (VIEW_CREATED, VIEW_UPDATED, VIEW_DELETED)
 
-# -- annotation (proto/annotation.py) ---------------------------------------------------------------
+# -- annotation: labelsets, labels, objects (proto/annotation.py) -----------------------------------
+CREATE_LABELSET = Command("loupe.annotation.labelset.create", annotation.CreateLabelsetRequest, annotation.Labelset,
+                          "Create a labelset (e.g. a model's predictions) in a project")
+LIST_LABELSETS = Command("loupe.annotation.labelset.list", annotation.ProjectLabelsets, annotation.LabelsetList,
+                         "List a project's labelsets; ground-truth always exists")
+GET_LABELSET = Command("loupe.annotation.labelset.get", annotation.LabelsetRef, annotation.Labelset,
+                       "Get one labelset")
+UPDATE_LABELSET = Command("loupe.annotation.labelset.update", annotation.UpdateLabelsetRequest, annotation.Labelset,
+                          "Change a labelset's description")
+DELETE_LABELSET = Command("loupe.annotation.labelset.delete", annotation.LabelsetRef, common.Empty,
+                          "Delete a labelset with all its labels (ground-truth cannot be deleted)")
+GET_LABEL = Command("loupe.annotation.label.get", annotation.LabelRef, annotation.Label,
+                    "Get a sample's label in a labelset, with its objects (UNLABELED when never written)")
+PUT_LABEL = Command("loupe.annotation.label.put", annotation.PutLabelRequest, annotation.Label,
+                    "Write a sample's whole label: status, objects, tags and image attributes")
+UPDATE_LABEL = Command("loupe.annotation.label.update", annotation.UpdateLabelRequest, annotation.Label,
+                       "Change a label's status, score, tags or image attributes")
+DELETE_LABEL = Command("loupe.annotation.label.delete", annotation.LabelRef, common.Empty,
+                       "Delete a sample's label in a labelset, with its objects")
+UPSERT_OBJECTS = Command("loupe.annotation.object.upsert", annotation.UpsertObjectsRequest, annotation.WrittenObjects,
+                         "Create or replace up to 10,000 objects of many samples, all or nothing")
+DELETE_OBJECTS = Command("loupe.annotation.object.delete", annotation.DeleteObjectsRequest, annotation.DeletedObjects,
+                         "Delete up to 10,000 objects by id, all or nothing")
+LIST_OBJECTS = Command("loupe.annotation.object.list", annotation.ListObjectsRequest, annotation.ObjectPage,
+                       "List a labelset's objects, a page at a time")
+LIST_AUDIT = Command("loupe.annotation.audit.list", annotation.ListAuditRequest, annotation.AuditPage,
+                     "Who changed which label or object, when, and to what; newest first")
 LABEL_CHANGED = Event("loupe.evt.annotation.label.changed", annotation.LabelChanged,
                       "A sample's label in a labelset changed; carries its per-class object counts and tags")
+LABELSET_CREATED = Event("loupe.evt.annotation.labelset.created", annotation.Labelset, "A labelset was created")
+LABELSET_DELETED = Event("loupe.evt.annotation.labelset.deleted", annotation.LabelsetDeleted,
+                         "A labelset was deleted with all its labels")
+ANNOTATION_COMMANDS: tuple[Command, ...] = (
+    CREATE_LABELSET, LIST_LABELSETS, GET_LABELSET, UPDATE_LABELSET, DELETE_LABELSET, GET_LABEL, PUT_LABEL,
+    UPDATE_LABEL, DELETE_LABEL, UPSERT_OBJECTS, DELETE_OBJECTS, LIST_OBJECTS, LIST_AUDIT)
+ANNOTATION_EVENTS: tuple[Event, ...] = (LABEL_CHANGED, LABELSET_CREATED, LABELSET_DELETED)
+
+# -- annotation: work queues, issues, label QA (proto/review.py) ------------------------------------
+NEXT_SAMPLE = Command("loupe.annotation.queue.next", review.NextSampleRequest, review.NextSampleReply,
+                      "Hand out the next sample to label or review, locked for the caller until the lock expires")
+RELEASE_LOCK = Command("loupe.annotation.lock.release", review.LockRef, common.Empty,
+                       "Give a sample handed out by a queue back before its lock expires")
+CREATE_ISSUE = Command("loupe.annotation.issue.create", review.CreateIssueRequest, review.Issue,
+                       "Open an issue on a sample (optionally on one of its objects)")
+LIST_ISSUES = Command("loupe.annotation.issue.list", review.ListIssuesRequest, review.IssuePage,
+                      "List a project's issues, newest first, a page at a time")
+GET_ISSUE = Command("loupe.annotation.issue.get", review.IssueRef, review.Issue, "Get an issue with its comments")
+UPDATE_ISSUE = Command("loupe.annotation.issue.update", review.UpdateIssueRequest, review.Issue,
+                       "Close or reopen an issue, or change its description")
+DELETE_ISSUE = Command("loupe.annotation.issue.delete", review.IssueRef, common.Empty, "Delete an issue")
+CREATE_COMMENT = Command("loupe.annotation.comment.create", review.CreateCommentRequest, review.Issue,
+                         "Comment on an issue")
+CREATE_QA_RUN = Command("loupe.annotation.qarun.create", review.CreateQaRunRequest, review.QaRun,
+                        "Start label QA: compare a predictions labelset with ground truth, as a job")
+LIST_QA_RUNS = Command("loupe.annotation.qarun.list", review.ListQaRunsRequest, review.QaRunList,
+                       "List a project's label QA runs, newest first")
+GET_QA_RUN = Command("loupe.annotation.qarun.get", review.QaRunRef, review.QaRun,
+                     "Get a label QA run: its state and counts by kind")
+LIST_FINDINGS = Command("loupe.annotation.finding.list", review.ListFindingsRequest, review.FindingPage,
+                        "List a QA run's findings")
+RESOLVE_FINDING = Command("loupe.annotation.finding.resolve", review.ResolveFindingRequest, review.Finding,
+                          "Resolve a finding (FIXED or NOT_AN_ERROR), or reopen it")
+QA_JOB = Job("loupe.job.annotation.qa", review.QaJob, "Compare the labelsets of a label QA run")
+QA_RUN_FINISHED = Event("loupe.evt.annotation.qarun.finished", review.QaRun,
+                        "A label QA run succeeded or failed")
+REVIEW_COMMANDS: tuple[Command, ...] = (
+    NEXT_SAMPLE, RELEASE_LOCK, CREATE_ISSUE, LIST_ISSUES, GET_ISSUE, UPDATE_ISSUE, DELETE_ISSUE, CREATE_COMMENT,
+    CREATE_QA_RUN, LIST_QA_RUNS, GET_QA_RUN, LIST_FINDINGS, RESOLVE_FINDING)
+
+# -- annotation: releases, exports, imports (proto/releases.py) -------------------------------------
+CREATE_RELEASE = Command("loupe.annotation.release.create", releases.CreateReleaseRequest, releases.Release,
+                         "Cut a release: an immutable snapshot of samples, labels and schema, built as a job")
+LIST_RELEASES = Command("loupe.annotation.release.list", releases.ListReleasesRequest, releases.ReleasePage,
+                        "List a project's releases, newest first")
+GET_RELEASE = Command("loupe.annotation.release.get", releases.ReleaseRef, releases.Release, "Get a release")
+DELETE_RELEASE = Command("loupe.annotation.release.delete", releases.ReleaseRef, common.Empty,
+                         "Delete a release and its exports")
+CREATE_EXPORT = Command("loupe.annotation.export.create", releases.CreateExportRequest, releases.Export,
+                        "Export a release to a format (COCO, YOLO, VOC, PNG masks, Segments, Hasty, native), as a job")
+LIST_EXPORTS = Command("loupe.annotation.export.list", releases.ListExportsRequest, releases.ExportList,
+                       "List a release's exports")
+GET_EXPORT = Command("loupe.annotation.export.get", releases.ExportRef, releases.Export,
+                     "Get an export; once SUCCEEDED it carries a presigned download URL")
+LOCATE_EXPORT = Command("loupe.annotation.export.locate", releases.ExportRef, common.Redirect,
+                        "Where a finished export can be downloaded (a presigned URL)")
+CREATE_IMPORT = Command("loupe.annotation.import.create", releases.CreateImportRequest, releases.Import,
+                        "Prepare an import of labelled data: answers a presigned URL to upload the file to")
+START_IMPORT = Command("loupe.annotation.import.start", releases.ImportRef, releases.Import,
+                       "Start an import once its file is uploaded")
+GET_IMPORT = Command("loupe.annotation.import.get", releases.ImportRef, releases.Import, "Get an import and its counts")
+LIST_IMPORT_ITEMS = Command("loupe.annotation.importitem.list", releases.ListImportItemsRequest,
+                            releases.ImportItemPage, "What became of each image of an import")
+RELEASE_JOB = Job("loupe.job.annotation.release", releases.ReleaseJob,
+                  "Build a release snapshot, an export of one, or run an import")
+RELEASE_FINISHED = Event("loupe.evt.annotation.release.finished", releases.Release,
+                         "A release was built (SUCCEEDED) or could not be (FAILED)")
+EXPORT_FINISHED = Event("loupe.evt.annotation.export.finished", releases.Export,
+                        "An export finished (SUCCEEDED or FAILED)")
+IMPORT_FINISHED = Event("loupe.evt.annotation.import.finished", releases.Import, "An import finished")
+RELEASE_COMMANDS: tuple[Command, ...] = (
+    CREATE_RELEASE, LIST_RELEASES, GET_RELEASE, DELETE_RELEASE, CREATE_EXPORT, LIST_EXPORTS, GET_EXPORT,
+    LOCATE_EXPORT, CREATE_IMPORT, START_IMPORT, GET_IMPORT, LIST_IMPORT_ITEMS)
+ANNOTATION_JOBS: tuple[Job, ...] = (QA_JOB, RELEASE_JOB)
 
 # -- ingest (proto/ingest.py) -----------------------------------------------------------------------
 MEDIA_STORED = Event("loupe.evt.ingest.media.stored", ingest.MediaStored,
@@ -282,9 +382,11 @@ WORKER_SERVICES = SERVICES[1:]
 COMMANDS: tuple[Command, ...] = (
     VERIFY_API_KEY, CREATE_PROJECT, LIST_PROJECTS, GET_PROJECT, UPDATE_PROJECT, DELETE_PROJECT,
     *ACCESS_COMMANDS, *SCHEMA_COMMANDS, *SAMPLE_COMMANDS, *SEARCH_COMMANDS, *INGEST_COMMANDS,
+    *ANNOTATION_COMMANDS, *REVIEW_COMMANDS, *RELEASE_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )
 EVENTS: tuple[Event, ...] = (PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED, *ACCESS_EVENTS, *SCHEMA_EVENTS,
-                             *SAMPLE_EVENTS, *SEARCH_EVENTS, LABEL_CHANGED, *INGEST_EVENTS)
-JOBS: tuple[Job, ...] = (*INGEST_JOBS,)
+                             *SAMPLE_EVENTS, *SEARCH_EVENTS, *ANNOTATION_EVENTS, QA_RUN_FINISHED,
+                             RELEASE_FINISHED, EXPORT_FINISHED, IMPORT_FINISHED, *INGEST_EVENTS)
+JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS)

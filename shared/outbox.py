@@ -33,6 +33,20 @@ def _notify_channel(schema: str) -> str:
     return f"loupe_outbox_{schema}"
 
 
+async def emit_many(conn: asyncpg.Connection, event: Event, items: list[msgspec.Struct], project: str | None) -> None:
+    """Record one `event` per item in a single statement (a bulk write changes many labels at once)."""
+    if not items:
+        return
+    now = datetime.now(UTC)
+    type_ = event.subject.removeprefix(subjects.EVENT_PREFIX)
+    envelopes = [EventEnvelope(id=str(uuid.uuid4()), type=type_, time=now, project=project, data=data)
+                 for data in items]
+    await conn.execute("INSERT INTO outbox (msg_id, subject, payload) "
+                       "SELECT id, $1, payload FROM unnest($2::text[], $3::bytea[]) AS t (id, payload)",
+                       event.subject, [e.id for e in envelopes], [encoder.encode(e) for e in envelopes])
+    await conn.execute("SELECT pg_notify('loupe_outbox_' || current_schema(), '')")
+
+
 async def enqueue(conn: asyncpg.Connection, subject: str, payload: bytes, msg_id: str) -> None:
     """Queue a message for publication when the surrounding transaction commits."""
     await conn.execute("INSERT INTO outbox (msg_id, subject, payload) VALUES ($1, $2, $3)", msg_id, subject, payload)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 from minio import Minio
@@ -88,6 +89,23 @@ class Storage:
             if response.status >= 300:
                 raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
             return await response.read()
+
+    async def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        """Upload a file of any size; the SDK sends it in parts, so memory stays flat."""
+        await asyncio.to_thread(self.client.fput_object, self.bucket(bucket), key, str(path),
+                                content_type=content_type)
+
+    async def get_file(self, bucket: str, key: str, path: Path) -> None:
+        """Download an object of any size into `path`, a chunk at a time."""
+        url = self.client.presigned_get_object(self.bucket(bucket), key, expires=TRANSFER_URL_EXPIRY)
+        async with self._session().get(url) as response:
+            if response.status == 404:
+                raise ObjectMissing(f"{key} is not in bucket {self.bucket(bucket)}")
+            if response.status >= 300:
+                raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
+            with path.open("wb") as out:
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    out.write(chunk)
 
     async def exists(self, bucket: str, key: str) -> bool:
         try:

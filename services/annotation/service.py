@@ -1,8 +1,43 @@
-"""The annotation service. Its labels, reviews and releases arrive with the annotation issue; today it
-runs its bus plumbing (outbox, dead letters) and owns the releases bucket."""
+"""The annotation service: labelsets, labels and their objects, review, label QA, releases, exports
+and imports. It keeps its own read model of the catalog's samples (sample_facts)."""
 
 from __future__ import annotations
 
-from shared.service import Service
+from pathlib import Path
 
-service = Service("annotation", buckets=("releases",))
+from proto import subjects
+from proto.releases import ReleaseJob
+from services.annotation import labels, labelsets, releases, sample_facts
+from shared.consumers import Delivery
+from shared.service import Runtime, Service
+
+service = Service("annotation", migrations=Path(__file__).parent / "migrations", buckets=("releases",))
+
+# -- labelsets, labels, objects
+service.answer([
+    (subjects.CREATE_LABELSET, labelsets.create), (subjects.LIST_LABELSETS, labelsets.list_all),
+    (subjects.GET_LABELSET, labelsets.get), (subjects.UPDATE_LABELSET, labelsets.update),
+    (subjects.DELETE_LABELSET, labelsets.delete),
+    *labels.COMMAND_HANDLERS,
+])
+
+# -- work queues and issues
+
+# -- label QA
+
+# -- releases, exports, imports
+service.answer(releases.COMMAND_HANDLERS)
+
+
+@service.consumer("release", subjects.JOBS_STREAM, subjects.RELEASE_JOB.subject, ReleaseJob)
+async def release_job(rt: Runtime, job: ReleaseJob, delivery: Delivery) -> None:
+    await releases.run_job(rt, job)
+
+
+# -- read models fed by the catalog's events
+service.on_event(subjects.SAMPLES_CREATED)(sample_facts.on_created)
+service.on_event(subjects.SAMPLES_UPDATED)(sample_facts.on_updated)
+service.on_event(subjects.SAMPLES_MOVED)(sample_facts.on_moved)
+service.on_event(subjects.SAMPLES_DELETED)(sample_facts.on_deleted)
+service.on_event(subjects.DATASET_DELETED)(sample_facts.on_dataset_deleted)
+service.on_event(subjects.PROJECT_DELETED)(sample_facts.on_project_deleted)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from proto.annotation import LabelChanged
+from proto.annotation import LabelChanged, LabelsetDeleted
 from shared.consumers import Delivery
 from shared.service import Runtime
 
@@ -46,3 +46,10 @@ async def apply_label_changed(rt: Runtime, project_id: str | None, event: LabelC
             "INSERT INTO label_class_counts (sample_id, labelset, class_id, count) "
             "SELECT $1, $2, class_id, count FROM unnest($3::text[], $4::int4[]) AS t (class_id, count)",
             sample_id, event.labelset, list(counts), list(counts.values()))
+
+
+async def apply_labelset_deleted(rt: Runtime, project_id: str | None, event: LabelsetDeleted,
+                                 delivery: Delivery) -> None:
+    """A labelset made again under the same name starts its revisions anew: forget the old ones."""
+    await rt.db.execute("DELETE FROM label_summaries WHERE project_id = $1 AND labelset = $2",
+                        uuid.UUID(event.project_id), event.name)

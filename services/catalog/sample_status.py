@@ -8,9 +8,9 @@ unusable image), AUTO_LABELLED (labelled by a model, not checked by a person yet
 
 from __future__ import annotations
 
-from proto.catalog import Role, role_at_least
+from proto.catalog import Role
 from proto.samples import SampleStatus
-from shared.errors import LoupeError, conflict
+from shared import workflow
 
 # current status → {allowed next status: least project role that may take the step}
 TRANSITIONS: dict[SampleStatus, dict[SampleStatus, Role]] = {
@@ -27,19 +27,4 @@ TRANSITIONS: dict[SampleStatus, dict[SampleStatus, Role]] = {
 
 
 def check_transition(current: SampleStatus, requested: SampleStatus, role: str | None, path: str) -> None:
-    """Refuse a step the table does not allow (409), or one the caller's role is too weak for (403).
-
-    `role` is the caller's project role as the gateway set it; None (a command sent on the bus by
-    another service, not through the gateway) is trusted like a manager.
-    """
-    if requested == current:
-        return
-    allowed = TRANSITIONS[current]
-    if requested not in allowed:
-        raise conflict(f"a sample in status {current} cannot move to {requested}; allowed next: "
-                       f"{', '.join(allowed)}", path=path, current=current, requested=requested,
-                       allowed=list(allowed))
-    needed = allowed[requested]
-    if role is not None and not role_at_least(role, needed):
-        raise LoupeError("forbidden", f"moving a sample from {current} to {requested} needs the {needed} role; "
-                         f"you are {role}", path=path, role=role, needed=needed)
+    workflow.check_transition(TRANSITIONS, "a sample", current, requested, role, path)

@@ -48,7 +48,9 @@ def to_sample(row: asyncpg.Record) -> Sample:
 
 def facts(sample: Sample | NewRow, dataset_id: str, status: SampleStatus) -> SampleFacts:
     return SampleFacts(id=sample.id, dataset_id=dataset_id, name=sample.name, content_hash=sample.content_hash,
-                       media_url=sample.media_url, width=sample.width, height=sample.height, status=status)
+                       media_url=sample.media_url, width=sample.width, height=sample.height, status=status,
+                       external_id=sample.external_id, metadata=sample.metadata, priority=sample.priority,
+                       labeler_id=sample.labeler_id, reviewer_id=sample.reviewer_id)
 
 
 def chunks(items: list[Any]) -> list[list[Any]]:
@@ -73,6 +75,8 @@ class NewRow(msgspec.Struct, frozen=True, kw_only=True):
     size_bytes: int | None
     metadata: dict[str, Any]
     priority: float
+    labeler_id: None = None  # new samples are unassigned
+    reviewer_id: None = None
 
 
 INSERT = """

@@ -49,3 +49,4 @@ service.answer([
 # Read models and registrations fed by other services' events.
 service.on_event(subjects.MEDIA_STORED)(samples.register)
 service.on_event(subjects.LABEL_CHANGED)(labels_summary.apply_label_changed)
+service.on_event(subjects.LABELSET_DELETED)(labels_summary.apply_labelset_deleted)

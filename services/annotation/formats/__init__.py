@@ -1,0 +1,1 @@
+"""Export and import writers/readers, one module per annotation format."""

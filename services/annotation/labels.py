@@ -1,0 +1,437 @@
+"""Labels and their objects: reads, whole-label writes, bulk object writes, the audit trail, and the
+LabelChanged event every change emits.
+
+A write is checked completely before anything is stored (schema, image size, versions, status
+step), then stored in one transaction: the labels it touches are locked in sample order, objects
+are upserted in one statement, one audit row is written per object and label change, each label's
+version grows by one and its LabelChanged event goes into the outbox with it. So a failed call
+changes nothing, and two writers of the same label are serialised.
+
+A label is never removed: deleting it empties it (UNLABELED, no objects) and bumps its version, so
+the catalog's read model, which keeps the newest revision, sees the deletion.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from proto import subjects
+from proto.annotation import (AuditEntry, AuditPage, DeletedObjects, DeleteObjectsRequest, Label, LabelChanged,
+                              LabelInput, LabelObject, LabelRef, LabelStatus, ListAuditRequest, ListObjectsRequest,
+                              ObjectInput, ObjectPage, PutLabelRequest, SampleObject, UpdateLabelRequest,
+                              UpsertObjectsRequest, WrittenObject, WrittenObjects)
+from proto.common import Caller, Empty
+from services.annotation import label_status, labelsets, sample_facts
+from services.annotation.refs import actor, label_schema, parse_uuid
+from services.annotation.validation import SchemaIndex, check_image_attributes, check_object, check_tags
+from shared import outbox
+from shared.bus import RequestContext
+from shared.errors import conflict, invalid
+from shared.service import Runtime
+
+encode = msgspec.json.Encoder().encode
+decode_object = msgspec.json.Decoder(LabelObject).decode
+decode_attributes = msgspec.json.Decoder(dict[str, Any]).decode
+
+LABEL_COLUMNS = ("sample_id, status, score, tag_class_ids, attributes::text AS attributes, version, created_by, "
+                 "created_at, updated_by, updated_at")
+
+
+class Planned(msgspec.Struct, frozen=True):
+    """An object as it will be stored, and what storing it does."""
+
+    sample_id: uuid.UUID
+    obj: LabelObject
+    outcome: str  # created, updated, unchanged
+
+
+class Scope(msgspec.Struct, frozen=True):
+    """What one write works in: the project, the labelset row, who writes, and when."""
+
+    project_id: uuid.UUID
+    labelset_id: uuid.UUID
+    labelset: str
+    actor: str | None
+    role: str | None
+    now: datetime
+
+
+async def scope_of(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, labelset: str,
+                   caller: Caller | None) -> Scope:
+    project = parse_uuid(project_id, "project")
+    row = await labelsets.resolve(conn, project, labelset)
+    return Scope(project_id=project, labelset_id=row["id"], labelset=row["name"], actor=actor(caller),
+                 role=caller.role if caller else None, now=datetime.now(UTC))
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def to_label(scope: Scope, sample_id: uuid.UUID, row: asyncpg.Record | None, bodies: Iterable[str]) -> Label:
+    if row is None or row["version"] == 0:
+        return Label(project_id=str(scope.project_id), sample_id=str(sample_id), labelset=scope.labelset,
+                     status="UNLABELED")
+    return Label(project_id=str(scope.project_id), sample_id=str(sample_id), labelset=scope.labelset,
+                 status=row["status"], score=row["score"], objects=[decode_object(body) for body in bodies],
+                 tag_class_ids=[str(t) for t in row["tag_class_ids"]], attributes=decode_attributes(row["attributes"]),
+                 version=row["version"], created_by=row["created_by"], created_at=row["created_at"],
+                 updated_by=row["updated_by"], updated_at=row["updated_at"])
+
+
+async def read_label(conn: asyncpg.Connection | asyncpg.Pool, scope: Scope, sample_id: uuid.UUID) -> Label:
+    row = await conn.fetchrow(f"SELECT {LABEL_COLUMNS} FROM labels WHERE labelset_id = $1 AND sample_id = $2",
+                              scope.labelset_id, sample_id)
+    bodies = await conn.fetch("SELECT body::text FROM objects WHERE labelset_id = $1 AND sample_id = $2 ORDER BY seq",
+                              scope.labelset_id, sample_id)
+    return to_label(scope, sample_id, row, (b["body"] for b in bodies))
+
+
+async def get(rt: Runtime, request: LabelRef, ctx: RequestContext) -> Label:
+    scope = await scope_of(rt.db, request.project_id, request.labelset, ctx.caller)
+    sample = parse_uuid(request.sample_id, "sample")
+    async with rt.db.acquire() as conn:
+        await sample_facts.load(rt, conn, scope.project_id, [sample], ctx.caller)
+        return await read_label(conn, scope, sample)
+
+
+# -- the write path shared by every call ------------------------------------------------------------
+
+async def lock_labels(conn: asyncpg.Connection, scope: Scope, sample_ids: Iterable[uuid.UUID]
+                      ) -> dict[uuid.UUID, asyncpg.Record]:
+    """Lock the labels of these samples, making empty ones (version 0) for those that have none."""
+    ordered = sorted(set(sample_ids))
+    await conn.execute(
+        "INSERT INTO labels (labelset_id, sample_id, project_id, status, version, created_by, created_at, updated_by) "
+        "SELECT $1, s, $2, 'UNLABELED', 0, $3, $4, $3 FROM unnest($5::uuid[]) AS s ON CONFLICT DO NOTHING",
+        scope.labelset_id, scope.project_id, scope.actor, scope.now, ordered)
+    rows = await conn.fetch(f"SELECT {LABEL_COLUMNS} FROM labels WHERE labelset_id = $1 AND sample_id = ANY($2::uuid[]) "
+                            "ORDER BY sample_id FOR UPDATE", scope.labelset_id, ordered)
+    return {row["sample_id"]: row for row in rows}
+
+
+def check_version(given: int | None, current: int, what: str, path: str) -> None:
+    if given is not None and given != current:
+        state = "does not exist yet" if current == 0 else f"is at version {current}"
+        raise conflict(f"{what} {state}, not {given}: someone changed it since you read it; read it again and "
+                       "reapply your change", path=path, current_version=current, given_version=given)
+
+
+def plan_objects(scope: Scope, items: list[tuple[str, uuid.UUID, ObjectInput]],
+                 existing: dict[uuid.UUID, asyncpg.Record]) -> list[Planned]:
+    """Each object as it will be stored: new ones get an id, changed ones a new version."""
+    planned = []
+    for path, sample_id, item in items:
+        ident = item.id or uuid.uuid4()
+        old = existing.get(ident)
+        if old is not None and (old["labelset_id"] != scope.labelset_id or old["sample_id"] != sample_id):
+            raise invalid(f"object {ident} belongs to another sample or labelset; leave `id` out to create a copy",
+                          path=f"{path}.id")
+        current = old["version"] if old is not None else 0
+        if item.version is not None:
+            check_version(item.version, current, f"object {ident}", f"{path}.version")
+        obj = LabelObject(id=str(ident), class_id=str(item.class_id), shape=item.shape, z_index=item.z_index,
+                          attributes=item.attributes, confidence=item.confidence, external_id=item.external_id,
+                          version=current + 1, updated_by=scope.actor, updated_at=scope.now)
+        if old is None:
+            planned.append(Planned(sample_id, obj, "created"))
+            continue
+        before = decode_object(old["body"])
+        same = (before.class_id, before.shape, before.z_index, before.attributes, before.confidence,
+                before.external_id) == (obj.class_id, obj.shape, obj.z_index, obj.attributes, obj.confidence,
+                                        obj.external_id)
+        planned.append(Planned(sample_id, before, "unchanged") if same else Planned(sample_id, obj, "updated"))
+    return planned
+
+
+async def existing_objects(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT id, labelset_id, sample_id, version, body::text FROM objects "
+                            "WHERE id = ANY($1::uuid[]) FOR UPDATE", ids)
+    return {row["id"]: row for row in rows}
+
+
+async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Planned]) -> None:
+    changed = [p for p in planned if p.outcome != "unchanged"]
+    if not changed:
+        return
+    bodies = [encode(p.obj).decode() for p in changed]
+    await conn.execute(
+        "INSERT INTO objects (id, labelset_id, sample_id, class_id, version, body) "
+        "SELECT o.id, $1, o.sample_id, o.class_id, o.version, o.body::jsonb "
+        "FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[]) AS o (id, sample_id, class_id, version, body) "
+        "ON CONFLICT (id) DO UPDATE SET class_id = EXCLUDED.class_id, version = EXCLUDED.version, body = EXCLUDED.body",
+        scope.labelset_id, [uuid.UUID(p.obj.id) for p in changed], [p.sample_id for p in changed],
+        [uuid.UUID(p.obj.class_id) for p in changed], [p.obj.version for p in changed], bodies)
+    await audit(conn, scope, [(p.sample_id, f"object.{p.outcome}", uuid.UUID(p.obj.id), body)
+                              for p, body in zip(changed, bodies, strict=True)])
+
+
+async def delete_object_rows(conn: asyncpg.Connection, scope: Scope, where: str, *args: Any) -> set[uuid.UUID]:
+    """Delete the labelset's objects matching `where` ($2...) and audit it; the samples touched."""
+    rows = await conn.fetch(f"DELETE FROM objects WHERE labelset_id = $1 AND {where} RETURNING id, sample_id",
+                            scope.labelset_id, *args)
+    await audit(conn, scope, [(row["sample_id"], "object.deleted", row["id"], "{}") for row in rows])
+    return {row["sample_id"] for row in rows}
+
+
+async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid.UUID, str, uuid.UUID | None, str]]
+                ) -> None:
+    """(sample, action, object id, change as JSON) rows, in one COPY."""
+    if entries:
+        await conn.copy_records_to_table(
+            "audit", columns=("project_id", "sample_id", "labelset", "action", "object_id", "actor", "at", "change"),
+            records=[(scope.project_id, sample, scope.labelset, action, obj, scope.actor, scope.now, change)
+                     for sample, action, obj, change in entries])
+
+
+async def finish(conn: asyncpg.Connection, scope: Scope, sample_ids: Iterable[uuid.UUID],
+                 new_status: dict[uuid.UUID, LabelStatus] | None = None) -> dict[uuid.UUID, int]:
+    """Bump the version of each label written (setting the statuses given) and emit its LabelChanged
+    with the class counts it has now; answers the new versions."""
+    ids = sorted(set(sample_ids))
+    if not ids:
+        return {}
+    statuses = [new_status.get(i) if new_status else None for i in ids]
+    rows = await conn.fetch(
+        "UPDATE labels l SET version = l.version + 1, status = coalesce(c.status, l.status), updated_by = $3, "
+        "updated_at = $4 FROM unnest($2::uuid[], $5::text[]) AS c (sample_id, status) "
+        "WHERE l.labelset_id = $1 AND l.sample_id = c.sample_id "
+        "RETURNING l.sample_id, l.version, l.status, l.tag_class_ids",
+        scope.labelset_id, ids, scope.actor, scope.now, statuses)
+    counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
+    for row in await conn.fetch("SELECT sample_id, class_id, count(*) AS n FROM objects "
+                                "WHERE labelset_id = $1 AND sample_id = ANY($2::uuid[]) GROUP BY 1, 2",
+                                scope.labelset_id, ids):
+        counts[row["sample_id"]][str(row["class_id"])] = row["n"]
+    project = str(scope.project_id)
+    await outbox.emit_many(conn, subjects.LABEL_CHANGED, [
+        LabelChanged(project_id=project, sample_id=str(row["sample_id"]), labelset=scope.labelset,
+                     revision=row["version"], status=row["status"], class_counts=counts[row["sample_id"]],
+                     tag_class_ids=[str(t) for t in row["tag_class_ids"]], changed_by=scope.actor or "",
+                     changed_at=scope.now) for row in rows], project)
+    return {row["sample_id"]: row["version"] for row in rows}
+
+
+def validate_objects(schema: SchemaIndex, facts: dict[uuid.UUID, asyncpg.Record],
+                     items: Iterable[tuple[str, uuid.UUID, ObjectInput]]) -> list[tuple[str, uuid.UUID, ObjectInput]]:
+    checked = []
+    seen: set[uuid.UUID] = set()
+    for path, sample_id, item in items:
+        if item.id is not None:
+            if item.id in seen:
+                raise invalid(f"object {item.id} is given twice in this call", path=f"{path}.id")
+            seen.add(item.id)
+        fact = facts[sample_id]
+        what = f"object {path[path.rindex('[') + 1:-1]}"  # $.items[12] → object 12
+        checked.append((path, sample_id, check_object(item, schema, fact["width"], fact["height"], path, what=what)))
+    return checked
+
+
+# -- whole-label writes -----------------------------------------------------------------------------
+
+async def put(rt: Runtime, request: PutLabelRequest, ctx: RequestContext) -> Label:
+    sample = parse_uuid(request.sample_id, "sample")
+    schema = SchemaIndex.from_schema(await label_schema(rt, request.project_id, ctx.caller))
+    async with rt.db.acquire() as conn:
+        scope = await scope_of(conn, request.project_id, request.labelset, ctx.caller)
+        facts = await sample_facts.load(rt, conn, scope.project_id, [sample], ctx.caller)
+        async with conn.transaction():
+            await replace_label(conn, scope, schema, facts[sample], request.label)
+            return await read_label(conn, scope, sample)
+
+
+async def replace_label(conn: asyncpg.Connection, scope: Scope, schema: SchemaIndex, fact: asyncpg.Record,
+                        body: LabelInput, path: str = "$") -> None:
+    """Make a sample's label exactly `body` (its objects not in `body` are deleted), inside the caller's
+    transaction; errors name fields under `path` (the label's place in the request)."""
+    sample = fact["id"]
+    tags = check_tags(body.tag_class_ids, schema, f"{path}.tag_class_ids")
+    attributes = check_image_attributes(body.attributes, schema, f"{path}.attributes")
+    items = validate_objects(schema, {sample: fact},
+                             ((f"{path}.objects[{i}]", sample, o) for i, o in enumerate(body.objects)))
+    label = (await lock_labels(conn, scope, [sample]))[sample]
+    check_version(body.version, label["version"], "the label", f"{path}.version")
+    current: LabelStatus = label["status"] if label["version"] else "UNLABELED"
+    label_status.check_transition(current, body.status, scope.role, f"{path}.status")
+    planned = plan_objects(scope, items, await existing_objects(conn, [o.id for _, _, o in items if o.id]))
+    keep = [uuid.UUID(p.obj.id) for p in planned]
+    await delete_object_rows(conn, scope, "sample_id = $2 AND NOT (id = ANY($3::uuid[]))", sample, keep)
+    await store_objects(conn, scope, planned)
+    await set_label_fields(conn, scope, sample, label, {"status": body.status, "score": body.score,
+                                                        "tag_class_ids": tags, "attributes": attributes})
+    await finish(conn, scope, [sample])
+
+
+async def set_label_fields(conn: asyncpg.Connection, scope: Scope, sample: uuid.UUID, label: asyncpg.Record,
+                           wanted: dict[str, Any], action: str | None = None) -> None:
+    """Write the label's own fields and audit what changed (before, after) under `action`, by default
+    what the change amounts to."""
+    before = {"status": label["status"] if label["version"] else "UNLABELED", "score": label["score"],
+              "tag_class_ids": [str(t) for t in label["tag_class_ids"]],
+              "attributes": decode_attributes(label["attributes"])}
+    after = {**before, **{k: [str(t) for t in v] if k == "tag_class_ids" else v for k, v in wanted.items()}}
+    changed = {field: [before[field], after[field]] for field in after if before[field] != after[field]}
+    await conn.execute("UPDATE labels SET status = $3, score = $4, tag_class_ids = $5::uuid[], attributes = $6::text::jsonb "
+                       "WHERE labelset_id = $1 AND sample_id = $2", scope.labelset_id, sample, after["status"],
+                       after["score"], after["tag_class_ids"], encode(after["attributes"]).decode())
+    action = action or ("label.created" if label["version"] == 0 else
+                        "status.changed" if set(changed) == {"status"} else "label.updated")
+    if changed or label["version"] == 0:
+        await audit(conn, scope, [(sample, action, None, encode(changed).decode())])
+
+
+async def update(rt: Runtime, request: UpdateLabelRequest, ctx: RequestContext) -> Label:
+    changes = request.changes
+    sample = parse_uuid(request.sample_id, "sample")
+    wanted: dict[str, Any] = {}
+    if changes.tag_class_ids is not msgspec.UNSET or changes.attributes is not msgspec.UNSET:
+        schema = SchemaIndex.from_schema(await label_schema(rt, request.project_id, ctx.caller))
+        if changes.tag_class_ids is not msgspec.UNSET:
+            wanted["tag_class_ids"] = check_tags(changes.tag_class_ids, schema, "$.tag_class_ids")
+        if changes.attributes is not msgspec.UNSET:
+            wanted["attributes"] = check_image_attributes(changes.attributes, schema, "$.attributes")
+    if changes.score is not msgspec.UNSET:
+        wanted["score"] = changes.score
+    async with rt.db.acquire() as conn:
+        scope = await scope_of(conn, request.project_id, request.labelset, ctx.caller)
+        await sample_facts.load(rt, conn, scope.project_id, [sample], ctx.caller)
+        async with conn.transaction():
+            label = (await lock_labels(conn, scope, [sample]))[sample]
+            check_version(changes.version, label["version"], "the label", "$.version")
+            if changes.status is not msgspec.UNSET:
+                current: LabelStatus = label["status"] if label["version"] else "UNLABELED"
+                label_status.check_transition(current, changes.status, scope.role, "$.status")
+                wanted["status"] = changes.status
+            await set_label_fields(conn, scope, sample, label, wanted)
+            await finish(conn, scope, [sample])
+            return await read_label(conn, scope, sample)
+
+
+async def change_status(conn: asyncpg.Connection, scope: Scope, sample: uuid.UUID, status: LabelStatus,
+                        path: str = "$.status") -> int:
+    """Move a label along the workflow (work queues hand samples out this way); its new version."""
+    label = (await lock_labels(conn, scope, [sample]))[sample]
+    current: LabelStatus = label["status"] if label["version"] else "UNLABELED"
+    label_status.check_transition(current, status, scope.role, path)
+    await set_label_fields(conn, scope, sample, label, {"status": status})
+    return (await finish(conn, scope, [sample]))[sample]
+
+
+async def delete(rt: Runtime, request: LabelRef, ctx: RequestContext) -> Empty:
+    sample = parse_uuid(request.sample_id, "sample")
+    async with rt.db.acquire() as conn, conn.transaction():
+        scope = await scope_of(conn, request.project_id, request.labelset, ctx.caller)
+        label = (await lock_labels(conn, scope, [sample]))[sample]
+        if label["version"] == 0:
+            return Empty()  # never written: nothing to delete
+        await delete_object_rows(conn, scope, "sample_id = $2", sample)
+        await set_label_fields(conn, scope, sample, label, {"status": "UNLABELED", "score": None,
+                                                            "tag_class_ids": [], "attributes": {}}, "label.deleted")
+        await finish(conn, scope, [sample])
+    return Empty()
+
+
+# -- bulk object writes -----------------------------------------------------------------------------
+
+async def upsert_objects(rt: Runtime, request: UpsertObjectsRequest, ctx: RequestContext) -> WrittenObjects:
+    body = request.body
+    schema = SchemaIndex.from_schema(await label_schema(rt, request.project_id, ctx.caller))
+    paths = {}
+    for index, item in enumerate(body.items):
+        paths.setdefault(item.sample_id, f"$.items[{index}].sample_id")
+    async with rt.db.acquire() as conn:
+        scope = await scope_of(conn, request.project_id, request.labelset, ctx.caller)
+        facts = await sample_facts.load(rt, conn, scope.project_id, paths, ctx.caller, paths)
+        items = validate_objects(schema, facts, ((f"$.items[{i}]", o.sample_id, o) for i, o in enumerate(body.items)))
+        async with conn.transaction():
+            labels = await lock_labels(conn, scope, paths)
+            fresh = [sample for sample, row in labels.items() if row["version"] == 0]
+            if fresh:
+                label_status.check_transition("UNLABELED", body.status, scope.role, "$.status")
+            planned = plan_objects(scope, items, await existing_objects(conn, [o.id for _, _, o in items if o.id]))
+            await store_objects(conn, scope, planned)
+            touched = {p.sample_id for p in planned if p.outcome != "unchanged"} | set(fresh)
+            await finish(conn, scope, touched, {sample: body.status for sample in fresh})
+    outcomes = [p.outcome for p in planned]
+    return WrittenObjects(created=outcomes.count("created"), updated=outcomes.count("updated"),
+                          unchanged=outcomes.count("unchanged"),
+                          items=[WrittenObject(id=p.obj.id, sample_id=str(p.sample_id), version=p.obj.version,
+                                               outcome=p.outcome) for p in planned])
+
+
+async def delete_objects(rt: Runtime, request: DeleteObjectsRequest, ctx: RequestContext) -> DeletedObjects:
+    ids = request.body.ids
+    async with rt.db.acquire() as conn, conn.transaction():
+        scope = await scope_of(conn, request.project_id, request.labelset, ctx.caller)
+        rows = await conn.fetch("SELECT id, sample_id FROM objects WHERE labelset_id = $1 AND id = ANY($2::uuid[])",
+                                scope.labelset_id, ids)
+        found = {row["id"] for row in rows}
+        for index, ident in enumerate(ids):
+            if ident not in found:
+                raise invalid(f"object {ident} is not in labelset {scope.labelset!r} of this project; nothing was "
+                              "deleted", path=f"$.ids[{index}]")
+        await lock_labels(conn, scope, {row["sample_id"] for row in rows})
+        touched = await delete_object_rows(conn, scope, "id = ANY($2::uuid[])", ids)
+        await finish(conn, scope, touched)
+    return DeletedObjects(deleted=len(found))
+
+
+async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestContext) -> ObjectPage:
+    query = request.query
+    scope = await scope_of(rt.db, request.project_id, request.labelset, ctx.caller)
+    after_sample, after_seq = uuid.UUID(int=0), 0
+    if query.cursor:
+        try:
+            sample_text, seq_text = query.cursor.split(":")
+            after_sample, after_seq = uuid.UUID(sample_text), int(seq_text)
+        except ValueError:
+            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    rows = await rt.db.fetch(
+        "SELECT sample_id, seq, body::text FROM objects WHERE labelset_id = $1 AND (sample_id, seq) > ($2, $3) "
+        "AND ($4::uuid IS NULL OR class_id = $4) AND ($5::uuid IS NULL OR sample_id = $5) "
+        "ORDER BY sample_id, seq LIMIT $6", scope.labelset_id, after_sample, after_seq,
+        query.class_id and parse_uuid(query.class_id, "label class", "class_id"),
+        query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"), query.limit + 1)
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    items = [SampleObject(sample_id=str(row["sample_id"]), **msgspec.structs.asdict(decode_object(row["body"])))
+             for row in rows]
+    last = rows[-1] if more else None
+    return ObjectPage(items=items, next_cursor=f"{last['sample_id']}:{last['seq']}" if last else None)
+
+
+async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext) -> AuditPage:
+    query = request.query
+    project = parse_uuid(request.project_id, "project")
+    before = None
+    if query.cursor:
+        try:
+            before = int(query.cursor)
+        except ValueError:
+            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    rows = await rt.db.fetch(
+        "SELECT id, sample_id, labelset, action, object_id, actor, at, change FROM audit "
+        "WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::uuid IS NULL OR sample_id = $3) "
+        "AND ($4::text IS NULL OR labelset = $4) ORDER BY id DESC LIMIT $5",
+        project, before, query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"), query.labelset,
+        query.limit + 1)
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    items = [AuditEntry(id=row["id"], sample_id=str(row["sample_id"]), labelset=row["labelset"], action=row["action"],
+                        object_id=row["object_id"] and str(row["object_id"]), actor=row["actor"], at=row["at"],
+                        change=decode_attributes(row["change"])) for row in rows]
+    return AuditPage(items=items, next_cursor=str(rows[-1]["id"]) if more else None)
+
+
+COMMAND_HANDLERS = (
+    (subjects.GET_LABEL, get), (subjects.PUT_LABEL, put), (subjects.UPDATE_LABEL, update),
+    (subjects.DELETE_LABEL, delete), (subjects.UPSERT_OBJECTS, upsert_objects),
+    (subjects.DELETE_OBJECTS, delete_objects), (subjects.LIST_OBJECTS, list_objects),
+    (subjects.LIST_AUDIT, list_audit),
+)

@@ -1,0 +1,39 @@
+"""Ids, callers and what annotation asks the catalog for."""
+
+from __future__ import annotations
+
+import uuid
+
+from proto import subjects
+from proto.common import Caller
+from proto.schema import GetSchema, LabelSchema
+from shared.errors import invalid, not_found
+from shared.service import Runtime
+
+
+def parse_uuid(value: str, what: str, path: str | None = None) -> uuid.UUID:
+    """An id from a URL path (a bad one names nothing: 404) or from a body (`path` given: 400)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        if path is None:
+            raise not_found(what, value) from None
+        raise invalid(f"{value!r} is not the id of a {what} (ids are UUIDs)", path=path) from None
+
+
+def actor(caller: Caller | None) -> str | None:
+    """Who a change is recorded under: the key's user, or the key itself for organisation keys."""
+    if caller is None:
+        return None
+    return caller.user_id or f"key:{caller.key_id}"
+
+
+def service_caller(org_id: str) -> Caller:
+    """The caller annotation's own jobs act as, inside the organisation that started them."""
+    return Caller(org_id=org_id, key_id="annotation", is_admin=True)
+
+
+async def label_schema(rt: Runtime, project_id: str, caller: Caller | None) -> LabelSchema:
+    """The project's whole schema, archived items included: labels that use them stay valid."""
+    return await rt.nats.request(subjects.GET_LABEL_SCHEMA, GetSchema(project_id=project_id, include_archived=True),
+                                 caller=caller)

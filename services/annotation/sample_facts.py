@@ -1,0 +1,116 @@
+"""Annotation's read model of the catalog's samples: kept from the catalog's sample events, and
+filled on demand (asked for on the bus) when a sample is labelled before its event arrived.
+
+Every handler is an upsert or a delete keyed by sample id, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import asyncpg
+import msgspec
+
+from proto import subjects
+from proto.catalog import ProjectDeleted
+from proto.common import Caller
+from proto.samples import (DatasetDeleted, SampleFacts, SampleRef, SamplesCreated, SamplesDeleted, SamplesMoved,
+                           SamplesUpdated)
+from shared.consumers import Delivery
+from shared.errors import LoupeError, not_found
+from shared.service import Runtime
+
+COLUMNS = ("id, project_id, dataset_id, name, content_hash, media_url, width, height, external_id, metadata, "
+           "priority, labeler_id, reviewer_id")
+
+UPSERT = f"""
+INSERT INTO samples ({COLUMNS})
+SELECT s.id, $1, s.dataset_id, s.name, s.content_hash, s.media_url, s.width, s.height, s.external_id,
+       coalesce(s.metadata, '{{}}'), coalesce(s.priority, 0), s.labeler_id, s.reviewer_id
+FROM jsonb_to_recordset($2::text::jsonb) AS s (id uuid, dataset_id uuid, name text, content_hash text, media_url text,
+     width int, height int, external_id text, metadata jsonb, priority float8, labeler_id uuid, reviewer_id uuid)
+ON CONFLICT (id) DO UPDATE SET dataset_id = EXCLUDED.dataset_id, name = EXCLUDED.name,
+    content_hash = EXCLUDED.content_hash, media_url = EXCLUDED.media_url, width = EXCLUDED.width,
+    height = EXCLUDED.height, external_id = EXCLUDED.external_id, metadata = EXCLUDED.metadata,
+    priority = EXCLUDED.priority, labeler_id = EXCLUDED.labeler_id, reviewer_id = EXCLUDED.reviewer_id
+"""
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def upsert(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, facts: list[SampleFacts]) -> None:
+    if facts:
+        await conn.execute(UPSERT, uuid.UUID(project_id), _encode(facts).decode())
+
+
+async def forget(conn: asyncpg.Connection | asyncpg.Pool, where: str, *args: object) -> None:
+    """Delete samples and their labels (objects go with the labels)."""
+    await conn.execute(f"DELETE FROM labels WHERE sample_id IN (SELECT id FROM samples WHERE {where})", *args)
+    await conn.execute(f"DELETE FROM samples WHERE {where}", *args)
+
+
+async def on_created(rt: Runtime, project_id: str | None, event: SamplesCreated, delivery: Delivery) -> None:
+    await upsert(rt.db, event.project_id, event.samples)
+
+
+async def on_updated(rt: Runtime, project_id: str | None, event: SamplesUpdated, delivery: Delivery) -> None:
+    await upsert(rt.db, event.project_id, event.samples)
+
+
+async def on_moved(rt: Runtime, project_id: str | None, event: SamplesMoved, delivery: Delivery) -> None:
+    await rt.db.execute("UPDATE samples SET dataset_id = $1 WHERE id = ANY($2::uuid[]) AND project_id = $3",
+                        uuid.UUID(event.dataset_id), event.ids, uuid.UUID(event.project_id))
+
+
+async def on_deleted(rt: Runtime, project_id: str | None, event: SamplesDeleted, delivery: Delivery) -> None:
+    async with rt.db.acquire() as conn, conn.transaction():
+        await forget(conn, "id = ANY($1::uuid[]) AND project_id = $2", event.ids, uuid.UUID(event.project_id))
+
+
+async def on_dataset_deleted(rt: Runtime, project_id: str | None, event: DatasetDeleted, delivery: Delivery) -> None:
+    async with rt.db.acquire() as conn, conn.transaction():
+        await forget(conn, "dataset_id = $1", uuid.UUID(event.id))
+
+
+async def on_project_deleted(rt: Runtime, project_id: str | None, event: ProjectDeleted, delivery: Delivery) -> None:
+    project = uuid.UUID(event.id)
+    async with rt.db.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM labelsets WHERE project_id = $1", project)
+        await conn.execute("DELETE FROM samples WHERE project_id = $1", project)
+        await conn.execute("DELETE FROM audit WHERE project_id = $1", project)
+
+
+async def load(rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sample_ids: Iterable[uuid.UUID],
+               caller: Caller | None, paths: dict[uuid.UUID, str] | None = None) -> dict[uuid.UUID, asyncpg.Record]:
+    """The facts of these samples of the project; one the read model lacks is asked of the catalog
+    (its creation event may not have arrived yet). A sample that does not exist is 404, naming the
+    request field in `paths`."""
+    wanted = set(sample_ids)
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2",
+                            list(wanted), project_id)
+    found = {row["id"]: row for row in rows}
+    missing = wanted - found.keys()
+    fetched: list[SampleFacts] = []
+    for ident in missing:
+        try:
+            sample = await rt.nats.request(subjects.GET_SAMPLE, SampleRef(project_id=str(project_id),
+                                                                          sample_id=str(ident)), caller=caller)
+        except LoupeError as exc:
+            if exc.code == "not_found":
+                error = not_found("sample", str(ident))
+                if paths and ident in paths:
+                    error.details["path"] = paths[ident]
+                raise error from None
+            raise
+        fetched.append(SampleFacts(id=sample.id, dataset_id=sample.dataset_id, name=sample.name,
+                                   content_hash=sample.content_hash, media_url=sample.media_url, width=sample.width,
+                                   height=sample.height, status=sample.status, external_id=sample.external_id,
+                                   metadata=sample.metadata, priority=sample.priority, labeler_id=sample.labeler_id,
+                                   reviewer_id=sample.reviewer_id))
+    if fetched:
+        await upsert(conn, str(project_id), fetched)
+        rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])",
+                                [uuid.UUID(f.id) for f in fetched])
+        found.update({row["id"]: row for row in rows})
+    return found

@@ -1,0 +1,135 @@
+"""Releases and exports end to end: labels written through REST, a release job snapshotting them to
+S3, export jobs converting the snapshot, and the files downloaded from their presigned URLs, with
+pycocotools as the reference for COCO."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from tests.integration.test_labels import Project, make_project
+from tests.integration.test_schema import call
+
+
+async def wait_state(api: aiohttp.ClientSession, path: str, timeout: float = 60.0) -> dict:
+    """Poll a release or export until it finished."""
+    for _ in range(int(timeout / 0.1)):
+        body = await call(api, "GET", path)
+        if body["state"] in ("SUCCEEDED", "FAILED"):
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} still {body['state']} after {timeout} s")
+
+
+async def download(url: str) -> bytes:
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(url) as response:  # presigned: no key
+        assert response.status == 200, await response.text()
+        return await response.read()
+
+
+async def release_and_export(api: aiohttp.ClientSession, project: Project, name: str, **export: Any) -> bytes:
+    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": name})
+    done = await wait_state(api, f"{project.path}/releases/{release['id']}")
+    assert done["state"] == "SUCCEEDED", done
+    made = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201, json=export)
+    finished = await wait_state(api, f"{project.path}/exports/{made['id']}")
+    assert finished["state"] == "SUCCEEDED", finished
+    return await download(finished["download_url"])
+
+
+def mask_of(box: tuple[int, int, int, int]) -> np.ndarray:
+    mask = np.zeros((480, 640), dtype=np.uint8, order="F")
+    x1, y1, x2, y2 = box
+    mask[y1:y2, x1:x2] = 1
+    mask[y1 + 2:y1 + 5, x1 + 2:x1 + 5] = 0  # not a rectangle: a hole
+    return mask
+
+
+@pytest.fixture
+async def labelled(api: aiohttp.ClientSession, unique: str) -> tuple[Project, dict[str, list]]:
+    """Five samples with known boxes and masks; returns the project and, per sample, what it holds."""
+    project = await make_project(api, unique)
+    truth: dict[str, list] = {}
+    for index, sample in enumerate(project.samples):
+        boxes = [(10 + index, 20, 110 + index, 70), (300, 300 + index, 350, 420)]
+        masks = [mask_of((400, 10 + index, 480, 90))]
+        objects = [project.box(*box) for box in boxes]
+        objects += [{"class_id": project.classes["car"], "shape": {"type": "mask", "rle": {
+            "size": [480, 640], "counts": mask_utils.encode(m)["counts"].decode()}}} for m in masks]
+        await call(api, "PUT", project.label(sample), json={"objects": objects})
+        truth[sample] = [*boxes, *masks]
+    return project, truth
+
+
+async def test_coco_export_matches_pycocotools(api: aiohttp.ClientSession,
+                                               labelled: tuple[Project, dict[str, list]]) -> None:
+    project, truth = labelled
+    data = await release_and_export(api, project, "v1", format="coco", task="segmentation")
+    coco_file = json.loads(data)
+    coco = COCO()
+    coco.dataset = coco_file
+    coco.createIndex()
+    images = {image["loupe_sample_id"]: image["id"] for image in coco_file["images"]}
+    assert set(images) == set(truth)
+    for sample, expected in truth.items():
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[images[sample]]))
+        assert len(annotations) == len(expected)
+        for annotation, want in zip(annotations, expected, strict=True):
+            if isinstance(want, tuple):
+                x1, y1, x2, y2 = want
+                assert annotation["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
+                assert annotation["area"] == pytest.approx((x2 - x1) * (y2 - y1))
+            else:
+                reference = mask_utils.encode(want)
+                assert annotation["segmentation"]["counts"] == reference["counts"].decode()
+                assert annotation["area"] == pytest.approx(float(mask_utils.area(reference)))
+                assert annotation["bbox"] == pytest.approx(mask_utils.toBbox(reference).tolist())
+                assert (coco.annToMask(annotation) == want).all()
+
+
+async def test_every_format_exports(api: aiohttp.ClientSession, labelled: tuple[Project, dict[str, list]]) -> None:
+    project, truth = labelled
+    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "all formats"})
+    assert (await wait_state(api, f"{project.path}/releases/{release['id']}"))["state"] == "SUCCEEDED"
+    expected_files = {"native": "release.jsonl", "coco": "annotations.json", "yolo": "data.yaml",
+                      "voc": "ImageSets/Main/default.txt", "semantic_png": "classes.csv", "segments": "release.json",
+                      "hasty": "export.json"}
+    made = {fmt: await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
+                            json={"format": fmt}) for fmt in expected_files}
+    for fmt, export in made.items():
+        finished = await wait_state(api, f"{project.path}/exports/{export['id']}")
+        assert finished["state"] == "SUCCEEDED", finished
+        assert finished["samples"] == 5
+        data = await download(finished["download_url"])
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            assert expected_files[fmt] in zipfile.ZipFile(io.BytesIO(data)).namelist()
+        else:
+            assert data and finished["size_bytes"] == len(data)
+    listed = await call(api, "GET", f"{project.path}/releases/{release['id']}/exports")
+    assert {e["format"] for e in listed["items"]} == set(expected_files)
+
+
+async def test_a_release_is_a_snapshot(api: aiohttp.ClientSession, labelled: tuple[Project, dict[str, list]]) -> None:
+    project, truth = labelled
+    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "before"})
+    assert (await wait_state(api, f"{project.path}/releases/{release['id']}"))["objects"] == 15
+    await call(api, "DELETE", project.label(project.samples[0]), 204)
+    export = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
+                        json={"format": "coco", "filter": {"class_ids": [project.classes["car"]]}})
+    finished = await wait_state(api, f"{project.path}/exports/{export['id']}")
+    assert len(json.loads(await download(finished["download_url"]))["annotations"]) == 15
+    await call(api, "POST", f"{project.path}/releases", 409, json={"name": "before"})
+    filtered = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
+                          json={"format": "coco", "filter": {"statuses": ["REVIEWED"]}})
+    assert (await wait_state(api, f"{project.path}/exports/{filtered['id']}"))["samples"] == 0
+    await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 422,
+               json={"format": "coco", "labelset": "nope"})
