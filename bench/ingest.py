@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
-import os
 import random
 import tempfile
 import time
@@ -31,7 +29,7 @@ import aiohttp
 import uvloop
 from PIL import Image, ImageDraw
 
-from bench.report import figure
+from bench.report import cpu_seconds, figure
 from loupe.stack import Stack, StackPorts
 
 SLOTS_PER_CALL = 1000
@@ -142,22 +140,6 @@ async def register_phase(api: aiohttp.ClientSession, project_id: str, media: lis
     answered = time.perf_counter() - started
     await wait_for_samples(api, project_id, before + len(media) * datasets)
     return answered, time.perf_counter() - started
-
-
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User+system CPU time of each process and its live children so far (Postgres forks a backend per
-    connection; the pools keep theirs open through a run)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
-    for name, pid in pids.items():
-        total = 0.0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid or stat.parent.name == str(pid):  # fields[1] is the parent
-                    total += (int(fields[11]) + int(fields[12])) / ticks
-        used[name] = total
-    return used
 
 
 async def run(stack: Stack, images: list[bytes], datasets: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -35,3 +37,19 @@ def table(title: str, rows: dict[str, dict[str, float]]) -> str:
 
 def figure(metric: str, value: float, unit: str, n: int) -> str:
     return json.dumps({"metric": metric, "value": round(value, 3), "unit": unit, "n": n, "cores": os.cpu_count()})
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User+system CPU time of each process and its live children so far (Postgres forks a backend per
+    connection; the pools keep theirs open through a run)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid or stat.parent.name == str(pid):  # fields[1] is the parent
+                    total += (int(fields[11]) + int(fields[12])) / ticks
+        used[name] = total
+    return used

@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_allow: str = ""
     fetch_hosts: str = ""
     fetch_timeout_s: float = 30.0
+    label_lock_s: float = 600.0
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -96,6 +97,7 @@ DESCRIPTIONS: dict[str, str] = {
     "fetch_allow": "comma separated exceptions to the private-address ban of URL and bucket imports: CIDR, ip or ip:port",
     "fetch_hosts": "comma separated name=ip overrides for URL imports, like /etc/hosts",
     "fetch_timeout_s": "how long one URL fetch may take, redirects included",
+    "label_lock_s": "how long a sample handed out by a work queue stays locked for its labeler or reviewer",
 }
 
 

@@ -32,6 +32,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer) -
         "fetch_hosts": f"{MediaServer.PUBLIC_NAME}=127.0.0.1",
         # A job whose process was killed comes back after this; live ones keep extending it.
         "job_ack_wait_s": 6.0,
+        # Work-queue locks expire while a test waits for it.
+        "label_lock_s": 2.0,
     }
     with Stack(tmp_path_factory.mktemp("stack"), ports, overrides=overrides) as running:
         yield running

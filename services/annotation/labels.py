@@ -163,7 +163,7 @@ async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Pl
     bodies = [encode(p.obj).decode() for p in changed]
     await conn.execute(
         "INSERT INTO objects (id, labelset_id, sample_id, class_id, version, body) "
-        "SELECT o.id, $1, o.sample_id, o.class_id, o.version, o.body::jsonb "
+        "SELECT o.id, $1, o.sample_id, o.class_id, o.version, o.body::json "
         "FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[]) AS o (id, sample_id, class_id, version, body) "
         "ON CONFLICT (id) DO UPDATE SET class_id = EXCLUDED.class_id, version = EXCLUDED.version, body = EXCLUDED.body",
         scope.labelset_id, [uuid.UUID(p.obj.id) for p in changed], [p.sample_id for p in changed],

@@ -6,6 +6,7 @@ Every handler is an upsert or a delete keyed by sample id, so a redelivered even
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 
@@ -37,6 +38,7 @@ ON CONFLICT (id) DO UPDATE SET dataset_id = EXCLUDED.dataset_id, name = EXCLUDED
 """
 
 _encode = msgspec.json.Encoder().encode
+FETCH_AT_ONCE = 64  # catalog requests in flight when the read model lags behind a bulk write
 
 
 async def upsert(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, facts: list[SampleFacts]) -> None:
@@ -81,6 +83,24 @@ async def on_project_deleted(rt: Runtime, project_id: str | None, event: Project
         await conn.execute("DELETE FROM audit WHERE project_id = $1", project)
 
 
+async def ask_catalog(rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, caller: Caller | None,
+                      paths: dict[uuid.UUID, str] | None) -> SampleFacts:
+    try:
+        sample = await rt.nats.request(subjects.GET_SAMPLE, SampleRef(project_id=str(project_id), sample_id=str(ident)),
+                                       caller=caller)
+    except LoupeError as exc:
+        if exc.code == "not_found":
+            error = not_found("sample", str(ident))
+            if paths and ident in paths:
+                error.details["path"] = paths[ident]
+            raise error from None
+        raise
+    return SampleFacts(id=sample.id, dataset_id=sample.dataset_id, name=sample.name, content_hash=sample.content_hash,
+                       media_url=sample.media_url, width=sample.width, height=sample.height, status=sample.status,
+                       external_id=sample.external_id, metadata=sample.metadata, priority=sample.priority,
+                       labeler_id=sample.labeler_id, reviewer_id=sample.reviewer_id)
+
+
 async def load(rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sample_ids: Iterable[uuid.UUID],
                caller: Caller | None, paths: dict[uuid.UUID, str] | None = None) -> dict[uuid.UUID, asyncpg.Record]:
     """The facts of these samples of the project; one the read model lacks is asked of the catalog
@@ -90,24 +110,11 @@ async def load(rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sam
     rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2",
                             list(wanted), project_id)
     found = {row["id"]: row for row in rows}
-    missing = wanted - found.keys()
+    missing = sorted(wanted - found.keys())
     fetched: list[SampleFacts] = []
-    for ident in missing:
-        try:
-            sample = await rt.nats.request(subjects.GET_SAMPLE, SampleRef(project_id=str(project_id),
-                                                                          sample_id=str(ident)), caller=caller)
-        except LoupeError as exc:
-            if exc.code == "not_found":
-                error = not_found("sample", str(ident))
-                if paths and ident in paths:
-                    error.details["path"] = paths[ident]
-                raise error from None
-            raise
-        fetched.append(SampleFacts(id=sample.id, dataset_id=sample.dataset_id, name=sample.name,
-                                   content_hash=sample.content_hash, media_url=sample.media_url, width=sample.width,
-                                   height=sample.height, status=sample.status, external_id=sample.external_id,
-                                   metadata=sample.metadata, priority=sample.priority, labeler_id=sample.labeler_id,
-                                   reviewer_id=sample.reviewer_id))
+    for start in range(0, len(missing), FETCH_AT_ONCE):
+        fetched += await asyncio.gather(*(ask_catalog(rt, project_id, ident, caller, paths)
+                                          for ident in missing[start:start + FETCH_AT_ONCE]))
     if fetched:
         await upsert(conn, str(project_id), fetched)
         rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])",

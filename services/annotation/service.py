@@ -7,7 +7,8 @@ from pathlib import Path
 
 from proto import subjects
 from proto.releases import ReleaseJob
-from services.annotation import labels, labelsets, releases, sample_facts
+from proto.review import QaJob
+from services.annotation import issues, labels, labelsets, qa, queue, releases, sample_facts
 from shared.consumers import Delivery
 from shared.service import Runtime, Service
 
@@ -22,8 +23,11 @@ service.answer([
 ])
 
 # -- work queues and issues
+service.answer([*queue.COMMAND_HANDLERS, *issues.COMMAND_HANDLERS])
 
 # -- label QA
+service.answer(qa.COMMAND_HANDLERS)
+service.consumer("qa", subjects.JOBS_STREAM, subjects.QA_JOB.subject, QaJob)(qa.run_job)
 
 # -- releases, exports, imports
 service.answer(releases.COMMAND_HANDLERS)

@@ -57,7 +57,7 @@ CREATE TABLE objects (
     sample_id   uuid    NOT NULL,
     class_id    uuid    NOT NULL,
     version     integer NOT NULL,
-    body        jsonb   NOT NULL,
+    body        json    NOT NULL,  -- json, not jsonb: only ever returned whole, never searched inside
     FOREIGN KEY (labelset_id, sample_id) REFERENCES labels (labelset_id, sample_id) ON DELETE CASCADE
 );
 CREATE INDEX objects_label ON objects (labelset_id, sample_id, seq);
