@@ -341,24 +341,31 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- events -----------------------------------------------------------------------------------------
 
-class LabelChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """The label of one sample in one labelset changed; carries the summary search needs.
+class LabelSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One sample's label as search needs it. `revision` grows with every change of that (sample,
+    labelset) label, so a consumer that sees events out of order keeps the newest. `class_counts`
+    maps label class id → number of objects of that class; `tag_class_ids` are the image-level tags
+    set. A deleted label has status UNLABELED and empty counts."""
 
-    `revision` grows with every change of that (sample, labelset) label, so a consumer that sees
-    events out of order keeps the newest. `class_counts` maps label class id → number of objects of
-    that class; `tag_class_ids` are the image-level tags set. A deleted label has status UNLABELED and
-    empty counts.
-    """
-
-    project_id: str
     sample_id: str
-    labelset: str  # labelset name; "ground-truth" is the default
     revision: int
     status: str  # a LabelStatus
     class_counts: dict[str, int] = {}
     tag_class_ids: list[str] = []
+
+
+class LabelChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """Labels of one labelset changed: one event per call (a call of thousands is split into events of
+    at most EVENT_LABELS), each label with the summary the catalog's search keeps."""
+
+    project_id: str
+    labelset: str  # labelset name; "ground-truth" is the default
+    labels: list[LabelSummary]
     changed_by: str = ""
     changed_at: datetime | None = None
+
+
+EVENT_LABELS = 1000  # labels per LabelChanged event
 
 
 class LabelsetDeleted(msgspec.Struct, frozen=True, kw_only=True):

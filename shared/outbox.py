@@ -24,6 +24,7 @@ from shared.bus import encoder
 log = logging.getLogger(__name__)
 
 BATCH = 500
+PUBLISH_TIMEOUT_S = 10.0  # for a batch's acknowledgements; then the batch is retried
 PRUNE_EVERY_S = 3600.0
 # Published rows are kept a day for inspection; JetStream's duplicate window is only two minutes.
 PUBLISHED_KEEP_S = 24 * 3600.0
@@ -85,8 +86,10 @@ async def publish_pending(conn: asyncpg.Connection, js: JetStreamContext) -> lis
     rows = await conn.fetch(
         "SELECT seq, msg_id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
         BATCH)
-    for row in rows:
-        await js.publish(row["subject"], bytes(row["payload"]), headers={subjects.HEADER_MSG_ID: row["msg_id"]})
+    # Sent in order, acknowledged together: one round trip per batch instead of one per row.
+    acks = [await js.publish_async(row["subject"], bytes(row["payload"]), headers={subjects.HEADER_MSG_ID: row["msg_id"]})
+            for row in rows]
+    await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
     return [row["seq"] for row in rows]
 
 

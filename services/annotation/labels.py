@@ -4,7 +4,7 @@ LabelChanged event every change emits.
 A write is checked completely before anything is stored (schema, image size, versions, status
 step), then stored in one transaction: the labels it touches are locked in sample order, objects
 are upserted in one statement, one audit row is written per object and label change, each label's
-version grows by one and its LabelChanged event goes into the outbox with it. So a failed call
+version grows by one and the call's LabelChanged event goes into the outbox with it. So a failed call
 changes nothing, and two writers of the same label are serialised.
 
 A label is never removed: deleting it empties it (UNLABELED, no objects) and bumps its version, so
@@ -22,10 +22,10 @@ import asyncpg
 import msgspec
 
 from proto import subjects
-from proto.annotation import (AuditEntry, AuditPage, DeletedObjects, DeleteObjectsRequest, Label, LabelChanged,
-                              LabelInput, LabelObject, LabelRef, LabelStatus, ListAuditRequest, ListObjectsRequest,
-                              ObjectInput, ObjectPage, PutLabelRequest, SampleObject, UpdateLabelRequest,
-                              UpsertObjectsRequest, WrittenObject, WrittenObjects)
+from proto.annotation import (EVENT_LABELS, AuditEntry, AuditPage, DeletedObjects, DeleteObjectsRequest, Label,
+                              LabelChanged, LabelInput, LabelObject, LabelRef, LabelStatus, LabelSummary,
+                              ListAuditRequest, ListObjectsRequest, ObjectInput, ObjectPage, PutLabelRequest,
+                              SampleObject, UpdateLabelRequest, UpsertObjectsRequest, WrittenObject, WrittenObjects)
 from proto.common import Caller, Empty
 from services.annotation import label_status, labelsets, sample_facts
 from services.annotation.refs import actor, label_schema, parse_uuid
@@ -192,8 +192,8 @@ async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid
 
 async def finish(conn: asyncpg.Connection, scope: Scope, sample_ids: Iterable[uuid.UUID],
                  new_status: dict[uuid.UUID, LabelStatus] | None = None) -> dict[uuid.UUID, int]:
-    """Bump the version of each label written (setting the statuses given) and emit its LabelChanged
-    with the class counts it has now; answers the new versions."""
+    """Bump the version of each label written (setting the statuses given) and emit LabelChanged with
+    the class counts each has now; answers the new versions."""
     ids = sorted(set(sample_ids))
     if not ids:
         return {}
@@ -209,12 +209,14 @@ async def finish(conn: asyncpg.Connection, scope: Scope, sample_ids: Iterable[uu
                                 "WHERE labelset_id = $1 AND sample_id = ANY($2::uuid[]) GROUP BY 1, 2",
                                 scope.labelset_id, ids):
         counts[row["sample_id"]][str(row["class_id"])] = row["n"]
+    summaries = [LabelSummary(sample_id=str(row["sample_id"]), revision=row["version"], status=row["status"],
+                              class_counts=counts[row["sample_id"]], tag_class_ids=[str(t) for t in row["tag_class_ids"]])
+                 for row in rows]
     project = str(scope.project_id)
     await outbox.emit_many(conn, subjects.LABEL_CHANGED, [
-        LabelChanged(project_id=project, sample_id=str(row["sample_id"]), labelset=scope.labelset,
-                     revision=row["version"], status=row["status"], class_counts=counts[row["sample_id"]],
-                     tag_class_ids=[str(t) for t in row["tag_class_ids"]], changed_by=scope.actor or "",
-                     changed_at=scope.now) for row in rows], project)
+        LabelChanged(project_id=project, labelset=scope.labelset, labels=summaries[i:i + EVENT_LABELS],
+                     changed_by=scope.actor or "", changed_at=scope.now)
+        for i in range(0, len(summaries), EVENT_LABELS)], project)
     return {row["sample_id"]: row["version"] for row in rows}
 
 

@@ -32,9 +32,9 @@ from proto.common import Caller, Empty, Redirect
 from proto.releases import (NATIVE_FORMAT_VERSION, BuildExport, BuildRelease, CreateExportRequest,
                             CreateReleaseRequest, Export, ExportFilter, ExportList, ExportRef, ListExportsRequest,
                             ListReleasesRequest, Release, ReleaseDataset, ReleaseHeader, ReleaseInfo,
-                            ReleasePage, ReleaseProject, ReleaseRef, ReleaseSample)
+                            ReleasePage, ReleaseProject, ReleaseRef, ReleaseSample, RunImport)
 from proto.samples import DatasetPage, ListDatasets, ListDatasetsRequest
-from services.annotation import labelsets
+from services.annotation import imports, labelsets
 from services.annotation.formats import coco, hasty, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
 from services.annotation.refs import actor, label_schema, parse_uuid, service_caller
@@ -372,9 +372,11 @@ async def finish_export(rt: Runtime, export: asyncpg.Record, *, key: str | None 
         await outbox.emit(conn, subjects.EXPORT_FINISHED, to_export(rt, row), str(export["project_id"]))
 
 
-async def run_job(rt: Runtime, job: BuildRelease | BuildExport) -> None:
+async def run_job(rt: Runtime, job: BuildRelease | BuildExport | RunImport) -> None:
     if isinstance(job, BuildRelease):
         await build(rt, job)
+    elif isinstance(job, RunImport):
+        await imports.run(rt, job)
     else:
         await run_export(rt, job)
 

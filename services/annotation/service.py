@@ -8,7 +8,7 @@ from pathlib import Path
 from proto import subjects
 from proto.releases import ReleaseJob
 from proto.review import QaJob
-from services.annotation import issues, labels, labelsets, qa, queue, releases, sample_facts
+from services.annotation import imports, issues, labels, labelsets, qa, queue, releases, sample_facts
 from shared.consumers import Delivery
 from shared.service import Runtime, Service
 
@@ -31,6 +31,7 @@ service.consumer("qa", subjects.JOBS_STREAM, subjects.QA_JOB.subject, QaJob)(qa.
 
 # -- releases, exports, imports
 service.answer(releases.COMMAND_HANDLERS)
+service.answer(imports.COMMAND_HANDLERS)
 
 
 @service.consumer("release", subjects.JOBS_STREAM, subjects.RELEASE_JOB.subject, ReleaseJob)

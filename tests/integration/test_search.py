@@ -12,7 +12,7 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from proto import subjects
-from proto.annotation import LabelChanged
+from proto.annotation import LabelChanged, LabelSummary
 from proto.common import EventEnvelope
 from shared.bus import Bus, encoder
 
@@ -268,8 +268,8 @@ async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSes
 async def publish_label(bus: Bus, project_id: str, sample_id: str, revision: int, status: str = "LABELED",
                         counts: dict[str, int] | None = None, tags: list[str] | None = None,
                         labelset: str = "ground-truth", msg_id: str | None = None) -> str:
-    event = LabelChanged(project_id=project_id, sample_id=sample_id, labelset=labelset, revision=revision,
-                         status=status, class_counts=counts or {}, tag_class_ids=tags or [])
+    event = LabelChanged(project_id=project_id, labelset=labelset, labels=[LabelSummary(
+        sample_id=sample_id, revision=revision, status=status, class_counts=counts or {}, tag_class_ids=tags or [])])
     envelope = EventEnvelope(id=msg_id or str(uuid.uuid4()),
                              type=subjects.LABEL_CHANGED.subject.removeprefix(subjects.EVENT_PREFIX),
                              time=datetime.now(UTC), project=project_id, data=event)

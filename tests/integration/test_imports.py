@@ -1,0 +1,320 @@
+"""Imports of labelled data end to end: a file PUT to the presigned URL, the import job (images
+through ingest, labels through annotation's write path), its per-image report, and round trips
+through releases and exports (COCO compared with pycocotools, native compared field by field)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from typing import Any
+
+import aiohttp
+import msgspec
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from shared.settings import Settings
+from tests.integration.test_ingest import put_images
+from tests.integration.test_labels import make_project
+from tests.integration.test_releases import release_and_export
+from tests.integration.test_samples import dataset
+from tests.integration.test_schema import call
+
+FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED")
+
+
+def image(seed: int, size: tuple[int, int] = (64, 48), fmt: str = "JPEG") -> bytes:
+    """Noise, so that every seed is another image to ingest."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt)
+    return out.getvalue()
+
+
+def zipped(files: dict[str, bytes | str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+class Target(msgspec.Struct, frozen=True):
+    """A project to import into: its path and its dataset."""
+
+    path: str
+    dataset_id: str
+
+
+async def new_project(api: aiohttp.ClientSession, unique: str) -> Target:
+    """A project with an empty schema and one dataset."""
+    created = await call(api, "POST", "/v1/projects", 201, json={"name": f"imports {unique}"})
+    return Target(f"/v1/projects/{created['id']}", (await dataset(api, created["id"], "train"))["id"])
+
+
+async def run_import(api: aiohttp.ClientSession, project: str, data: bytes, timeout: float = 60.0,
+                     **create: Any) -> tuple[dict, list[dict]]:
+    """Create, upload, start and wait for an import: the finished import and its items."""
+    made = await call(api, "POST", f"{project}/label-imports", 201, json=create)
+    path = f"{project}/label-imports/{made['id']}"
+    await call(api, "POST", f"{path}/start", 409)  # nothing uploaded yet
+    async with aiohttp.ClientSession() as s3, s3.put(made["upload_url"], data=data) as response:
+        assert response.status == 200, await response.text()
+    started = await call(api, "POST", f"{path}/start")
+    assert started["state"] == "PENDING" and started["upload_url"] is None
+    assert (await call(api, "POST", f"{path}/start"))["state"] in ("PENDING", "RUNNING", *FINISHED)  # idempotent
+    async with asyncio.timeout(timeout):
+        while (done := await call(api, "GET", path))["state"] not in FINISHED:
+            await asyncio.sleep(0.1)
+    items = (await call(api, "GET", f"{path}/items", params={"limit": 1000}))["items"]
+    return done, items
+
+
+# -- COCO -------------------------------------------------------------------------------------------
+
+def coco_mask(height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=np.uint8, order="F")
+    mask[10:30, 20:50] = 1
+    mask[15:18, 25:28] = 0
+    return mask
+
+
+def coco_file() -> dict:
+    """Three images with boxes, a polygon and an RLE mask, in COCO's own form."""
+    rle = mask_utils.encode(coco_mask(48, 64))
+    triangle = [5.0, 5.0, 40.0, 8.0, 20.0, 40.0]
+    annotations = [
+        {"image_id": 1, "category_id": 7, "bbox": [4, 5, 20, 10], "area": 200, "iscrowd": 0},
+        {"image_id": 1, "category_id": 9, "segmentation": [triangle], "iscrowd": 0,
+         "bbox": [5, 5, 35, 35], "area": 590.0},
+        {"image_id": 2, "category_id": 9, "iscrowd": 0, "segmentation": {"size": [48, 64],
+                                                                         "counts": rle["counts"].decode()},
+         "bbox": mask_utils.toBbox(rle).tolist(), "area": float(mask_utils.area(rle))},
+        {"image_id": 3, "category_id": 7, "bbox": [0, 0, 80, 60], "area": 4800, "iscrowd": 0},
+    ]
+    return {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "b.jpg", "width": 64, "height": 48},
+                       {"id": 3, "file_name": "c.png", "width": 80, "height": 60}],
+            "categories": [{"id": 7, "name": "car"}, {"id": 9, "name": "blob"}],
+            "annotations": [{**a, "id": i} for i, a in enumerate(annotations, 100)]}
+
+
+def by_file(coco_json: dict) -> dict[str, list[tuple[str, list[float], float, np.ndarray]]]:
+    """Per image file name: each annotation's class, bbox, area and pixels, in a stable order."""
+    coco = COCO()
+    coco.dataset = coco_json
+    coco.createIndex()
+    names = {c["id"]: c["name"] for c in coco_json["categories"]}
+    result = {}
+    for image_info in coco_json["images"]:
+        annotations = []
+        for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_info["id"]])):
+            x, y, w, h = annotation["bbox"]
+            box = [[x, y, x + w, y, x + w, y + h, x, y + h]]  # what a box-only annotation covers
+            pixels = coco.annToMask({**annotation, "segmentation": annotation.get("segmentation") or box})
+            annotations.append((names[annotation["category_id"]], annotation["bbox"], annotation["area"], pixels))
+        result[image_info["file_name"]] = sorted(annotations, key=lambda a: (a[0], a[1]))
+    return result
+
+
+async def test_coco_import_then_coco_export_gives_the_same_annotations(api: aiohttp.ClientSession,
+                                                                       unique: str) -> None:
+    project = await new_project(api, unique)
+    original = coco_file()
+    data = zipped({"annotations/instances.json": json.dumps(original), "images/a.jpg": image(1),
+                   "images/b.jpg": image(2), "images/c.png": image(3, (80, 60), "PNG")})
+    done, items = await run_import(api, project.path, data, format="coco", dataset_id=project.dataset_id)
+    assert done["state"] == "SUCCEEDED", (done, items)
+    assert (done["images"], done["imported"], done["failed"], done["objects"]) == (3, 3, 0, 4)
+    assert sorted(done["classes_created"]) == ["blob", "car"]
+    assert [(i["name"], i["outcome"], i["objects"]) for i in items] == [
+        ("a.jpg", "IMPORTED", 2), ("b.jpg", "IMPORTED", 1), ("c.png", "IMPORTED", 1)]
+
+    exported = json.loads(await release_and_export(api, project, "v1", format="coco", task="segmentation"))
+    want, got = by_file(original), by_file(exported)
+    assert set(got) == set(want)
+    for name, expected in want.items():
+        assert len(got[name]) == len(expected), name
+        for (cls, bbox, area, pixels), (got_cls, got_bbox, got_area, got_pixels) in zip(expected, got[name]):
+            assert got_cls == cls
+            assert got_bbox == pytest.approx(bbox)
+            assert got_area == pytest.approx(area)
+            assert (got_pixels == pixels).all(), name
+
+
+# -- native -----------------------------------------------------------------------------------------
+
+def comparable(release: bytes) -> list[dict]:
+    """The samples of a native release without ids, versions and times: classes, tags and attributes
+    by name, so that two projects' releases compare."""
+    header, *samples = [json.loads(line) for line in release.splitlines()]
+    schema = header["label_schema"]
+    classes = {c["id"]: c["name"] for c in schema["label_classes"]}
+    tags = {t["id"]: t["name"] for group in schema["tag_groups"] for t in group["tags"]}
+    attributes = {a["id"]: a["name"] for a in schema["attributes"]}
+    result = []
+    for sample in samples:
+        labels = {}
+        for labelset, label in sample["labels"].items():
+            objects = [{**{k: v for k, v in obj.items() if k not in ("id", "version", "updated_at", "updated_by")},
+                        "class_id": classes[obj["class_id"]],
+                        "attributes": {attributes[k]: v for k, v in obj["attributes"].items()}}
+                       for obj in label["objects"]]
+            labels[labelset] = {"status": label["status"], "score": label.get("score"), "objects": objects,
+                                "tags": sorted(tags[t] for t in label["tag_class_ids"]),
+                                "attributes": {attributes[k]: v for k, v in label["attributes"].items()}}
+        result.append({**{k: v for k, v in sample.items() if k not in ("id", "dataset_id")}, "labels": labels})
+    return result
+
+
+async def test_native_release_imported_into_a_fresh_project_releases_the_same(api: aiohttp.ClientSession,
+                                                                              unique: str) -> None:
+    source = await make_project(api, unique, samples=1)  # its one sample has no media: it cannot be imported
+    real = (await dataset(api, source.id, "real"))["id"]
+    empty = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}], "categories": []}
+    done, items = await run_import(api, source.path, zipped({"a.jpg": image(11), "b.jpg": image(12),
+                                                             "coco.json": json.dumps(empty)}),
+                                   format="coco", dataset_id=real)
+    assert done["state"] == "SUCCEEDED", items
+    a, b = (item["sample_id"] for item in items)
+    hole = {"class_id": source.classes["car"], "shape": {
+        "type": "polygon", "points": [[2, 2], [40, 2], [40, 40], [2, 40]], "holes": [[[10, 10], [20, 10], [20, 20]]]}}
+    await call(api, "PUT", source.label(a), json={
+        "objects": [source.box(1, 2, 30, 40, attributes={source.attribute: 2}, z_index=3), hole],
+        "tag_class_ids": [source.tags["day"]]})
+    mask = coco_mask(48, 64)
+    await call(api, "PUT", source.label(b), json={
+        "objects": [{"class_id": source.classes["car"], "confidence": 0.75, "external_id": "m-1", "shape": {
+            "type": "mask", "rle": {"size": [48, 64], "counts": mask_utils.encode(mask)["counts"].decode()}}}],
+        "tag_class_ids": [source.tags["night"]], "score": 0.5})
+    await call(api, "PATCH", source.label(b), json={"status": "REVIEWED"})
+    exported = await release_and_export(api, source, "v1", format="native")
+
+    target = await new_project(api, f"{unique}-copy")
+    await call(api, "POST", f"{target.path}/attributes", 201,
+               json={"name": "occlusion", "type": "INT", "min": 0, "max": 3})
+    await call(api, "POST", f"{target.path}/tag-groups", 201,
+               json={"name": "time", "selection": "SINGLE", "tags": [{"name": "day"}, {"name": "night"}]})
+    done, items = await run_import(api, target.path, exported, format="native", dataset_id=target.dataset_id)
+    assert done["state"] == "PARTIAL" and done["classes_created"] == ["car"], done
+    failed = [item for item in items if item["outcome"] == "FAILED"]
+    assert [(item["name"], item["error_code"]) for item in failed] == [("img_00000.jpg", "unknown_media")]
+    copied = await release_and_export(api, target, "copy", format="native")
+
+    want = [s for s in comparable(exported) if s["name"] != "img_00000.jpg"]
+    assert len(want) == 2 and want[1]["labels"]["ground-truth"]["status"] == "REVIEWED"
+    assert comparable(copied) == want
+
+
+# -- YOLO and VOC -----------------------------------------------------------------------------------
+
+async def boxes_of(api: aiohttp.ClientSession, project: str, sample_id: str) -> list[tuple[str, list[float]]]:
+    label = await call(api, "GET", f"{project}/samples/{sample_id}/labels/ground-truth")
+    schema = await call(api, "GET", f"{project}/schema")
+    names = {c["id"]: c["name"] for c in schema["label_classes"]}
+    return [(names[o["class_id"]], o["shape"]["box"]) for o in label["objects"]]
+
+
+async def test_yolo_import_gives_the_boxes(api: aiohttp.ClientSession, unique: str) -> None:
+    project = await new_project(api, unique)
+    data = zipped({"data.yaml": "path: .\ntrain: images/train\nnames:\n  0: car\n  1: person\n",
+                   "images/train/a.jpg": image(21), "images/train/b.jpg": image(22),
+                   "labels/train/a.txt": "0 0.5 0.5 0.25 0.5\n1 0.25 0.25 0.5 0.5\n", "labels/train/b.txt": ""})
+    done, items = await run_import(api, project.path, data, format="yolo", dataset_id=project.dataset_id)
+    assert done["state"] == "SUCCEEDED", items
+    assert [(i["name"], i["objects"]) for i in items] == [("train/a", 2), ("train/b", 0)]
+    assert await boxes_of(api, project.path, items[0]["sample_id"]) == [("car", [24, 12, 40, 36]),
+                                                                   ("person", [0, 0, 32, 24])]
+
+
+async def test_voc_import_gives_the_boxes(api: aiohttp.ClientSession, unique: str) -> None:
+    project = await new_project(api, unique)
+    xml = ("<annotation><filename>a.jpg</filename><size><width>64</width><height>48</height><depth>3</depth></size>"
+           "<object><name>dog</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>20</xmax><ymax>30</ymax></bndbox>"
+           "</object></annotation>")
+    data = zipped({"voc/Annotations/a.xml": xml, "voc/JPEGImages/a.jpg": image(31)})
+    done, items = await run_import(api, project.path, data, format="voc", dataset_id=project.dataset_id)
+    assert done["state"] == "SUCCEEDED", items
+    assert await boxes_of(api, project.path, items[0]["sample_id"]) == [("dog", [4, 5, 20, 30])]
+
+
+
+async def test_images_may_come_from_a_bucket_prefix(api: aiohttp.ClientSession, settings: Settings,
+                                                    unique: str) -> None:
+    project = await new_project(api, unique)
+    bucket = f"tests-labels-{unique}"
+    await put_images(settings, bucket, "cams/front", range(70, 72))  # 64 × 48 JPEGs named <seed>.jpg
+    coco = {"images": [{"id": 1, "file_name": "front/70.jpg", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "front/71.jpg", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "car"}],
+            "annotations": [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [1, 2, 10, 20]}]}
+    done, items = await run_import(api, project.path, json.dumps(coco).encode(), format="coco",
+                                   dataset_id=project.dataset_id, images={"bucket": bucket, "prefix": "cams"})
+    assert done["state"] == "SUCCEEDED", items
+    assert await boxes_of(api, project.path, items[1]["sample_id"]) == [("car", [1, 2, 11, 22])]
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+async def test_a_bad_annotation_fails_only_its_image(api: aiohttp.ClientSession, unique: str) -> None:
+    project = await new_project(api, unique)
+    coco = {"images": [{"id": 1, "file_name": "ok.jpg", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "bad.jpg", "width": 64, "height": 48},
+                       {"id": 3, "file_name": "gone.jpg", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "car"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]},
+                            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, 10, 10]},
+                            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [50, 10, 30, 10]}]}
+    data = zipped({"coco.json": json.dumps(coco), "ok.jpg": image(41), "bad.jpg": image(42)})
+    done, items = await run_import(api, project.path, data, format="coco", dataset_id=project.dataset_id)
+    assert (done["state"], done["imported"], done["failed"], done["objects"]) == ("PARTIAL", 1, 2, 1), done
+    ok, bad, gone = items
+    assert ok["outcome"] == "IMPORTED" and ok["sample_id"]
+    assert bad["outcome"] == "FAILED" and bad["sample_id"] and bad["error_code"] == "invalid"
+    assert "object 1 (car)" in bad["error"] and "box" in bad["error"], bad
+    assert (gone["outcome"], gone["error_code"]) == ("FAILED", "image_missing")
+    assert (await call(api, "GET", f"{project.path}/samples/{bad['sample_id']}/labels/ground-truth"))["status"] \
+        == "UNLABELED"
+    page = await call(api, "GET", f"{project.path}/label-imports/{done['id']}/items",
+                      params={"outcome": "FAILED", "limit": 1})
+    assert page["total"] == 2 and [i["name"] for i in page["items"]] == ["bad.jpg"]
+
+
+async def test_unknown_classes_fail_their_images_without_create_classes(api: aiohttp.ClientSession,
+                                                                        unique: str) -> None:
+    project = await new_project(api, unique)
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "zebra"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}]}
+    done, items = await run_import(api, project.path, zipped({"coco.json": json.dumps(coco), "a.jpg": image(51)}),
+                                   format="coco", dataset_id=project.dataset_id, create_classes=False)
+    assert done["state"] == "FAILED" and done["classes_created"] == []
+    assert "no label class 'zebra'" in items[0]["error"]
+
+
+async def test_a_malformed_file_fails_the_import_naming_it(api: aiohttp.ClientSession, unique: str) -> None:
+    project = await new_project(api, unique)
+    done, items = await run_import(api, project.path, b'{"images": "none", "categories": []}', format="coco",
+                                   dataset_id=project.dataset_id)
+    assert done["state"] == "FAILED" and items == []
+    assert done["error"].startswith("annotations.json:") and "$.images" in done["error"], done
+    done, _ = await run_import(api, project.path, zipped({"a.jpg": image(61)}), format="coco",
+                               dataset_id=project.dataset_id)
+    assert done["error"] == "the zip must hold one COCO annotation file (*.json); it holds 0", done
+    done, _ = await run_import(api, project.path, zipped({"../coco.json": "{}"}), format="coco",
+                               dataset_id=project.dataset_id)
+    assert "'../coco.json' would be written outside" in done["error"], done
+
+
+async def test_an_import_needs_a_dataset_and_labelset_of_the_project(api: aiohttp.ClientSession,
+                                                                    unique: str) -> None:
+    project, other = await new_project(api, unique), await new_project(api, f"{unique}-other")
+    await call(api, "POST", f"{project.path}/label-imports", 404,
+               json={"format": "coco", "dataset_id": other.dataset_id})
+    await call(api, "POST", f"{project.path}/label-imports", 422,
+               json={"format": "coco", "dataset_id": project.dataset_id, "labelset": "nope"})
