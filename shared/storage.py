@@ -10,6 +10,8 @@ endpoint they can reach (`s3_public_endpoint`); giving it the region keeps signi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,13 +83,18 @@ class Storage:
             if response.status >= 300:
                 raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
 
-    async def get_bytes(self, bucket: str, key: str) -> bytes:
+    @contextlib.asynccontextmanager
+    async def _get(self, bucket: str, key: str) -> AsyncIterator[aiohttp.ClientResponse]:
         url = self.client.presigned_get_object(self.bucket(bucket), key, expires=TRANSFER_URL_EXPIRY)
         async with self._session().get(url) as response:
             if response.status == 404:
                 raise ObjectMissing(f"{key} is not in bucket {self.bucket(bucket)}")
             if response.status >= 300:
                 raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
+            yield response
+
+    async def get_bytes(self, bucket: str, key: str) -> bytes:
+        async with self._get(bucket, key) as response:
             return await response.read()
 
     async def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
@@ -97,12 +104,7 @@ class Storage:
 
     async def get_file(self, bucket: str, key: str, path: Path) -> None:
         """Download an object of any size into `path`, a chunk at a time."""
-        url = self.client.presigned_get_object(self.bucket(bucket), key, expires=TRANSFER_URL_EXPIRY)
-        async with self._session().get(url) as response:
-            if response.status == 404:
-                raise ObjectMissing(f"{key} is not in bucket {self.bucket(bucket)}")
-            if response.status >= 300:
-                raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
+        async with self._get(bucket, key) as response:
             with path.open("wb") as out:
                 async for chunk in response.content.iter_chunked(1 << 20):
                     out.write(chunk)

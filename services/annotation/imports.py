@@ -43,7 +43,7 @@ from proto.releases import (CreateImportRequest, ImageSource, Import, ImportItem
                             ListImportItemsRequest, RunImport)
 from proto.samples import DatasetRef
 from proto.schema import CreateLabelClass, CreateSchemaItem, LabelSchema
-from services.annotation import label_status, labels, sample_facts
+from services.annotation import labels, sample_facts
 from services.annotation.formats import coco, native, voc, yolo
 from services.annotation.formats.imported import ImportedImage
 from services.annotation.refs import actor, label_schema, parse_uuid, service_caller
@@ -525,26 +525,10 @@ async def import_one(conn: asyncpg.Connection, scope: labels.Scope, checker: Sch
                           f"{fact['height']}; the annotations would not fit it", path="$.width")
         body = names.label(image, image.status or "LABELED")
         async with conn.transaction():
-            await write_label(conn, scope, checker, fact, body)
+            await labels.replace_label(conn, scope, checker, fact, body, workflow=False)
     except LoupeError as exc:
         return msgspec.structs.replace(item, error_code=exc.code, error=exc.message)
     return msgspec.structs.replace(item, outcome="IMPORTED", objects=len(body.objects))
-
-
-async def write_label(conn: asyncpg.Connection, scope: labels.Scope, checker: SchemaIndex, fact: asyncpg.Record,
-                      body: LabelInput) -> None:
-    """Make the sample's label the imported one. Its status is set as the file has it even where the
-    review workflow has no step to it from the current one: an import restores a state, it takes no step."""
-    sample = fact["id"]
-    current = await conn.fetchval("SELECT status FROM labels WHERE labelset_id = $1 AND sample_id = $2 "
-                                  "AND version > 0", scope.labelset_id, sample) or "UNLABELED"
-    if body.status == current or body.status in label_status.TRANSITIONS[current]:
-        await labels.replace_label(conn, scope, checker, fact, body)
-        return
-    await labels.replace_label(conn, scope, checker, fact, msgspec.structs.replace(body, status=current))
-    await labels.finish(conn, scope, [sample], {sample: body.status})
-    await labels.audit(conn, scope, [(sample, "status.changed", None,
-                                      encode({"status": [current, body.status]}).decode())])
 
 
 async def registered_facts(rt: Runtime, row: asyncpg.Record, sample_ids: set[uuid.UUID]

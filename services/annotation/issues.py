@@ -17,6 +17,7 @@ from services.annotation import labelsets, sample_facts
 from services.annotation.refs import actor, parse_uuid
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid, not_found
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 COLUMNS = "id, project_id, sample_id, labelset, object_id, description, status, created_by, created_at, updated_at"
@@ -86,12 +87,7 @@ async def create(rt: Runtime, request: CreateIssueRequest, ctx: RequestContext) 
 
 async def list_issues(rt: Runtime, request: ListIssuesRequest, ctx: RequestContext) -> IssuePage:
     query = request.query
-    before = None
-    if query.cursor:
-        try:
-            before = int(query.cursor)
-        except ValueError:
-            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    before = (decode_cursor(query.cursor, int) or (None,))[0]
     rows = await rt.db.fetch(
         f"SELECT {COLUMNS}, seq FROM issues WHERE project_id = $1 AND ($2::bigint IS NULL OR seq < $2) "
         "AND ($3::uuid IS NULL OR sample_id = $3) AND ($4::text IS NULL OR status = $4) ORDER BY seq DESC LIMIT $5",
@@ -99,7 +95,7 @@ async def list_issues(rt: Runtime, request: ListIssuesRequest, ctx: RequestConte
         query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"), query.status, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    return IssuePage(items=await with_comments(rt.db, rows), next_cursor=str(rows[-1]["seq"]) if more else None)
+    return IssuePage(items=await with_comments(rt.db, rows), next_cursor=encode_cursor(rows[-1]["seq"]) if more else None)
 
 
 async def get(rt: Runtime, request: IssueRef, ctx: RequestContext) -> Issue:

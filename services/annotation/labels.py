@@ -27,12 +27,15 @@ from proto.annotation import (EVENT_LABELS, AuditEntry, AuditPage, DeletedObject
                               ListAuditRequest, ListObjectsRequest, ObjectInput, ObjectPage, PutLabelRequest,
                               SampleObject, UpdateLabelRequest, UpsertObjectsRequest, WrittenObject, WrittenObjects)
 from proto.common import Caller, Empty
+from proto.schema import LabelClassMerged
 from services.annotation import label_status, labelsets, sample_facts
 from services.annotation.refs import actor, label_schema, parse_uuid
 from services.annotation.validation import SchemaIndex, check_image_attributes, check_object, check_tags
 from shared import outbox
 from shared.bus import RequestContext
+from shared.consumers import Delivery
 from shared.errors import conflict, invalid
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 encode = msgspec.json.Encoder().encode
@@ -249,9 +252,10 @@ async def put(rt: Runtime, request: PutLabelRequest, ctx: RequestContext) -> Lab
 
 
 async def replace_label(conn: asyncpg.Connection, scope: Scope, schema: SchemaIndex, fact: asyncpg.Record,
-                        body: LabelInput, path: str = "$") -> None:
+                        body: LabelInput, path: str = "$", *, workflow: bool = True) -> None:
     """Make a sample's label exactly `body` (its objects not in `body` are deleted), inside the caller's
-    transaction; errors name fields under `path` (the label's place in the request)."""
+    transaction; errors name fields under `path` (the label's place in the request). `workflow=False`
+    sets the status without checking the step (an import restores a state; it takes no step)."""
     sample = fact["id"]
     tags = check_tags(body.tag_class_ids, schema, f"{path}.tag_class_ids")
     attributes = check_image_attributes(body.attributes, schema, f"{path}.attributes")
@@ -260,7 +264,8 @@ async def replace_label(conn: asyncpg.Connection, scope: Scope, schema: SchemaIn
     label = (await lock_labels(conn, scope, [sample]))[sample]
     check_version(body.version, label["version"], "the label", f"{path}.version")
     current: LabelStatus = label["status"] if label["version"] else "UNLABELED"
-    label_status.check_transition(current, body.status, scope.role, f"{path}.status")
+    if workflow:
+        label_status.check_transition(current, body.status, scope.role, f"{path}.status")
     planned = plan_objects(scope, items, await existing_objects(conn, [o.id for _, _, o in items if o.id]))
     keep = [uuid.UUID(p.obj.id) for p in planned]
     await delete_object_rows(conn, scope, "sample_id = $2 AND NOT (id = ANY($3::uuid[]))", sample, keep)
@@ -387,13 +392,7 @@ async def delete_objects(rt: Runtime, request: DeleteObjectsRequest, ctx: Reques
 async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestContext) -> ObjectPage:
     query = request.query
     scope = await scope_of(rt.db, request.project_id, request.labelset, ctx.caller)
-    after_sample, after_seq = uuid.UUID(int=0), 0
-    if query.cursor:
-        try:
-            sample_text, seq_text = query.cursor.split(":")
-            after_sample, after_seq = uuid.UUID(sample_text), int(seq_text)
-        except ValueError:
-            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    after_sample, after_seq = decode_cursor(query.cursor, uuid.UUID, int) or (uuid.UUID(int=0), 0)
     rows = await rt.db.fetch(
         "SELECT sample_id, seq, body::text FROM objects WHERE labelset_id = $1 AND (sample_id, seq) > ($2, $3) "
         "AND ($4::uuid IS NULL OR class_id = $4) AND ($5::uuid IS NULL OR sample_id = $5) "
@@ -405,18 +404,13 @@ async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestCon
     items = [SampleObject(sample_id=str(row["sample_id"]), **msgspec.structs.asdict(decode_object(row["body"])))
              for row in rows]
     last = rows[-1] if more else None
-    return ObjectPage(items=items, next_cursor=f"{last['sample_id']}:{last['seq']}" if last else None)
+    return ObjectPage(items=items, next_cursor=encode_cursor(last["sample_id"], last["seq"]) if last else None)
 
 
 async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext) -> AuditPage:
     query = request.query
     project = parse_uuid(request.project_id, "project")
-    before = None
-    if query.cursor:
-        try:
-            before = int(query.cursor)
-        except ValueError:
-            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    before = (decode_cursor(query.cursor, int) or (None,))[0]
     rows = await rt.db.fetch(
         "SELECT id, sample_id, labelset, action, object_id, actor, at, change FROM audit "
         "WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::uuid IS NULL OR sample_id = $3) "
@@ -428,7 +422,31 @@ async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext
     items = [AuditEntry(id=row["id"], sample_id=str(row["sample_id"]), labelset=row["labelset"], action=row["action"],
                         object_id=row["object_id"] and str(row["object_id"]), actor=row["actor"], at=row["at"],
                         change=decode_attributes(row["change"])) for row in rows]
-    return AuditPage(items=items, next_cursor=str(rows[-1]["id"]) if more else None)
+    return AuditPage(items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+
+
+async def on_class_merged(rt: Runtime, project_id: str | None, event: LabelClassMerged, delivery: Delivery) -> None:
+    """Objects of a merged class now belong to its target: each such object gets a new version and
+    an audit row, each label touched a new revision and LabelChanged, so search counts follow. A
+    redelivery finds no objects of the source class left and changes nothing."""
+    if project_id is None:
+        return
+    project, now = uuid.UUID(project_id), datetime.now(UTC)
+    async with rt.db.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "UPDATE objects o SET class_id = $2, version = o.version + 1, body = jsonb_set(jsonb_set(o.body::jsonb, "
+            "'{class_id}', to_jsonb($2::uuid::text)), '{version}', to_jsonb(o.version + 1))::json "
+            "FROM labelsets ls WHERE ls.id = o.labelset_id AND ls.project_id = $3 AND o.class_id = $1 "
+            "RETURNING o.id, o.sample_id, o.labelset_id, ls.name, o.body::text AS body",
+            uuid.UUID(event.source.id), uuid.UUID(event.target.id), project)
+        by_labelset: dict[tuple[uuid.UUID, str], list[asyncpg.Record]] = {}
+        for row in rows:
+            by_labelset.setdefault((row["labelset_id"], row["name"]), []).append(row)
+        for (labelset_id, name), moved in by_labelset.items():
+            scope = Scope(project_id=project, labelset_id=labelset_id, labelset=name, actor="catalog:merge",
+                          role=None, now=now)
+            await audit(conn, scope, [(row["sample_id"], "object.updated", row["id"], row["body"]) for row in moved])
+            await finish(conn, scope, {row["sample_id"] for row in moved})
 
 
 COMMAND_HANDLERS = (

@@ -41,6 +41,7 @@ from services.annotation.refs import actor, label_schema, parse_uuid, service_ca
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 DOWNLOAD_EXPIRES_S = 3600
@@ -120,20 +121,14 @@ async def get(rt: Runtime, request: ReleaseRef, ctx: RequestContext) -> Release:
 async def list_page(rt: Runtime, request: ListReleasesRequest, ctx: RequestContext) -> ReleasePage:
     page = request.page
     project = parse_uuid(request.project_id, "project")
-    after = None
-    if page.cursor:
-        try:
-            stamp, ident = page.cursor.split("|")
-            after = (datetime.fromisoformat(stamp), uuid.UUID(ident))
-        except ValueError:
-            raise invalid("cursor is not one this API returned; pass `next_cursor` unchanged", path="cursor") from None
+    after = decode_cursor(page.cursor, datetime, uuid.UUID)
     rows = await rt.db.fetch(
         f"SELECT {RELEASE_COLUMNS} FROM releases WHERE project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
         project, after and after[0], after and after[1], page.limit + 1)
     more = len(rows) > page.limit
     rows = rows[:page.limit]
-    cursor = f"{rows[-1]['created_at'].isoformat()}|{rows[-1]['id']}" if more else None
+    cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     return ReleasePage(items=[to_release(row) for row in rows], next_cursor=cursor)
 
 

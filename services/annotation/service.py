@@ -39,10 +39,11 @@ async def release_job(rt: Runtime, job: ReleaseJob, delivery: Delivery) -> None:
     await releases.run_job(rt, job)
 
 
-# -- read models fed by the catalog's events
+# -- read models and labels kept in step with the catalog's events
 service.on_event(subjects.SAMPLES_CREATED)(sample_facts.on_created)
 service.on_event(subjects.SAMPLES_UPDATED)(sample_facts.on_updated)
 service.on_event(subjects.SAMPLES_MOVED)(sample_facts.on_moved)
 service.on_event(subjects.SAMPLES_DELETED)(sample_facts.on_deleted)
 service.on_event(subjects.DATASET_DELETED)(sample_facts.on_dataset_deleted)
 service.on_event(subjects.PROJECT_DELETED)(sample_facts.on_project_deleted)
+service.on_event(subjects.LABEL_CLASS_MERGED)(labels.on_class_merged)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 
@@ -14,7 +13,8 @@ from proto.catalog import (CreateProject, ListProjects, Project, ProjectDeleted,
 from proto.common import Caller, Empty
 from shared import outbox
 from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.errors import LoupeError, conflict, not_found
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 COLUMNS = "id, org_id, name, description, task_type, content_type, public, metadata, version, created_at, updated_at"
@@ -41,19 +41,6 @@ def parse_id(ident: str) -> uuid.UUID:
         return uuid.UUID(ident)
     except ValueError:
         raise not_found("project", ident) from None
-
-
-def encode_cursor(project: Project) -> str:
-    return base64.urlsafe_b64encode(f"{project.created_at.isoformat()}|{project.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(ident)
-    except ValueError:
-        raise invalid("cursor is not one this API returned; pass next_cursor from the previous page unchanged",
-                      path="$.cursor") from None
 
 
 def name_taken(name: str) -> LoupeError:
@@ -83,13 +70,13 @@ async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Pr
 
 async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> ProjectPage:
     caller = ctx.require_caller()
-    after = decode_cursor(request.cursor) if request.cursor else None
+    after = decode_cursor(request.cursor, datetime, uuid.UUID)
     rows = await rt.db.fetch(
         f"{VISIBLE} AND ($4::timestamptz IS NULL OR (p.created_at, p.id) > ($4, $5)) "
         "ORDER BY p.created_at, p.id LIMIT $6",
         *visibility_args(caller), after and after[0], after and after[1], request.limit + 1)
     items = [to_project(row) for row in rows[: request.limit]]
-    next_cursor = encode_cursor(items[-1]) if len(rows) > request.limit else None
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > request.limit else None
     return ProjectPage(items=items, next_cursor=next_cursor)
 
 

@@ -212,3 +212,24 @@ async def test_search_finds_samples_by_their_labels(api: aiohttp.ClientSession, 
             break
         await asyncio.sleep(0.1)
     assert await names(api, project.id, wanted) == []
+
+
+async def test_merging_a_class_moves_its_objects(api: aiohttp.ClientSession, project: Project) -> None:
+    truck = await call(api, "POST", f"{project.path}/label-classes", 201, json={"name": "truck"})
+    project.classes["truck"] = truck["id"]
+    label = await call(api, "PUT", project.label(project.samples[0]),
+                       json={"objects": [project.box(1, 1, 5, 5, cls="truck"), project.box(9, 9, 20, 20)]})
+    await call(api, "POST", f"{project.path}/label-classes/{truck['id']}/merge", json={"into": project.classes["car"]})
+    for _ in range(100):
+        merged = await call(api, "GET", project.label(project.samples[0]))
+        if merged["version"] > label["version"]:
+            break
+        await asyncio.sleep(0.1)
+    assert [o["class_id"] for o in merged["objects"]] == [project.classes["car"]] * 2
+    assert [o["version"] for o in merged["objects"]] == [2, 1]
+    wanted = {"labels": {"classes": [{"class_id": project.classes["car"], "min": 2}]}}
+    for _ in range(100):
+        if await names(api, project.id, wanted) == ["img_00000.jpg"]:
+            break
+        await asyncio.sleep(0.1)
+    assert await names(api, project.id, wanted) == ["img_00000.jpg"]

@@ -152,7 +152,9 @@ async def test_bulk_create_of_1000_is_one_call_and_one_event_and_recreating_says
     assert subject == subjects.SAMPLES_CREATED.subject and len(envelope.data["samples"]) == 1000
     assert envelope.data["samples"][7] == {"id": ids[7], "dataset_id": split["id"], "name": "img_00007.jpg",
                                            "content_hash": new[7]["content_hash"], "media_url": None, "width": 640,
-                                           "height": 480, "status": "NEW"}
+                                           "height": 480, "status": "NEW", "external_id": None,
+                                           "metadata": {"index": 7}, "priority": 0.0, "labeler_id": None,
+                                           "reviewer_id": None}
 
     sample = await get_sample(api, project["id"], ids[7])
     assert (sample["name"], sample["width"], sample["size_bytes"], sample["metadata"], sample["status"],
