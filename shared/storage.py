@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -120,12 +120,20 @@ class Storage:
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
         """Delete `keys` in one request per thousand; missing keys are no error."""
-        def delete() -> None:
-            errors = list(self.client.remove_objects(self.bucket(bucket), (DeleteObject(key) for key in keys)))
-            if errors:
-                raise S3Error(errors[0].code, errors[0].message, errors[0].name, None, None, None)
+        await asyncio.to_thread(self._remove, bucket, keys)
 
-        await asyncio.to_thread(delete)
+    async def delete_prefix(self, bucket: str, prefix: str) -> None:
+        """Delete every object whose key starts with `prefix`."""
+        def keys() -> Iterator[str]:
+            for listed in self.client.list_objects(self.bucket(bucket), prefix=prefix, recursive=True):
+                yield listed.object_name
+
+        await asyncio.to_thread(self._remove, bucket, keys())
+
+    def _remove(self, bucket: str, keys: Iterable[str]) -> None:
+        errors = list(self.client.remove_objects(self.bucket(bucket), (DeleteObject(key) for key in keys)))
+        if errors:
+            raise S3Error(errors[0].code, errors[0].message, errors[0].name, None, None, None)
 
     def presigned_get(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         return self.public.presigned_get_object(self.bucket(bucket), key, expires=timedelta(seconds=expires_s))

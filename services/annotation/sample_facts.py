@@ -81,6 +81,10 @@ async def on_project_deleted(rt: Runtime, project_id: str | None, event: Project
         await conn.execute("DELETE FROM labelsets WHERE project_id = $1", project)
         await conn.execute("DELETE FROM samples WHERE project_id = $1", project)
         await conn.execute("DELETE FROM audit WHERE project_id = $1", project)
+        await conn.execute("DELETE FROM releases WHERE project_id = $1", project)
+        await conn.execute("DELETE FROM imports WHERE project_id = $1", project)
+    # Release files, exports and uploaded imports are all keyed under the project's id.
+    await rt.storage.delete_prefix("releases", f"{project}/")
 
 
 async def ask_catalog(rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, caller: Caller | None,

@@ -16,6 +16,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from shared.storage import Storage
 from tests.integration.test_labels import Project, make_project
 from tests.integration.test_schema import call
 
@@ -133,3 +134,21 @@ async def test_a_release_is_a_snapshot(api: aiohttp.ClientSession, labelled: tup
     assert (await wait_state(api, f"{project.path}/exports/{filtered['id']}"))["samples"] == 0
     await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 422,
                json={"format": "coco", "labelset": "nope"})
+
+
+async def test_deleting_the_project_deletes_its_release_files(api: aiohttp.ClientSession, settings,
+                                                               labelled: tuple[Project, dict[str, list]]) -> None:
+    project, _ = labelled
+    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "gone"})
+    await wait_state(api, f"{project.path}/releases/{release['id']}")
+    storage = Storage(settings)
+    try:
+        assert await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl")
+        await call(api, "DELETE", project.path, 204)
+        for _ in range(100):
+            if not await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl"):
+                break
+            await asyncio.sleep(0.1)
+        assert not await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl")
+    finally:
+        await storage.close()
