@@ -7,6 +7,7 @@ scoped by that project, so a dataset id of another project answers 404.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
@@ -15,10 +16,10 @@ from proto.common import Empty
 from proto.samples import (CreateDatasetRequest, Dataset, DatasetDeleted, DatasetPage, DatasetRef, DatasetUpdated,
                            ListDatasetsRequest, UpdateDatasetRequest)
 from services.catalog.access import parse_uuid
-from services.catalog.projects import decode_cursor, encode_cursor
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 COLUMNS = "id, project_id, name, description, version, created_at, updated_at"
@@ -52,13 +53,13 @@ async def create(rt: Runtime, request: CreateDatasetRequest, ctx: RequestContext
 
 async def list_page(rt: Runtime, request: ListDatasetsRequest, ctx: RequestContext) -> DatasetPage:
     page = request.page
-    after = decode_cursor(page.cursor) if page.cursor else None
+    after = decode_cursor(page.cursor, datetime, uuid.UUID)
     rows = await rt.db.fetch(
         f"SELECT {COLUMNS} FROM datasets WHERE project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
         parse_uuid(request.project_id, "project"), after and after[0], after and after[1], page.limit + 1)
     items = [to_dataset(row) for row in rows[: page.limit]]
-    return DatasetPage(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > page.limit else None)
+    return DatasetPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None)
 
 
 async def fetch(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, dataset_id: str, lock: str = ""

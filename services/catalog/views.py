@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -14,10 +15,10 @@ from proto.common import Empty
 from proto.search import (CreateViewRequest, ListViewsRequest, RunViewRequest, SampleFilter, SamplePage,
                           UpdateViewRequest, View, ViewDeleted, ViewItemsRequest, ViewPage, ViewRef, ViewUpdated)
 from services.catalog import search
-from services.catalog.projects import decode_cursor, encode_cursor
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
+from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 # item_count only for item views; counting is an index-only scan of the view's items.
@@ -106,13 +107,13 @@ async def create(rt: Runtime, request: CreateViewRequest, ctx: RequestContext) -
 async def list_page(rt: Runtime, request: ListViewsRequest, ctx: RequestContext) -> ViewPage:
     project_id = search.project_uuid(request.project_id)
     page = request.page
-    after = decode_cursor(page.cursor) if page.cursor else None
+    after = decode_cursor(page.cursor, datetime, uuid.UUID)
     rows = await rt.db.fetch(
         f"SELECT {COLUMNS} FROM saved_views v WHERE v.project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (v.created_at, v.id) > ($2, $3)) ORDER BY v.created_at, v.id LIMIT $4",
         project_id, after and after[0], after and after[1], page.limit + 1)
     items = [to_view(row) for row in rows[: page.limit]]
-    return ViewPage(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > page.limit else None)
+    return ViewPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None)
 
 
 async def get(rt: Runtime, request: ViewRef, ctx: RequestContext) -> View:
