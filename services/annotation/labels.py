@@ -29,7 +29,7 @@ from proto.annotation import (EVENT_LABELS, AuditEntry, AuditPage, DeletedObject
 from proto.common import Caller, Empty
 from proto.schema import LabelClassMerged
 from services.annotation import label_status, labelsets, sample_facts
-from services.annotation.refs import actor, label_schema, parse_uuid
+from services.annotation.refs import actor, label_schema, new_ids, parse_uuid
 from services.annotation.validation import SchemaIndex, check_image_attributes, check_object, check_tags
 from shared import outbox
 from shared.bus import RequestContext
@@ -125,11 +125,12 @@ def check_version(given: int | None, current: int, what: str, path: str) -> None
 
 
 def plan_objects(scope: Scope, items: list[tuple[str, uuid.UUID, ObjectInput]],
-                 existing: dict[uuid.UUID, asyncpg.Record]) -> list[Planned]:
+                 existing: dict[str, asyncpg.Record]) -> list[Planned]:
     """Each object as it will be stored: new ones get an id, changed ones a new version."""
     planned = []
+    fresh = iter(new_ids(sum(1 for _, _, item in items if item.id is None)))
     for path, sample_id, item in items:
-        ident = item.id or uuid.uuid4()
+        ident = str(item.id) if item.id else next(fresh)
         old = existing.get(ident)
         if old is not None and (old["labelset_id"] != scope.labelset_id or old["sample_id"] != sample_id):
             raise invalid(f"object {ident} belongs to another sample or labelset; leave `id` out to create a copy",
@@ -137,7 +138,7 @@ def plan_objects(scope: Scope, items: list[tuple[str, uuid.UUID, ObjectInput]],
         current = old["version"] if old is not None else 0
         if item.version is not None:
             check_version(item.version, current, f"object {ident}", f"{path}.version")
-        obj = LabelObject(id=str(ident), class_id=str(item.class_id), shape=item.shape, z_index=item.z_index,
+        obj = LabelObject(id=ident, class_id=str(item.class_id), shape=item.shape, z_index=item.z_index,
                           attributes=item.attributes, confidence=item.confidence, external_id=item.external_id,
                           version=current + 1, updated_by=scope.actor, updated_at=scope.now)
         if old is None:
@@ -151,12 +152,12 @@ def plan_objects(scope: Scope, items: list[tuple[str, uuid.UUID, ObjectInput]],
     return planned
 
 
-async def existing_objects(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+async def existing_objects(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[str, asyncpg.Record]:
     if not ids:
         return {}
     rows = await conn.fetch("SELECT id, labelset_id, sample_id, version, body::text FROM objects "
                             "WHERE id = ANY($1::uuid[]) FOR UPDATE", ids)
-    return {row["id"]: row for row in rows}
+    return {str(row["id"]): row for row in rows}
 
 
 async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Planned]) -> None:
@@ -169,9 +170,10 @@ async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Pl
         "SELECT o.id, $1, o.sample_id, o.class_id, o.version, o.body::json "
         "FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[]) AS o (id, sample_id, class_id, version, body) "
         "ON CONFLICT (id) DO UPDATE SET class_id = EXCLUDED.class_id, version = EXCLUDED.version, body = EXCLUDED.body",
-        scope.labelset_id, [uuid.UUID(p.obj.id) for p in changed], [p.sample_id for p in changed],
-        [uuid.UUID(p.obj.class_id) for p in changed], [p.obj.version for p in changed], bodies)
-    await audit(conn, scope, [(p.sample_id, f"object.{p.outcome}", uuid.UUID(p.obj.id), body)
+        # asyncpg takes ids as text: no UUID objects to build for thousands of objects.
+        scope.labelset_id, [p.obj.id for p in changed], [p.sample_id for p in changed],
+        [p.obj.class_id for p in changed], [p.obj.version for p in changed], bodies)
+    await audit(conn, scope, [(p.sample_id, f"object.{p.outcome}", p.obj.id, body)
                               for p, body in zip(changed, bodies, strict=True)])
 
 
@@ -183,7 +185,7 @@ async def delete_object_rows(conn: asyncpg.Connection, scope: Scope, where: str,
     return {row["sample_id"] for row in rows}
 
 
-async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid.UUID, str, uuid.UUID | None, str]]
+async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid.UUID, str, uuid.UUID | str | None, str]]
                 ) -> None:
     """(sample, action, object id, change as JSON) rows, in one COPY."""
     if entries:
@@ -267,7 +269,7 @@ async def replace_label(conn: asyncpg.Connection, scope: Scope, schema: SchemaIn
     if workflow:
         label_status.check_transition(current, body.status, scope.role, f"{path}.status")
     planned = plan_objects(scope, items, await existing_objects(conn, [o.id for _, _, o in items if o.id]))
-    keep = [uuid.UUID(p.obj.id) for p in planned]
+    keep = [p.obj.id for p in planned]
     await delete_object_rows(conn, scope, "sample_id = $2 AND NOT (id = ANY($3::uuid[]))", sample, keep)
     await store_objects(conn, scope, planned)
     await set_label_fields(conn, scope, sample, label, {"status": body.status, "score": body.score,
