@@ -448,7 +448,9 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
     def _wait_service(self, name: str) -> None:
         port = getattr(self.ports, name)
-        self._wait(name, lambda: _http_ready(f"http://127.0.0.1:{port}/readyz"))
+        # Inference is ready only while Triton is: without Triton, being up (alive) is what can be had.
+        check = "healthz" if name == "inference" and not self.triton else "readyz"
+        self._wait(name, lambda: _http_ready(f"http://127.0.0.1:{port}/{check}"))
 
     # -- processes ------------------------------------------------------------------------------------
 

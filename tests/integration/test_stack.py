@@ -132,6 +132,12 @@ def test_two_stacks_run_side_by_side_on_their_own_ports(infra: Stack, tmp_path: 
             _s3(msgspec.structs.replace(infra.settings, s3_endpoint=second.settings.s3_endpoint)).list_buckets()
 
 
+def test_without_triton_the_stack_starts_with_inference_alive_but_not_ready(tmp_path: Path) -> None:
+    with Stack(tmp_path, StackPorts.free(), services=("inference",), triton=False) as stack:
+        assert _http_status(f"http://127.0.0.1:{stack.ports.inference}/healthz") == 200
+        assert _http_status(f"http://127.0.0.1:{stack.ports.inference}/readyz") == 503
+
+
 def test_restart_keeps_data_and_secrets_and_stop_leaves_no_process(tmp_path: Path) -> None:
     first = Stack(tmp_path, StackPorts.free(), services=())
     with first:
