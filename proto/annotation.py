@@ -305,19 +305,25 @@ class LabelsetList(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- audit trail ------------------------------------------------------------------------------------
 
-AuditAction = Literal["label.created", "label.updated", "label.deleted", "status.changed", "object.created",
-                      "object.updated", "object.deleted"]
+AuditAction = Literal["label.created", "label.updated", "label.deleted", "status.changed", "objects.written",
+                      "objects.deleted"]
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of one sample's label by one call.
+
+    `change` by action: objects.written `{"created": [object, ...], "updated": [object, ...]}` (each
+    object as it became); objects.deleted `{"deleted": [id, ...]}`; label.* and status.changed
+    `{field: [before, after], ...}` for the label's own fields that changed.
+    """
+
     id: int
     sample_id: str
     labelset: str
     action: AuditAction
-    object_id: str | None
-    actor: str | None  # user id, or the API key id of a key without a user
+    actor: str | None  # user id, or `key:<id>` for an organisation key without a user
     at: datetime
-    change: dict[str, Any]  # the object after the change, or the label fields that changed (before, after)
+    change: dict[str, Any]
 
 
 class ListAudit(msgspec.Struct, frozen=True, kw_only=True):

@@ -173,26 +173,39 @@ async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Pl
         # asyncpg takes ids as text: no UUID objects to build for thousands of objects.
         scope.labelset_id, [p.obj.id for p in changed], [p.sample_id for p in changed],
         [p.obj.class_id for p in changed], [p.obj.version for p in changed], bodies)
-    await audit(conn, scope, [(p.sample_id, f"object.{p.outcome}", p.obj.id, body)
-                              for p, body in zip(changed, bodies, strict=True)])
+    await audit_objects(conn, scope, [(p.sample_id, p.outcome, body) for p, body in zip(changed, bodies, strict=True)])
 
 
 async def delete_object_rows(conn: asyncpg.Connection, scope: Scope, where: str, *args: Any) -> set[uuid.UUID]:
     """Delete the labelset's objects matching `where` ($2...) and audit it; the samples touched."""
     rows = await conn.fetch(f"DELETE FROM objects WHERE labelset_id = $1 AND {where} RETURNING id, sample_id",
                             scope.labelset_id, *args)
-    await audit(conn, scope, [(row["sample_id"], "object.deleted", row["id"], "{}") for row in rows])
-    return {row["sample_id"] for row in rows}
+    deleted: dict[uuid.UUID, list[str]] = {}
+    for row in rows:
+        deleted.setdefault(row["sample_id"], []).append(str(row["id"]))
+    await audit(conn, scope, [(sample, "objects.deleted", encode({"deleted": ids}).decode())
+                              for sample, ids in deleted.items()])
+    return set(deleted)
 
 
-async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid.UUID, str, uuid.UUID | str | None, str]]
-                ) -> None:
-    """(sample, action, object id, change as JSON) rows, in one COPY."""
+async def audit(conn: asyncpg.Connection, scope: Scope, entries: list[tuple[uuid.UUID, str, str]]) -> None:
+    """(sample, action, change as JSON) rows, in one COPY."""
     if entries:
         await conn.copy_records_to_table(
-            "audit", columns=("project_id", "sample_id", "labelset", "action", "object_id", "actor", "at", "change"),
-            records=[(scope.project_id, sample, scope.labelset, action, obj, scope.actor, scope.now, change)
-                     for sample, action, obj, change in entries])
+            "audit", columns=("project_id", "sample_id", "labelset", "action", "actor", "at", "change"),
+            records=[(scope.project_id, sample, scope.labelset, action, scope.actor, scope.now, change)
+                     for sample, action, change in entries])
+
+
+async def audit_objects(conn: asyncpg.Connection, scope: Scope, written: list[tuple[uuid.UUID, str, str]]) -> None:
+    """One objects.written row per sample for (sample, created|updated, object as JSON): a row per
+    sample and call, not per object, keeps the trail's cost a small part of a bulk write."""
+    by_sample: dict[uuid.UUID, dict[str, list[str]]] = {}
+    for sample, outcome, body in written:
+        by_sample.setdefault(sample, {"created": [], "updated": []})[outcome].append(body)
+    await audit(conn, scope, [
+        (sample, "objects.written", f'{{"created":[{",".join(lists["created"])}],"updated":[{",".join(lists["updated"])}]}}')
+        for sample, lists in by_sample.items()])
 
 
 async def finish(conn: asyncpg.Connection, scope: Scope, sample_ids: Iterable[uuid.UUID],
@@ -292,7 +305,7 @@ async def set_label_fields(conn: asyncpg.Connection, scope: Scope, sample: uuid.
     action = action or ("label.created" if label["version"] == 0 else
                         "status.changed" if set(changed) == {"status"} else "label.updated")
     if changed or label["version"] == 0:
-        await audit(conn, scope, [(sample, action, None, encode(changed).decode())])
+        await audit(conn, scope, [(sample, action, encode(changed).decode())])
 
 
 async def update(rt: Runtime, request: UpdateLabelRequest, ctx: RequestContext) -> Label:
@@ -414,7 +427,7 @@ async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext
     project = parse_uuid(request.project_id, "project")
     before = (decode_cursor(query.cursor, int) or (None,))[0]
     rows = await rt.db.fetch(
-        "SELECT id, sample_id, labelset, action, object_id, actor, at, change FROM audit "
+        "SELECT id, sample_id, labelset, action, actor, at, change FROM audit "
         "WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::uuid IS NULL OR sample_id = $3) "
         "AND ($4::text IS NULL OR labelset = $4) ORDER BY id DESC LIMIT $5",
         project, before, query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"), query.labelset,
@@ -422,7 +435,7 @@ async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     items = [AuditEntry(id=row["id"], sample_id=str(row["sample_id"]), labelset=row["labelset"], action=row["action"],
-                        object_id=row["object_id"] and str(row["object_id"]), actor=row["actor"], at=row["at"],
+                        actor=row["actor"], at=row["at"],
                         change=decode_attributes(row["change"])) for row in rows]
     return AuditPage(items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
 
@@ -447,7 +460,7 @@ async def on_class_merged(rt: Runtime, project_id: str | None, event: LabelClass
         for (labelset_id, name), moved in by_labelset.items():
             scope = Scope(project_id=project, labelset_id=labelset_id, labelset=name, actor="catalog:merge",
                           role=None, now=now)
-            await audit(conn, scope, [(row["sample_id"], "object.updated", row["id"], row["body"]) for row in moved])
+            await audit_objects(conn, scope, [(row["sample_id"], "updated", row["body"]) for row in moved])
             await finish(conn, scope, {row["sample_id"] for row in moved})
 
 

@@ -175,8 +175,10 @@ async def test_audit_trail_says_who_changed_what(api: aiohttp.ClientSession, pro
     await call(api, "DELETE", project.label(project.samples[2]), 204)
     trail = await call(api, "GET", f"{project.path}/audit", params={"sample_id": project.samples[2]})
     actions = [entry["action"] for entry in trail["items"]]
-    assert actions == ["label.deleted", "object.deleted", "status.changed", "label.created", "object.created"]
-    assert trail["items"][-1]["change"]["id"] == label["objects"][0]["id"]
+    assert actions == ["label.deleted", "objects.deleted", "status.changed", "label.created", "objects.written"]
+    assert trail["items"][-1]["change"] == {"created": label["objects"], "updated": []}
+    assert trail["items"][1]["change"] == {"deleted": [label["objects"][0]["id"]]}
+    assert trail["items"][2]["change"] == {"status": ["LABELED", "LABELING_IN_PROGRESS"]}
     assert all(entry["actor"] for entry in trail["items"])
     after = await call(api, "GET", project.label(project.samples[2]))
     assert after["status"] == "UNLABELED" and after["objects"] == [] and after["version"] == 3

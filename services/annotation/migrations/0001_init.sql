@@ -62,16 +62,16 @@ CREATE TABLE objects (
 );
 CREATE INDEX objects_label ON objects (labelset_id, sample_id, seq);
 
--- Who changed what: one row per object written or deleted and per label change.
--- No primary key: rows are only ever found through the two indexes below, and a third index per
--- row written would cost bulk writes a tenth of their speed; the identity keeps ids unique.
+-- Who changed what: one row per sample and call for its objects written, its objects deleted, and
+-- its label's own fields changed.
+-- No primary key: rows are only ever found through the two indexes below; the identity keeps ids
+-- unique.
 CREATE TABLE audit (
     id          bigint      GENERATED ALWAYS AS IDENTITY,
     project_id  uuid        NOT NULL,
     sample_id   uuid        NOT NULL,
     labelset    text        NOT NULL,
     action      text        NOT NULL,
-    object_id   uuid,
     actor       text,
     at          timestamptz NOT NULL DEFAULT now(),
     change      text        NOT NULL DEFAULT '{}'  -- JSON, only ever read back whole
