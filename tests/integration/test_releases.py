@@ -152,3 +152,22 @@ async def test_deleting_the_project_deletes_its_release_files(api: aiohttp.Clien
         assert not await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl")
     finally:
         await storage.close()
+
+
+async def test_killing_annotation_mid_release_loses_nothing(api: aiohttp.ClientSession, stack, unique: str) -> None:
+    """A release whose process dies is built again by the next one, from the job JetStream redelivers."""
+    project = await make_project(api, unique, samples=3000)
+    items = [{"sample_id": sample, **project.box(1 + i, 1, 20 + i, 20)} for sample in project.samples
+             for i in range(10)]
+    for start in range(0, len(items), 10_000):
+        await call(api, "POST", f"{project.path}/labelsets/ground-truth/objects", json={"items": items[start:start + 10_000]})
+    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "survivor"})
+    path = f"{project.path}/releases/{release['id']}"
+    for _ in range(200):  # kill it while it builds, or as soon after as the poll sees
+        if (await call(api, "GET", path))["state"] != "PENDING":
+            break
+        await asyncio.sleep(0.01)
+    stack.stop_service("annotation", kill=True)
+    stack.start_service("annotation")
+    done = await wait_state(api, path, timeout=90)
+    assert (done["state"], done["samples"], done["objects"]) == ("SUCCEEDED", 3000, 30_000)
