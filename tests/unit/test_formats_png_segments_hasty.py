@@ -278,8 +278,8 @@ def test_hasty_json_v1_1(tmp_path: Path) -> None:
     assert export["project_name"] == "streets" and export["export_format_version"] == "1.1"
     assert export["create_date"].startswith("2024-05-01T12:00:00") and export["export_date"]
     assert export["label_classes"] == [
-        {"class_name": "car", "color": "#ff8000", "class_type": "object", "norder": 0, "attributes": ["color", "note"]},
-        {"class_name": "person", "color": "#ff8000", "class_type": "object", "norder": 1,
+        {"class_name": "car", "color": "#ff8000ff", "class_type": "object", "norder": 0, "attributes": ["color", "note"]},
+        {"class_name": "person", "color": "#ff8000ff", "class_type": "object", "norder": 1,
          "attributes": ["color", "note"]},
         {"class_name": "road", "color": "#ff8000", "class_type": "background", "norder": 2,
          "attributes": ["color", "note"]}]

@@ -110,7 +110,8 @@ def _label_classes(schema: LabelSchema, classes: ClassIndex) -> list[HastyLabelC
     def applies(attribute: Attribute, class_id: str) -> bool:
         return attribute.subject == "LABEL" and (not attribute.class_ids or class_id in attribute.class_ids)
 
-    return [HastyLabelClass(class_name=label_class.name, color=label_class.color, class_type=label_class.kind,
+    # Hasty writes colours as #RRGGBBAA; Loupe's are opaque #rrggbb.
+    return [HastyLabelClass(class_name=label_class.name, color=f"{label_class.color}ff", class_type=label_class.kind,
                             norder=label_class.order,
                             attributes=[attribute.name for attribute in schema.attributes
                                         if applies(attribute, label_class.id)])
