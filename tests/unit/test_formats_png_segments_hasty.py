@@ -281,7 +281,7 @@ def test_hasty_json_v1_1(tmp_path: Path) -> None:
         {"class_name": "car", "color": "#ff8000ff", "class_type": "object", "norder": 0, "attributes": ["color", "note"]},
         {"class_name": "person", "color": "#ff8000ff", "class_type": "object", "norder": 1,
          "attributes": ["color", "note"]},
-        {"class_name": "road", "color": "#ff8000", "class_type": "background", "norder": 2,
+        {"class_name": "road", "color": "#ff8000ff", "class_type": "background", "norder": 2,
          "attributes": ["color", "note"]}]
     assert export["attributes"] == [{"name": "color", "type": "SELECTION", "values": ["red"]},
                                     {"name": "note", "type": "TEXT", "values": []}]
