@@ -10,7 +10,8 @@ folder, makes N distinct 640×480 JPEGs, and measures:
    queryable as a sample. The PUT phase is timed and printed separately.
 2. `register_samples_per_s`: the catalog's bulk registration of already-uploaded media: the N stored
    images (by SHA-256, width and height) made samples of D more datasets, N × D samples, 10,000 per
-   call, 4 calls in flight; a call answers once its samples are queryable.
+   call, 4 calls in flight; a call answers once its samples are queryable. The same organisation
+   uploaded them in phase 1, so each call's check with ingest (did it store them?) passes.
 3. `register_stored_media_per_s`: the same through ingest (POST .../media), which checks each image is
    really stored and takes its facts from there, until all of them are queryable.
 """

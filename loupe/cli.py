@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ DEFAULT_BASE_PORT = 7400
 def _up(args: argparse.Namespace) -> int:
     from loupe.stack import Stack, StackError, StackPorts, run_until_signal
 
+    # The supervisor's restarts and give-ups, on the runner's stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     stack = Stack(Path(args.data_dir).resolve(), StackPorts.from_base(args.base_port), triton=not args.no_triton)
     try:
         run_until_signal(stack)

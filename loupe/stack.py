@@ -3,6 +3,7 @@
 ``Stack(data_dir, ports).start()`` runs NATS with JetStream, PostgreSQL 18 with pgvector and pg_trgm,
 SeaweedFS as the S3 server, Triton and the services as child processes bound to 127.0.0.1; ``stop()``
 ends them in order. A later start on the same folder reuses its data, passwords and admin key.
+While it runs, a service that exits unasked is started again (``loupe.supervisor``).
 docs/local-stack.md describes the layout of the folder and why each server runs the way it does.
 """
 
@@ -31,7 +32,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,11 +40,11 @@ import minio.error
 import msgspec
 import urllib3
 
+from loupe.supervisor import Child, Supervisor, kill_group, log_tail, note_in_log, stop_children
 from shared.settings import ENV_PREFIX, SERVICES, Settings, env_name, load_settings, settings_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
-LOG_TAIL_LINES = 30
 S3_ACCESS_KEY = "loupe"
 PG_SUPERUSER = "postgres"
 # Postgres refuses to run as root; then it runs as this system user, the one pgserver's own manager uses.
@@ -122,21 +122,14 @@ class StackPorts(msgspec.Struct, frozen=True, kw_only=True):
         raise StackError(f"fewer than {len(names)} free ports between 10000 and {top}")
 
 
-@dataclass
-class _Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    stop_signal: signal.Signals
-    grace_s: float
-
-
 class Stack:
     """The local stack on one data folder; ``with Stack(...) as stack:`` starts and stops it.
 
     Its methods may be called from any thread (tests use ``asyncio.to_thread``): children are spawned
     from a thread the stack owns, because the kernel sends the parent-death signal when the *thread*
-    that spawned a child ends, not the process.
+    that spawned a child ends, not the process. From the end of ``start()`` to ``stop()`` a supervisor
+    thread restarts any service that exits without ``stop_service`` or ``stop`` having asked it to;
+    the infrastructure servers are not restarted.
     """
 
     def __init__(self, data_dir: Path, ports: StackPorts, services: Sequence[str] = SERVICES,
@@ -175,9 +168,10 @@ class Stack:
         )
         # Settings a caller (the tests) fixes on top, e.g. which addresses URL imports may reach.
         self.settings = msgspec.structs.replace(self.settings, **(overrides or {}))
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, Child] = {}
         self._lock: IO[str] | None = None
         self._spawner: ThreadPoolExecutor | None = None
+        self._supervisor: Supervisor | None = None
 
     def __enter__(self) -> Stack:
         self.start()
@@ -218,15 +212,24 @@ class Stack:
                 self._spawn_service(name)
             for name in self.services:
                 self._wait_service(name)
+            self._supervisor = Supervisor(self.log_dir, self._service_process, self._service_problem,
+                                          gave_up=lambda child: self._children.pop(child.name, None))
+            for name in self.services:
+                self._supervisor.watch(self._children[name])
+            self._supervisor.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Stop every child in ``STOP_ORDER``: its stop signal, then SIGKILL after its grace period."""
+        """End the supervisor, then stop every child in ``STOP_ORDER``: its stop signal, then SIGKILL
+        after its grace period."""
+        if self._supervisor is not None:
+            self._supervisor.stop()
+            self._supervisor = None
         for group in STOP_ORDER:
             children = [self._children[name] for name in group if name in self._children]
-            _stop(children)
+            stop_children(children)
             for child in children:
                 del self._children[child.name]
                 if child.name == "seaweedfs":
@@ -240,26 +243,30 @@ class Stack:
             self._lock = None
 
     def start_service(self, name: str) -> None:
-        """Start one service and wait until it is ready."""
+        """Start one service, wait until it is ready, and supervise it from then on."""
         if name not in SERVICES:
             raise ValueError(f"unknown service {name!r}; the services are {', '.join(SERVICES)}")
-        if self._lock is None:
+        if self._lock is None or self._supervisor is None:
             raise StackError("start the stack before its services")
         if name in self._children:
             raise StackError(f"{name} is already running")
         self._spawn_service(name)
         self._wait_service(name)
+        self._supervisor.watch(self._children[name])
 
     def stop_service(self, name: str, kill: bool = False) -> None:
-        """Stop one service gracefully, or SIGKILL it (and whatever it spawned) with ``kill``."""
+        """Stop one service gracefully, or SIGKILL it (and whatever it spawned) with ``kill``; either
+        way it stays stopped until ``start_service``."""
         if name not in SERVICES or name not in self._children:
             raise StackError(f"{name} is not a running service")
+        if self._supervisor is not None:
+            self._supervisor.forget(name)
         child = self._children[name]
         if kill:
-            _kill_group(child)
+            kill_group(child)
             child.process.wait()
         else:
-            _stop([child])
+            stop_children([child])
         del self._children[name]
 
     def service_env(self, name: str) -> dict[str, str]:
@@ -329,7 +336,8 @@ class Stack:
         finally:
             password_file.unlink()
         if done.returncode != 0:
-            raise StackError(f"initdb of {pgdata} failed with code {done.returncode}" + self._tail("postgres"))
+            raise StackError(f"initdb of {pgdata} failed with code {done.returncode}"
+                             + log_tail(self.log_dir, "postgres"))
         staging.rename(pgdata)
 
     def _bootstrap_postgres(self) -> None:
@@ -443,35 +451,47 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
         ], port=ports.triton_http, cwd=backend.parent.parent, env=env, grace_s=10)
 
     def _spawn_service(self, name: str) -> None:
-        self._spawn(name, [sys.executable, "-m", f"services.{name}"], port=getattr(self.ports, name),
-                    cwd=REPO_ROOT, env=self.service_env(name), grace_s=self.settings.shutdown_grace_s + 5)
+        self._children[name] = Child(name, self._service_process(name), getattr(self.ports, name),
+                                     signal.SIGTERM, self.settings.shutdown_grace_s + 5)
+
+    def _service_process(self, name: str) -> subprocess.Popen[bytes]:
+        """A new process of service ``name``, with the settings as they are now."""
+        return self._popen(name, [sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT,
+                           env=self.service_env(name))
 
     def _wait_service(self, name: str) -> None:
+        self._wait(name, lambda: self._service_problem(name))
+
+    def _service_problem(self, name: str) -> str | None:
         port = getattr(self.ports, name)
         # Inference is ready only while Triton is: without Triton, being up (alive) is what can be had.
-        check = "healthz" if name == "inference" and not self.triton else "readyz"
-        self._wait(name, lambda: _http_ready(f"http://127.0.0.1:{port}/{check}"))
+        # scope=self: the gateway's full readiness also needs the other services, which a stack of
+        # some services only (benchmarks) never has.
+        check = "healthz" if name == "inference" and not self.triton else "readyz?scope=self"
+        return _http_ready(f"http://127.0.0.1:{port}/{check}")
 
     # -- processes ------------------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], *, port: int, cwd: Path, grace_s: float,
                env: dict[str, str] | None = None, user: pwd.struct_passwd | None = None,
                stop_signal: signal.Signals = signal.SIGTERM) -> None:
+        self._children[name] = Child(name, self._popen(name, argv, cwd=cwd, env=env, user=user),
+                                     port, stop_signal, grace_s)
+
+    def _popen(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
+               user: pwd.struct_passwd | None = None) -> subprocess.Popen[bytes]:
         assert self._spawner is not None
         with self._open_log(name, shlex.join(argv)) as log:
             # Its own session: a Ctrl-C in the terminal reaches only the runner, which stops the
             # children in order.
-            process = self._spawner.submit(
+            return self._spawner.submit(
                 subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=cwd, env=env, start_new_session=True,
                 preexec_fn=functools.partial(_die_with_parent, os.getpid()), **_as_user(user)).result()
-        self._children[name] = _Child(name, process, port, stop_signal, grace_s)
 
     def _open_log(self, name: str, what: str) -> IO[bytes]:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} loupe stack runs: {what}\n".encode())
-        log.flush()
-        return log
+        note_in_log(self.log_dir, name, f"runs: {what}")
+        return open(self.log_dir / f"{name}.log", "ab")
 
     def _wait(self, name: str, problem: Callable[[], str | None], timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait until ``problem()`` reports none, failing early when the child exits."""
@@ -480,18 +500,11 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
         while (last := problem()) is not None:
             if child.process.poll() is not None:
                 raise StackError(f"{name} exited with code {child.process.returncode} before it was ready "
-                                 f"on 127.0.0.1:{child.port}" + self._tail(name))
+                                 f"on 127.0.0.1:{child.port}" + log_tail(self.log_dir, name))
             if time.monotonic() > deadline:
                 raise StackError(f"{name} not ready on 127.0.0.1:{child.port} after {timeout_s:.0f} s "
-                                 f"(last check: {last})" + self._tail(name))
+                                 f"(last check: {last})" + log_tail(self.log_dir, name))
             time.sleep(0.05)
-
-    def _tail(self, name: str) -> str:
-        try:
-            lines = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        return f"\nlast {LOG_TAIL_LINES} lines of {self.log_dir / name}.log:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
     def _lock_data_dir(self) -> None:
         """One runner per data folder; the kernel drops the lock when the runner dies, however it dies."""
@@ -555,29 +568,6 @@ def seaweedfs_sockets(ports: StackPorts) -> list[Path]:
              f"filer-grpc-{ports.weed_filer_grpc}", f"s3-grpc-{ports.weed_s3_grpc}",
              f"filer-{ports.weed_filer}", f"s3-{ports.s3}"]
     return [Path(f"/tmp/seaweedfs-{name}.sock") for name in names]
-
-
-def _stop(children: Sequence[_Child]) -> None:
-    """Signal all, wait for each within its grace, then SIGKILL what is left of each process group."""
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(child.stop_signal)
-    began = time.monotonic()
-    for child in children:
-        try:
-            child.process.wait(timeout=max(0.0, began + child.grace_s - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        # Also what the child spawned and left behind (python backend stubs, worker processes).
-        _kill_group(child)
-        child.process.wait()
-
-
-def _kill_group(child: _Child) -> None:
-    try:
-        os.killpg(child.process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _die_with_parent(runner_pid: int) -> None:

@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from proto.catalog import Description
+from proto.common import Uuid
 
 # -- shapes -----------------------------------------------------------------------------------------
 
@@ -236,8 +237,8 @@ class DeletedObjects(msgspec.Struct, frozen=True, kw_only=True):
 class ListObjects(msgspec.Struct, frozen=True, kw_only=True):
     """Query of listing a labelset's objects, in (sample, object) order, a page at a time."""
 
-    class_id: str | None = None
-    sample_id: str | None = None
+    class_id: Uuid | None = None
+    sample_id: Uuid | None = None
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
     cursor: str | None = None
 
@@ -329,7 +330,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 class ListAudit(msgspec.Struct, frozen=True, kw_only=True):
     """Query of the audit trail, newest first."""
 
-    sample_id: str | None = None
+    sample_id: Uuid | None = None
     labelset: str | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
     cursor: str | None = None

@@ -139,7 +139,7 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     org_id: str
     name: str
-    email: str
+    email: str | None  # shown only to organisation admins and to the user themself
     is_admin: bool
     active: bool
     created_at: datetime
@@ -236,3 +236,22 @@ class MemberChanged(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     user_id: str
     role: Role | None  # None: removed from the project
+
+
+class ApiKeyRevoked(msgspec.Struct, frozen=True, kw_only=True):
+    """Which key stopped working; never the key itself or its hash."""
+
+    key_id: str
+    user_id: str | None  # None for a key of the organisation itself
+    org_id: str
+
+
+class UserUpdated(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's fields after a change; `changed` names those that changed (`name`, `is_admin`, `active`)."""
+
+    user_id: str
+    org_id: str
+    changed: list[str]
+    name: str
+    is_admin: bool
+    active: bool  # false: deactivated, and every key of theirs revoked

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from proto.common import Uuid
+
 
 class StoredMedia(msgspec.Struct, frozen=True, kw_only=True):
     """One validated image in the media bucket, to become (or stay) a sample of a dataset.
@@ -106,24 +108,62 @@ class ImportUrlsRequest(msgspec.Struct, frozen=True, kw_only=True):
     urls: ImportUrls
 
 
-class ImportBucket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Import every image under `prefix` of `bucket`. Leave `endpoint` empty for a bucket on Loupe's own
-    S3; give `endpoint` and keys for another S3 (the keys are stored encrypted, for resuming)."""
+# S3's bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a
+# letter or digit, no ".." / ".-" / "-.", and not an IPv4 address.
+BucketName = Annotated[str, msgspec.Meta(
+    min_length=3, max_length=63, examples=["raw-frames"],
+    pattern=r"^(?!(?:[0-9]{1,3}\.){3}[0-9]{1,3}$)(?!.*(?:\.\.|\.-|-\.))[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?"  # the last label is never all digits
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+_HEX = "[0-9A-Fa-f]{1,4}"
+# Eight groups, or fewer around one "::" (the lookahead allows at most seven colons in all).
+_IPV6 = (rf"(?:(?:{_HEX}:){{7}}{_HEX}|(?=(?:[0-9A-Fa-f]{{0,4}}:){{0,7}}[0-9A-Fa-f]{{0,4}}\])"
+         rf"(?:(?:{_HEX}:){{1,7}}|:)(?:(?::{_HEX}){{1,7}}|:))")
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# host[:port]: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 1 to 65535.
+Endpoint = Annotated[str, msgspec.Meta(max_length=260, pattern=rf"^(?:{_HOST}|{_IPV4}|\[{_IPV6}\])(?::{_PORT})?$",
+                                       examples=["s3.amazonaws.com", "minio.example.com:9000"])]
 
-    bucket: Annotated[str, msgspec.Meta(min_length=3, max_length=63)]
-    prefix: str = ""
-    endpoint: str = ""  # host:port
+
+class BucketSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A prefix of a bucket on the user's S3 at `endpoint`, and the keys that read it. `endpoint` is required:
+    Loupe never imports from its own storage."""
+
+    bucket: BucketName
+    prefix: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    endpoint: Endpoint | None = None  # host[:port]; missing is refused with a hint, by ingest
     secure: bool = True
     region: str = ""
     access_key: str = ""
     secret_key: str = ""
+
+
+class ImportBucket(BucketSource, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Import every image under `prefix` of `bucket` on the S3 at `endpoint`, read with the keys given (they
+    are stored encrypted, for resuming). `endpoint` is required: Loupe never imports from its own storage."""
+
     metadata: dict[str, Any] = {}  # recorded on every sample (plus the S3 key as `s3_key`)
+
+
+class SealedKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """A bucket source's keys as ingest stores them (encrypted), for a service that starts its import later."""
+
+    credentials: str
 
 
 class ImportBucketRequest(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     dataset_id: str
     source: ImportBucket
+    # Set by a Loupe service, never from a request body: `source` names files that service staged for this
+    # project on Loupe's own S3 (annotation's label imports), which ingest reads only under
+    # `<project_id>/imports/` of the releases bucket.
+    staged: bool = False
+    # Set by a Loupe service, never from a request body: the source's keys as ingest sealed them earlier
+    # (SEAL_BUCKET_KEYS; `source` then carries none), so that no other service keeps them or their key.
+    credentials: str | None = None
 
 
 class MediaRef(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,6 +180,17 @@ class RegisterMediaRequest(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     dataset_id: str
     media: RegisterMedia
+
+
+class OwnedMediaRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Which of these images (hex SHA-256) has the organisation stored: read in one of its imports."""
+
+    org_id: str
+    hashes: list[str]
+
+
+class OwnedMedia(msgspec.Struct, frozen=True, kw_only=True):
+    owned: list[str]  # the hashes of the request that the organisation stored, in no particular order
 
 
 class Run(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,7 +228,7 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
 
 class ListRuns(msgspec.Struct, frozen=True, kw_only=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
-    dataset_id: str | None = None
+    dataset_id: Uuid | None = None
 
 
 class ListRunsRequest(msgspec.Struct, frozen=True, kw_only=True):

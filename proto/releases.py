@@ -16,6 +16,8 @@ from msgspec import Meta
 
 from proto.annotation import AttributeValues, LabelObject, LabelsetName, LabelStatus
 from proto.catalog import Description, Page
+from proto.common import Uuid
+from proto.ingest import BucketSource
 from proto.schema import LabelSchema
 
 JobState = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
@@ -190,11 +192,9 @@ class ExportList(msgspec.Struct, frozen=True, kw_only=True):
 ImportFormat = Literal["native", "coco", "yolo", "voc"]
 
 
-class ImageSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Images under a prefix of a bucket on Loupe's S3, matched to annotations by their path below it."""
-
-    bucket: Annotated[str, Meta(min_length=3, max_length=63)]
-    prefix: str = ""
+class ImageSource(BucketSource, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Images under `prefix` of `bucket` on your S3 at `endpoint` (required: never Loupe's own storage), read
+    with the keys given, which are kept only encrypted; matched to annotations by their path below `prefix`."""
 
 
 class CreateImport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -203,7 +203,7 @@ class CreateImport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     (native) from Loupe's own media by content hash."""
 
     format: ImportFormat
-    dataset_id: str
+    dataset_id: Uuid
     labelset: LabelsetName = "ground-truth"
     images: ImageSource | None = None
     create_classes: bool = True  # classes the file names that the schema lacks are created

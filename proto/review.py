@@ -10,6 +10,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from proto.annotation import LabelsetName, LabelStatus
+from proto.common import Uuid
 
 # -- work queues ------------------------------------------------------------------------------------
 
@@ -22,7 +23,7 @@ class NextSample(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     oldest. The sample stays locked for the caller until the lock expires or is released."""
 
     labelset: LabelsetName = "ground-truth"
-    dataset_id: str | None = None
+    dataset_id: Uuid | None = None
 
 
 class NextSampleRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,7 +88,7 @@ class Issue(msgspec.Struct, frozen=True, kw_only=True):
 class CreateIssue(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     description: Text
     labelset: LabelsetName | None = None
-    object_id: str | None = None
+    object_id: Uuid | None = None
 
 
 class CreateIssueRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,7 +114,7 @@ class IssueRef(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ListIssues(msgspec.Struct, frozen=True, kw_only=True):
-    sample_id: str | None = None
+    sample_id: Uuid | None = None
     status: IssueStatus | None = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
     cursor: str | None = None
@@ -164,7 +165,7 @@ class QaOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 class CreateQaRun(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     predictions: LabelsetName
     ground_truth: LabelsetName = "ground-truth"
-    dataset_id: str | None = None
+    dataset_id: Uuid | None = None
     options: QaOptions = QaOptions()
 
 
@@ -223,7 +224,7 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
 class ListFindings(msgspec.Struct, frozen=True, kw_only=True):
     kind: FindingKind | None = None
     resolved: bool | None = None
-    sample_id: str | None = None
+    sample_id: Uuid | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
     offset: Annotated[int, Meta(ge=0)] = 0
 

@@ -200,8 +200,8 @@ class SetSampleStatus(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 # -- samples: in bulk -------------------------------------------------------------------------------
 
 class NewSample(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One image to become a sample: either `content_hash` of media already in the media bucket, or
-    an external `media_url`. `id` is optional; without it a sample with `content_hash` gets
+    """One image to become a sample: either `content_hash` of an image your organisation stored (uploaded or
+    imported), or an external `media_url`. `id` is optional; without it a sample with `content_hash` gets
     `sample_id_for(dataset_id, content_hash)`, so creating the same image again is idempotent."""
 
     id: uuid.UUID | None = None

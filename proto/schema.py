@@ -37,7 +37,9 @@ ValueText = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 KeypointName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S")]
 Bound = int | float
 AttributeDefault = str | int | float | bool | list[str] | None
-SkeletonEdge = tuple[int, int]  # indexes into `keypoints`
+# Indexes into `keypoints`. A two-item list rather than a tuple: OpenAPI tools choke on the tuple's
+# `prefixItems`, and both ends are integers anyway.
+SkeletonEdge = Annotated[list[int], Meta(min_length=2, max_length=2)]
 
 
 # -- label classes ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from proto.catalog import Description, Page, PageLimit
+from proto.common import Uuid
 from proto.samples import Sample, SampleStatus, Tag
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -155,7 +156,7 @@ class SearchSamples(msgspec.Struct, frozen=True, kw_only=True):
 class ListSamples(SamplePaging, frozen=True, kw_only=True):
     """Query parameters of the simple listing; POST .../samples/search takes every filter."""
 
-    dataset_id: Id | None = None
+    dataset_id: Uuid | None = None
     status: SampleStatus | None = None
     name_contains: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     external_id: Id | None = None

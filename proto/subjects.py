@@ -103,7 +103,12 @@ MEMBER_CHANGED = Event("loupe.evt.catalog.member.changed", catalog.MemberChanged
 ACCESS_COMMANDS: tuple[Command, ...] = (CREATE_ORG, GET_ME, CREATE_USER, LIST_USERS, GET_USER, UPDATE_USER,
                                         CREATE_API_KEY, LIST_API_KEYS, REVOKE_API_KEY, CHECK_ACCESS,
                                         LIST_MEMBERS, SET_MEMBER, REMOVE_MEMBER)
-ACCESS_EVENTS: tuple[Event, ...] = (MEMBER_CHANGED,)
+APIKEY_REVOKED = Event("loupe.evt.catalog.apikey.revoked", catalog.ApiKeyRevoked,
+                       "An API key was revoked, by itself or with its deactivated user; it no longer authenticates")
+USER_UPDATED = Event("loupe.evt.catalog.user.updated", catalog.UserUpdated,
+                     "A user was renamed, made or unmade an admin, deactivated or reactivated "
+                     "(`changed` names the fields)")
+ACCESS_EVENTS: tuple[Event, ...] = (MEMBER_CHANGED, APIKEY_REVOKED, USER_UPDATED)
 
 # -- catalog: label schema (proto/schema.py) --------------------------------------------------------
 class SchemaKind(NamedTuple):
@@ -358,9 +363,13 @@ COMPLETE_UPLOAD = Command("loupe.ingest.upload.complete", ingest.CompleteUploadR
 IMPORT_URLS = Command("loupe.ingest.urls.import", ingest.ImportUrlsRequest, ingest.Run,
                       "Fetch images from URLs server-side (never from private addresses) into a dataset")
 IMPORT_BUCKET = Command("loupe.ingest.bucket.import", ingest.ImportBucketRequest, ingest.Run,
-                        "Import every image under an S3 prefix, Loupe's own S3 or another, resumably")
+                        "Import every image under a prefix of a bucket on the user's S3, resumably")
 REGISTER_MEDIA = Command("loupe.ingest.media.register", ingest.RegisterMediaRequest, ingest.Run,
-                         "Make samples of images Loupe already stored, by their SHA-256")
+                         "Make samples of images the caller's organisation already stored, by their SHA-256")
+OWNED_MEDIA = Command("loupe.ingest.media.owned", ingest.OwnedMediaRequest, ingest.OwnedMedia,
+                      "Which images (by SHA-256) an organisation stored; asked before a sample names one")
+SEAL_BUCKET_KEYS = Command("loupe.ingest.bucket.seal", ingest.BucketSource, ingest.SealedKeys,
+                           "Check a bucket source and encrypt its keys, for a service that starts its import later")
 GET_RUN = Command("loupe.ingest.run.get", ingest.RunRef, ingest.Run, "Get an import run and its counts")
 LIST_RUNS = Command("loupe.ingest.run.list", ingest.ListRunsRequest, ingest.RunList,
                     "List a project's import runs, newest first")
@@ -372,7 +381,7 @@ IMPORT_JOB = Job("loupe.job.ingest.import", ingest.ImportJob, "Process a slice o
 BUS_MEDIA = Job("loupe.job.ingest.media", ingest.BusMedia,
                 "Publish here to ingest an image (bytes or URL) from outside, durably, for a dataset")
 INGEST_COMMANDS: tuple[Command, ...] = (CREATE_UPLOAD, COMPLETE_UPLOAD, IMPORT_URLS, IMPORT_BUCKET, REGISTER_MEDIA,
-                                        GET_RUN, LIST_RUNS, CANCEL_RUN, LIST_RUN_ITEMS)
+                                        OWNED_MEDIA, SEAL_BUCKET_KEYS, GET_RUN, LIST_RUNS, CANCEL_RUN, LIST_RUN_ITEMS)
 INGEST_EVENTS: tuple[Event, ...] = (MEDIA_STORED, RUN_PROGRESSED)
 INGEST_JOBS: tuple[Job, ...] = (IMPORT_JOB, BUS_MEDIA)
 

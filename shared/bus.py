@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,13 +44,81 @@ def decoder(kind: type) -> msgspec.json.Decoder:
 
 
 def decode(kind: type, data: bytes) -> Any:
-    """Decode `data` as `kind`; a mismatch is the caller's fault, reported with the field's path."""
+    """Decode `data` as `kind`; a mismatch is the caller's fault, reported with the field's path.
+
+    Strings must be text Postgres can store: a NUL character or a lone UTF-16 surrogate is refused
+    here, once for every service, rather than failing a query deep inside one."""
     try:
-        return decoder(kind).decode(data)
+        value = decoder(kind).decode(data)
+        if _NUL_ESCAPE.search(data):  # cheap: only JSON that spells out \u0000 is walked
+            _refuse_unstorable(msgspec.json.decode(data))
+        return value
     except msgspec.ValidationError as exc:
         raise LoupeError("invalid", _validation_message(str(exc)), path=_error_path(str(exc))) from None
     except msgspec.DecodeError as exc:
+        if _SURROGATE_ESCAPE.search(data):
+            _refuse_unstorable(_lenient_json(data))
         raise LoupeError("malformed", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise nests_too_deeply() from None
+
+
+def nests_too_deeply() -> LoupeError:
+    """JSON deeper than the recursion limit lets msgspec go (about a thousand levels) is refused."""
+    return LoupeError("malformed", "the body nests too deeply; keep JSON within a few hundred levels of "
+                      "arrays and objects")
+
+
+# An escaped backslash followed by "u0000" matches too; walking the decoded value tells them apart.
+_NUL_ESCAPE = re.compile(rb"\\u0000")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lenient_json(data: bytes) -> Any:
+    """`data` decoded by the standard library, which (unlike msgspec) keeps lone surrogates so that they
+    can be located; None when it is not JSON at all."""
+    try:
+        return json.loads(bytes(data))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _refuse_unstorable(document: Any) -> None:
+    found = _first_unstorable(document)
+    if found is not None:
+        path, fault = found
+        raise LoupeError("invalid", f"`{path}` holds {fault}; send text without it", path=path)
+
+
+def _first_unstorable(document: Any) -> tuple[str, str] | None:
+    """The path and fault of the first string or key of `document` that is not storable text. A loop
+    rather than recursion: a document msgspec could decode must not hit the recursion limit here."""
+    pending: list[tuple[str, Any]] = [("$", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if fault := text_fault(value):
+                return path, fault
+        elif isinstance(value, dict):
+            for key in value:
+                if fault := text_fault(key):
+                    return f"{path}[...]", fault  # msgspec's way of pointing at a key
+            pending.extend((f"{path}.{key}", item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in reversed(list(enumerate(value))))
+    return None
+
+
+def text_fault(text: str) -> str | None:
+    """What keeps `text` out of a Postgres text column, if anything."""
+    if "\x00" in text:
+        return "a NUL character (U+0000), which text cannot hold"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate, which is not Unicode text"
+    return None
 
 
 def _error_path(message: str) -> str:

@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_timeout_s: float = 10.0
     shutdown_grace_s: float = 20.0
     max_body_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 256 * 1024 * 1024
     job_max_deliveries: int = 5
     job_backoff_s: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
     job_ack_wait_s: float = 60.0
@@ -75,9 +76,11 @@ DESCRIPTIONS: dict[str, str] = {
     "http_port": "port of this process's HTTP server",
     "public_url": "base URL clients use to reach the gateway; empty = http://http_host:http_port",
     "log_level": "DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr",
-    "request_timeout_s": "how long a bus request waits for its reply",
+    "request_timeout_s": "how long a bus request waits for its reply, and the gateway for a request body "
+                         "(for each read of an upload) before answering 408",
     "shutdown_grace_s": "how long a stopping process waits for in-flight work",
     "max_body_bytes": "largest request body the gateway accepts (413 beyond)",
+    "max_upload_bytes": "largest multipart upload (POST .../files, all files together) the gateway accepts (413 beyond)",
     "job_max_deliveries": "deliveries of a job or event before it goes to the dead-letter store",
     "job_backoff_s": "comma separated delays before each redelivery of a failed message",
     "job_ack_wait_s": "how long a consumer may hold a message before JetStream redelivers it",
@@ -85,7 +88,7 @@ DESCRIPTIONS: dict[str, str] = {
     "stream_replicas": "copies JetStream keeps of the events and jobs streams (3 on a NATS cluster)",
     "outbox_poll_s": "how often the outbox relay looks for unpublished events it was not told of",
     "bootstrap_admin_key": "admin API key created on first start; empty = generate one and log it once",
-    "auth_cache_s": "how long the gateway trusts a verified API key before asking the catalog again",
+    "auth_cache_s": "longest the gateway trusts a verified API key or role without asking the catalog again; revocations apply at once through the catalog's events, this bounds a missed one",
     "db_pool_max": "largest number of Postgres connections per process",
     "secrets_key": "secret that encrypts stored credentials (bucket imports); any long random string",
     "ingest_max_file_bytes": "largest image file ingest accepts",

@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 
 from loupe.stack import Stack, StackPorts
+from tests import owned_media
+from tests.external_s3 import ExternalS3
 from tests.media_server import MediaServer
 from shared.bus import Bus
 from shared.settings import Settings
@@ -23,12 +25,29 @@ def media_server() -> Iterator[MediaServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer) -> Iterator[Stack]:
+def external_s3_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalS3]:
+    """A second S3 server with its port held for the session, so that the stack may allow it; it starts only
+    for the tests that ask for `external_s3`."""
+    with ExternalS3(tmp_path_factory.mktemp("external-s3")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def external_s3(external_s3_port: ExternalS3) -> ExternalS3:
+    """A user's own S3 (SeaweedFS on 127.0.0.1), to import buckets from."""
+    external_s3_port.start()
+    return external_s3_port
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer, external_s3_port: ExternalS3
+          ) -> Iterator[Stack]:
     ports = StackPorts.free()
     overrides = {
-        # URL imports may reach the test's media server (also under a public-looking name) and, for
-        # "external" bucket imports, the stack's own S3 — nothing else on 127.0.0.1.
-        "fetch_allow": f"127.0.0.1:{media_server.port},127.0.0.1:{ports.s3}",
+        # URL and bucket imports may reach the test's media server (also under a public-looking name) and the
+        # external S3 — nothing else on 127.0.0.1. The stack's own S3 is allowed too, on purpose: Loupe must
+        # refuse its own storage even where LOUPE_FETCH_ALLOW lets an import reach it.
+        "fetch_allow": f"127.0.0.1:{media_server.port},127.0.0.1:{external_s3_port.port},127.0.0.1:{ports.s3}",
         "fetch_hosts": f"{MediaServer.PUBLIC_NAME}=127.0.0.1",
         # A job whose process was killed comes back after this; live ones keep extending it.
         "job_ack_wait_s": 6.0,
@@ -36,6 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer) -
         "label_lock_s": 2.0,
     }
     with Stack(tmp_path_factory.mktemp("stack"), ports, overrides=overrides) as running:
+        owned_media.database_url = running.settings.database_url
         yield running
 
 

@@ -7,8 +7,9 @@ so that a redelivered job continues where the last one stopped (the scratch dire
 each delivery downloads and extracts the file again):
 - upload: the file is parsed first, so a malformed one fails before any image is ingested. The
   images go through ingest: the zip's are put under the import's prefix of the releases bucket and
-  ingest imports that prefix (or the `images` prefix given); a native file without images registers
-  the media Loupe already has by content hash.
+  ingest imports that prefix, or the `images` source given (a prefix on the user's S3, whose keys
+  ingest sealed when the import was created, so they are never kept in the clear and annotation needs
+  no LOUPE_SECRETS_KEY); a native file without images registers the organisation's media by content hash.
 - images: once ingest's run finished, its report maps each image's path (or hash) to its sample,
   kept in import_images.
 - labels: class, tag and attribute names become the project's ids (missing classes are created when
@@ -106,12 +107,33 @@ async def create(rt: Runtime, request: CreateImportRequest, ctx: RequestContext)
     if body.labelset != GROUND_TRUTH and not await rt.db.fetchval(
             "SELECT true FROM labelsets WHERE project_id = $1 AND name = $2", project, body.labelset):
         raise invalid(f"the project has no labelset {body.labelset!r}; create it first", path="$.labelset")
+    images = await sealed(rt, body.images, caller) if body.images else None
     row = await rt.db.fetchrow(
         f"INSERT INTO imports (project_id, org_id, dataset_id, labelset, format, images_source, create_classes, "
         f"created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}",
         project, uuid.UUID(caller.org_id), dataset, body.labelset, body.format,
-        encode(body.images).decode() if body.images else None, body.create_classes, actor(caller))
+        encode(images).decode() if images else None, body.create_classes, actor(caller))
     return to_import(rt, row)
+
+
+class KeptImageSource(ImageSource, frozen=True, kw_only=True):
+    """An `images` source as the imports row keeps it: its keys only as ingest sealed them, in `credentials`."""
+
+    credentials: str = ""  # "" on imports made before the keys were kept
+
+
+async def sealed(rt: Runtime, images: ImageSource, caller: Caller) -> KeptImageSource:
+    """The source checked and its keys sealed by ingest, which alone holds LOUPE_SECRETS_KEY: ingest's error
+    names the field below `$.images`."""
+    try:
+        keys = await rt.nats.request(subjects.SEAL_BUCKET_KEYS, images, caller=caller)
+    except LoupeError as exc:
+        if "path" not in exc.details:
+            raise
+        raise LoupeError(exc.code, exc.message, **{**exc.details, "path": "$.images" + exc.details["path"][1:]}
+                         ) from None
+    return KeptImageSource(**{**msgspec.structs.asdict(images), "access_key": "", "secret_key": ""},
+                           credentials=keys.credentials)
 
 
 async def fetch(conn: asyncpg.Connection | asyncpg.Pool, request: ImportRef) -> asyncpg.Record:
@@ -279,12 +301,16 @@ def caller_of(row: asyncpg.Record) -> Caller:
     return service_caller(str(row["org_id"]))
 
 
-def image_source(rt: Runtime, row: asyncpg.Record) -> ImportBucket:
-    """Where the images are: the `images` prefix given, else the import's own prefix for the zip's."""
+def bucket_import(rt: Runtime, row: asyncpg.Record) -> ImportBucketRequest:
+    """Ingest's import of the images: from the `images` source given, with its sealed keys, else from the
+    import's own prefix of the releases bucket, where the zip's images are staged."""
+    target = {"project_id": str(row["project_id"]), "dataset_id": str(row["dataset_id"])}
     if row["images_source"]:
-        given = msgspec.json.decode(row["images_source"], type=ImageSource)
-        return ImportBucket(bucket=given.bucket, prefix=given.prefix)
-    return ImportBucket(bucket=rt.storage.bucket("releases"), prefix=f"{row['project_id']}/imports/{row['id']}/images/")
+        given = msgspec.structs.asdict(msgspec.json.decode(row["images_source"], type=KeptImageSource))
+        keys = given.pop("credentials")
+        return ImportBucketRequest(**target, source=ImportBucket(**given), credentials=keys or None)
+    return ImportBucketRequest(**target, staged=True, source=ImportBucket(
+        bucket=rt.storage.bucket("releases"), prefix=f"{row['project_id']}/imports/{row['id']}/images/"))
 
 
 def registers_by_hash(row: asyncpg.Record, upload: Upload) -> bool:
@@ -301,17 +327,16 @@ async def send_images(rt: Runtime, row: asyncpg.Record, upload: Upload, parsed: 
     if not upload.images and not row["images_source"]:
         raise invalid("the upload has no images: zip them with the annotations, or give `images`, the bucket "
                       "prefix that holds them", path="images")
-    source = image_source(rt, row)
-    if not row["images_source"]:
+    request = bucket_import(rt, row)
+    if request.staged:
         gate = asyncio.Semaphore(PUT_CONCURRENCY)
 
         async def put(name: str, path: Path) -> None:
             async with gate:
-                await rt.storage.put_file("releases", source.prefix + name, path,
+                await rt.storage.put_file("releases", request.source.prefix + name, path,
                                           mimetypes.guess_type(name)[0] or "application/octet-stream")
         await asyncio.gather(*(put(name, path) for name, path in upload.images.items()))
-    ingest_run = await rt.nats.request(subjects.IMPORT_BUCKET, ImportBucketRequest(
-        project_id=str(row["project_id"]), dataset_id=str(row["dataset_id"]), source=source), caller=caller_of(row))
+    ingest_run = await rt.nats.request(subjects.IMPORT_BUCKET, request, caller=caller_of(row))
     await rt.db.execute("UPDATE imports SET ingest_run_id = $2, stage = 'images' WHERE id = $1", row["id"],
                         uuid.UUID(ingest_run.id))
 
@@ -339,8 +364,12 @@ async def map_run(rt: Runtime, row: asyncpg.Record) -> None:
     ref = RunRef(project_id=str(row["project_id"]), id=str(row["ingest_run_id"]))
     while (await rt.nats.request(subjects.GET_RUN, ref, caller=caller_of(row))).state not in RUN_FINISHED:
         await asyncio.sleep(POLL_S)
-    prefix = image_source(rt, row).prefix
+    prefix = bucket_import(rt, row).source.prefix
     await save_run_items(rt, row, ref.id, lambda source: source[len(prefix):].lstrip("/"))
+    unlisted = await rt.db.fetchval("SELECT error FROM import_images WHERE import_id = $1 "
+                                    "AND error_code = 'listing_failed' LIMIT 1", row["id"])
+    if unlisted is not None:  # else every image would only be reported missing
+        raise invalid(f"ingest could not list the images: {unlisted}", path="$.images")
     await rt.db.execute("UPDATE imports SET stage = 'labels' WHERE id = $1", row["id"])
 
 

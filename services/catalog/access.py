@@ -12,9 +12,10 @@ import uuid
 import asyncpg
 
 from proto import subjects
-from proto.catalog import (ApiKey, ApiKeyList, ApiKeyRef, CheckAccess, CreateApiKeyRequest, CreateOrg,
-                           CreateUser, Me, Member, MemberChanged, MemberList, MemberRef, Org, OrgCreated, ProjectAccess,
-                           ProjectRef, Role, SetMemberRequest, role_at_least, UpdateUserRequest, User, UserList, UserRef)
+from proto.catalog import (ApiKey, ApiKeyList, ApiKeyRef, ApiKeyRevoked, CheckAccess, CreateApiKeyRequest,
+                           CreateOrg, CreateUser, Me, Member, MemberChanged, MemberList, MemberRef, Org, OrgCreated,
+                           ProjectAccess, ProjectRef, Role, SetMemberRequest, role_at_least, UpdateUserRequest, User,
+                           UserList, UserRef, UserUpdated)
 from proto.common import Caller, Empty
 from services.catalog.apikeys import DEFAULT_ORG, key_hash, new_key
 from shared import outbox
@@ -23,7 +24,9 @@ from shared.errors import LoupeError, conflict, not_found
 from shared.service import Runtime
 
 USER_COLUMNS = "id, org_id, name, email, is_admin, deactivated_at IS NULL AS active, created_at"
-KEY_COLUMNS = "id, user_id, name, created_at, revoked_at"
+KEY_COLUMNS = "id, org_id, user_id, name, created_at, revoked_at"
+# The fields of a user whose change is announced (USER_UPDATED); `email` cannot change.
+USER_FIELDS = ("name", "is_admin", "active")
 
 
 def parse_uuid(ident: str, what: str) -> uuid.UUID:
@@ -39,14 +42,22 @@ def require_admin(caller: Caller) -> None:
                          "ask an admin, or use /v1/me for your own keys")
 
 
-def to_user(row: asyncpg.Record) -> User:
-    return User(id=str(row["id"]), org_id=str(row["org_id"]), name=row["name"], email=row["email"],
-                is_admin=row["is_admin"], active=row["active"], created_at=row["created_at"])
+def to_user(row: asyncpg.Record, viewer: Caller) -> User:
+    # Names tell colleagues apart; an email is personal, so only admins and its owner see it.
+    sees_email = viewer.is_admin or viewer.user_id == str(row["id"])
+    return User(id=str(row["id"]), org_id=str(row["org_id"]), name=row["name"],
+                email=row["email"] if sees_email else None, is_admin=row["is_admin"], active=row["active"],
+                created_at=row["created_at"])
 
 
 def to_key(row: asyncpg.Record, secret: str | None = None) -> ApiKey:
     return ApiKey(id=str(row["id"]), user_id=row["user_id"] and str(row["user_id"]), name=row["name"],
                   created_at=row["created_at"], revoked_at=row["revoked_at"], key=secret)
+
+
+def key_revoked(row: asyncpg.Record) -> ApiKeyRevoked:
+    return ApiKeyRevoked(key_id=str(row["id"]), user_id=row["user_id"] and str(row["user_id"]),
+                         org_id=str(row["org_id"]))
 
 
 async def project_role(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, project_id: uuid.UUID
@@ -98,7 +109,7 @@ async def create_org(rt: Runtime, request: CreateOrg, ctx: RequestContext) -> Or
                                   f"VALUES ($1, $2, 'first admin key', $3, true) RETURNING {KEY_COLUMNS}",
                                   org["id"], user["id"], key_hash(secret))
     return OrgCreated(org=Org(id=str(org["id"]), name=org["name"], created_at=org["created_at"]),
-                      admin=to_user(user), api_key=to_key(key, secret))
+                      admin=to_user(user, caller), api_key=to_key(key, secret))
 
 
 async def get_me(rt: Runtime, request: Empty, ctx: RequestContext) -> Me:
@@ -106,7 +117,7 @@ async def get_me(rt: Runtime, request: Empty, ctx: RequestContext) -> Me:
     user = None
     if caller.user_id:
         row = await rt.db.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", uuid.UUID(caller.user_id))
-        user = to_user(row) if row else None
+        user = to_user(row, caller) if row else None
     return Me(org_id=caller.org_id, key_id=caller.key_id, user=user, is_admin=caller.is_admin)
 
 
@@ -121,18 +132,20 @@ async def create_user(rt: Runtime, request: CreateUser, ctx: RequestContext) -> 
                                    uuid.UUID(caller.org_id), request.name, request.email, request.is_admin)
     except asyncpg.UniqueViolationError:
         raise conflict(f"a user with email {request.email!r} exists in this organisation", path="$.email") from None
-    return to_user(row)
+    return to_user(row, caller)
 
 
 async def list_users(rt: Runtime, request: Empty, ctx: RequestContext) -> UserList:
     caller = ctx.require_caller()
     rows = await rt.db.fetch(f"SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, id",
                              uuid.UUID(caller.org_id))
-    return UserList(items=[to_user(row) for row in rows])
+    return UserList(items=[to_user(row, caller) for row in rows])
 
 
-async def fetch_user(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, user_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND org_id = $2",
+async def fetch_user(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, user_id: str, *,
+                     for_update: bool = False) -> asyncpg.Record:
+    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND org_id = $2"
+                              f"{' FOR UPDATE' if for_update else ''}",
                               parse_uuid(user_id, "user"), uuid.UUID(caller.org_id))
     if row is None:
         raise not_found("user", user_id)
@@ -140,7 +153,8 @@ async def fetch_user(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, us
 
 
 async def get_user(rt: Runtime, request: UserRef, ctx: RequestContext) -> User:
-    return to_user(await fetch_user(rt.db, ctx.require_caller(), request.id))
+    caller = ctx.require_caller()
+    return to_user(await fetch_user(rt.db, caller, request.id), caller)
 
 
 async def update_user(rt: Runtime, request: UpdateUserRequest, ctx: RequestContext) -> User:
@@ -148,7 +162,7 @@ async def update_user(rt: Runtime, request: UpdateUserRequest, ctx: RequestConte
     require_admin(caller)
     changes = request.changes
     async with rt.db.acquire() as conn, conn.transaction():
-        await fetch_user(conn, caller, request.id)
+        before = await fetch_user(conn, caller, request.id, for_update=True)
         row = await conn.fetchrow(
             "UPDATE users SET name = coalesce($2, name), is_admin = coalesce($3, is_admin), "
             "deactivated_at = CASE WHEN $4::boolean IS NULL THEN deactivated_at "
@@ -158,9 +172,16 @@ async def update_user(rt: Runtime, request: UpdateUserRequest, ctx: RequestConte
         # Keys carry the admin flag so verification is one lookup; keep them in step with their user.
         await conn.execute("UPDATE api_keys SET is_admin = $2 WHERE user_id = $1", row["id"], row["is_admin"])
         if not row["active"]:
-            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-                               row["id"])
-    return to_user(row)
+            revoked = await conn.fetch("UPDATE api_keys SET revoked_at = now() "
+                                       "WHERE user_id = $1 AND revoked_at IS NULL RETURNING id, org_id, user_id",
+                                       row["id"])
+            await outbox.emit_many(conn, subjects.APIKEY_REVOKED, [key_revoked(key) for key in revoked], None)
+        changed = [field for field in USER_FIELDS if row[field] != before[field]]
+        if changed:
+            await outbox.emit(conn, subjects.USER_UPDATED, UserUpdated(
+                user_id=str(row["id"]), org_id=str(row["org_id"]), changed=changed, name=row["name"],
+                is_admin=row["is_admin"], active=row["active"]), None)
+    return to_user(row, caller)
 
 
 # -- API keys ------------------------------------------------------------------------------------------
@@ -200,14 +221,19 @@ async def list_api_keys(rt: Runtime, request: UserRef, ctx: RequestContext) -> A
 
 
 async def revoke_api_key(rt: Runtime, request: ApiKeyRef, ctx: RequestContext) -> ApiKey:
+    """Revoking a revoked key answers it unchanged, and announces nothing."""
     caller = ctx.require_caller()
     owner = key_owner(caller, request.user_id)
-    row = await rt.db.fetchrow(
-        f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND user_id = $2 AND org_id = $3 "
-        f"RETURNING {KEY_COLUMNS}", parse_uuid(request.id, "API key"), parse_uuid(owner, "user"),
-        uuid.UUID(caller.org_id))
-    if row is None:
-        raise not_found("API key", request.id)
+    async with rt.db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND user_id = $2 AND org_id = $3 FOR UPDATE",
+            parse_uuid(request.id, "API key"), parse_uuid(owner, "user"), uuid.UUID(caller.org_id))
+        if row is None:
+            raise not_found("API key", request.id)
+        if row["revoked_at"] is None:
+            row = await conn.fetchrow(f"UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING {KEY_COLUMNS}",
+                                      row["id"])
+            await outbox.emit(conn, subjects.APIKEY_REVOKED, key_revoked(row), None)
     return to_key(row)
 
 

@@ -18,7 +18,7 @@ import msgspec
 
 from proto import subjects
 from proto.common import Empty
-from proto.ingest import MediaStored
+from proto.ingest import MediaStored, OwnedMediaRequest
 from proto.samples import (EVENT_SAMPLES, CreatedSample, CreatedSamples, CreateSamplesRequest, DeletedSamples,
                            DeleteSamplesRequest, FindSamplesByHash, MovedSamples, MoveSamplesRequest, NewSample,
                            Sample, SampleChanges, SampleFacts, SampleRef, SamplesByHash, SampleStatus, SamplesCreated,
@@ -178,12 +178,36 @@ async def emit_created(conn: asyncpg.Connection, project_id: str, dataset_id: st
                           project_id)
 
 
+NOT_STORED = "no image with this SHA-256 was stored by your organisation; upload it first"
+
+
+async def check_media_owned(rt: Runtime, project_id: str, dataset_id: str, items: list[NewSample]) -> None:
+    """Samples name by SHA-256 only images the project's organisation stored, so that no organisation reaches
+    another's (a sample's /media hands out its original). Ingest knows who stored what and is asked once per
+    call; an image nobody stored is refused alike, so that the answer never tells whether it exists."""
+    hashes = {item.content_hash: i for i, item in enumerate(items) if item.content_hash is not None}
+    if not hashes:
+        return
+    org_id = await rt.db.fetchval(
+        "SELECT p.org_id FROM datasets d JOIN projects p ON p.id = d.project_id WHERE d.id = $1 AND p.id = $2",
+        parse_uuid(dataset_id, "dataset"), parse_uuid(project_id, "project"))
+    if org_id is None:
+        raise not_found("dataset", dataset_id)
+    owned = set((await rt.nats.request(subjects.OWNED_MEDIA, OwnedMediaRequest(
+        org_id=str(org_id), hashes=list(hashes)))).owned)
+    for content_hash, i in hashes.items():
+        if content_hash not in owned:
+            raise invalid(NOT_STORED, path=f"$.items[{i}].content_hash")
+
+
 async def create_many(rt: Runtime, request: CreateSamplesRequest, ctx: RequestContext) -> CreatedSamples:
+    """Bulk create from a caller. Ingest's images become samples through `register`, which trusts them."""
     items = request.body.items
+    rows = new_rows(str(parse_uuid(request.dataset_id, "dataset")), items)
+    await check_media_owned(rt, request.project_id, request.dataset_id, items)
     async with rt.db.acquire() as conn, conn.transaction():
         dataset = await datasets.fetch(conn, request.project_id, request.dataset_id, "FOR KEY SHARE")
         dataset_id = str(dataset["id"])
-        rows = new_rows(dataset_id, items)
         results, created = await insert_samples(conn, dataset["project_id"], dataset["id"], rows,
                                                 [item.id is not None for item in items])
         await emit_created(conn, str(dataset["project_id"]), dataset_id, created)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import uuid
 from datetime import datetime
@@ -225,17 +226,21 @@ def condition_sql(where: Where, key: str, path: str, condition: MetadataConditio
 # -- labels --------------------------------------------------------------------------------------------
 
 def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
-    labelset = where.param(labels.labelset, "text")
-    summary = f"SELECT 1 FROM label_summaries l WHERE l.sample_id = s.id AND l.labelset = {labelset}"
+    # Parameters are registered on first use: Postgres cannot type one that no condition mentions.
+    labelset = functools.cache(lambda: where.param(labels.labelset, "text"))
+
+    def summary() -> str:
+        return f"SELECT 1 FROM label_summaries l WHERE l.sample_id = s.id AND l.labelset = {labelset()}"
+
     if labels.status is not None:
-        condition = f"EXISTS ({summary} AND {where.one_of('l.status', labels.status, 'text')})"
+        condition = f"EXISTS ({summary()} AND {where.one_of('l.status', labels.status, 'text')})"
         if "UNLABELED" in labels.status:  # a sample nobody labelled has no summary at all
-            condition = f"({condition} OR NOT EXISTS ({summary}))"
+            condition = f"({condition} OR NOT EXISTS ({summary()}))"
         where.add(condition)
     for field, operator, negate in (("tags_any", "&&", ""), ("tags_all", "@>", ""), ("tags_none", "&&", "NOT ")):
         value = getattr(labels, field)
         if value is not None:
-            where.add(f"{negate}EXISTS ({summary} AND l.tag_class_ids {operator} {where.param(value, 'text[]')})")
+            where.add(f"{negate}EXISTS ({summary()} AND l.tag_class_ids {operator} {where.param(value, 'text[]')})")
     for index, count in enumerate(labels.classes or ()):
         at = f"{path}.classes[{index}]"
         low = count.min or 0
@@ -244,12 +249,14 @@ def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
                           "{\"max\": 0} absent)", path=at)
         if count.max is not None and low > count.max:
             raise invalid(f"min ({low}) is greater than max ({count.max}); nothing can match", path=at)
-        objects = (f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset} "
+        if low < 1 and count.max is None:
+            continue  # "zero or more" holds for every sample
+        objects = (f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset()} "
                    f"AND c.class_id = {where.param(count.class_id, 'text')}")
         if low >= 1:
             upper = f" AND c.count <= {where.param(count.max, 'int4')}" if count.max is not None else ""
             where.add(f"EXISTS ({objects} AND c.count >= {where.param(low, 'int4')}{upper})")
-        elif count.max is not None:  # no row is zero objects, so "at most N" is "no row above N"
+        else:  # no row is zero objects, so "at most N" is "no row above N"
             where.add(f"NOT EXISTS ({objects} AND c.count > {where.param(count.max, 'int4')})")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 import msgspec
 import nats.errors
@@ -32,9 +33,14 @@ class ProjectOf(msgspec.Struct):
 project_of = msgspec.json.Decoder(ProjectOf)
 
 
+# A stream sequence as this stream sends it; JetStream's are unsigned 64-bit, so 19 digits always fit.
+_SEQUENCE = re.compile(r"[0-9]{1,19}")
+
+
 def resume_sequence(request: web.Request) -> int | None:
+    """Where to resume; a `Last-Event-ID` that is no sequence of ours starts from now."""
     last = request.headers.get("Last-Event-ID", "")
-    return int(last) + 1 if last.isdigit() else None
+    return int(last) + 1 if _SEQUENCE.fullmatch(last) else None
 
 
 async def stream_project_events(request: web.Request) -> web.StreamResponse:
@@ -76,6 +82,10 @@ async def stream_project_events(request: web.Request) -> web.StreamResponse:
 
 PATH = "/v1/projects/{project_id}/events"
 OPERATION_ID = "streamProjectEvents"
+# One server-sent event, as OpenAPI tools parse the stream: its fields, `data` the envelope as JSON text.
+EVENT_SCHEMA = {"type": "object", "required": ["id", "event", "data"], "properties": {
+    "id": {"type": "string", "pattern": "^[0-9]+$"}, "event": {"type": "string"},
+    "data": {"type": "string", "contentMediaType": "application/json"}}}
 OPENAPI = {
     "operationId": OPERATION_ID,
     "summary": "Follow a project's events as server-sent events (resume with Last-Event-ID)",
@@ -87,5 +97,5 @@ OPENAPI = {
     ],
     "responses": {"200": {"description": "`text/event-stream`: `id` is the stream sequence, `event` the event type "
                                          "(e.g. `catalog.project.updated`), `data` the event envelope as JSON",
-                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                          "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
 }

@@ -14,7 +14,9 @@ from shared.service import VERSION
 REF = "#/components/schemas/{name}"
 ERROR_STATUSES = {"400": "The body is not JSON", "401": "No or unknown API key",
                   "403": "The API key may not do this", "404": "No such resource visible to this API key",
+                  "408": "The body did not arrive within the request timeout",
                   "409": "Conflicts with the current state", "413": "The body is too large",
+                  "414": "The URL is longer than the gateway reads",
                   "422": "The request breaks a rule; `path` names the field",
                   "503": "A service behind the gateway is not available"}
 
@@ -31,6 +33,11 @@ def _query_parameters(query: type | None) -> list[dict[str, Any]]:
             for field in msgspec.structs.fields(query)]
 
 
+def _error_responses(refs: dict[type, Any]) -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": refs[Problem]}}
+    return {status: {"description": text, "content": problem} for status, text in ERROR_STATUSES.items()}
+
+
 def _operation(op: Operation, refs: dict[type, Any]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "Success"}
     if op.status == 302:
@@ -38,14 +45,12 @@ def _operation(op: Operation, refs: dict[type, Any]) -> dict[str, Any]:
                                            "schema": {"type": "string", "format": "uri"}}}
     elif op.status != 204:
         success["content"] = {"application/json": {"schema": refs[op.reply]}}
-    problem = {"application/problem+json": {"schema": refs[Problem]}}
     document: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary + (" (admin API key only)" if op.admin else ""),
         "tags": [op.tag],
         "parameters": _path_parameters(op.path) + _query_parameters(op.query),
-        "responses": {str(op.status): success,
-                      **{status: {"description": text, "content": problem} for status, text in ERROR_STATUSES.items()}},
+        "responses": {str(op.status): success, **_error_responses(refs)},
     }
     if op.body is not None:
         document["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
@@ -58,7 +63,7 @@ def openapi_document(operations: tuple[Operation, ...], server_url: str,
     """`handwritten` maps (method, path) of endpoints that are not plain JSON operations (event
     streams, multipart uploads) to their hand-written operation objects."""
     types = sorted({t for op in operations for t in (op.body, op.reply if op.status not in (204, 302) else None) if t}
-                   | {Problem},
+                   | {Problem, *handwritten_types},
                    key=lambda t: t.__name__)
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     refs = dict(zip(types, schemas, strict=True))
@@ -66,9 +71,8 @@ def openapi_document(operations: tuple[Operation, ...], server_url: str,
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
     for (method, path), operation in (handwritten or {}).items():
-        problem = {"application/problem+json": {"schema": refs[Problem]}}
-        errors = {status: {"description": ERROR_STATUSES[status], "content": problem} for status in ("401", "404")}
-        paths.setdefault(path, {})[method] = {**operation, "responses": {**operation["responses"], **errors}}
+        paths.setdefault(path, {})[method] = {**operation, "responses": {**operation["responses"],
+                                                                         **_error_responses(refs)}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Loupe", "version": VERSION,

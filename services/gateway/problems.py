@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from shared import metrics
-from shared.bus import encoder
-from shared.errors import LoupeError
+from shared.bus import encoder, nests_too_deeply, text_fault
+from shared.errors import LoupeError, invalid
 from shared.logs import new_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://loupe.dev/problems/"
 REQUEST_ID_HEADER = "X-Request-Id"
-BODY_LIMIT = web.AppKey("body_limit", int)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# The longest URL (path and query) and header line (name and value) the gateway takes: aiohttp's own
+# defaults. The HTTP parser itself is set far above them (shared/service.py), so that a request over
+# them reaches the middleware below and is answered as a problem rather than as aiohttp's plain text.
+MAX_URL_BYTES = 8190
+MAX_HEADER_BYTES = 8190
 
 # aiohttp's own refusals, mapped onto our codes.
 _HTTP_CODES = {400: "malformed", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "invalid",
                409: "conflict", 413: "too_large", 415: "invalid"}
+
+T = TypeVar("T")
+
+
+class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
+    max_bytes: int  # LOUPE_MAX_BODY_BYTES
+    timeout_s: float  # LOUPE_REQUEST_TIMEOUT_S: how long a body may take to arrive
+    # Operations whose handlers read their bodies themselves, as a stream with their own limits
+    # (multipart uploads); every other body is read whole before its handler runs.
+    streamed: frozenset[str] = frozenset()
+
+
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+
+
+class HttpProblem(Exception):
+    """A refusal of the HTTP exchange itself, whose status no bus error code has (408, 414, 431)."""
+
+    def __init__(self, status: int, code: str, detail: str, **details: Any) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.details = status, code, detail, details
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -63,11 +91,17 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
     started = time.perf_counter()
     try:
         try:
+            check_request(request)
             response = await handler(request)
         except LoupeError as exc:
             response = from_error(exc)
+        except HttpProblem as exc:
+            response = problem_response(exc.status, exc.code, exc.detail, exc.details)
+        except RecursionError:
+            # A body decoded just below the recursion limit can still exceed it when encoded for the bus.
+            response = from_error(nests_too_deeply())
         except web.HTTPRequestEntityTooLarge:
-            limit = request.app[BODY_LIMIT]
+            limit = request.app[BODY_LIMITS].max_bytes
             response = problem_response(413, "too_large", f"the body is larger than the limit of {limit} bytes "
                                         "(LOUPE_MAX_BODY_BYTES); send less per request", {"limit": limit})
         except web.HTTPException as exc:
@@ -75,6 +109,8 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
                 raise
             code = _HTTP_CODES.get(exc.status, "invalid")
             response = problem_response(exc.status, code, _http_detail(request, exc))
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = problem_response(500, "internal", f"the gateway failed on this request; quote request id "
@@ -99,5 +135,55 @@ def _http_detail(request: web.Request, exc: web.HTTPException) -> str:
     if exc.status == 404:
         return f"no endpoint at {request.path}; see /openapi.json for the API"
     if exc.status == 405:
-        return f"{request.method} is not allowed on {request.path}"
+        return f"{request.method} is not allowed on {request.path}; it takes {exc.headers.get('Allow')}"
     return exc.text or exc.reason
+
+
+def check_request(request: web.Request) -> None:
+    """Refuse what no handler should see: a URL or header over its limit, a header that is not UTF-8
+    text, a path or query parameter that is not storable text (a NUL character reaching Postgres)."""
+    if len(request.raw_path) > MAX_URL_BYTES:
+        raise HttpProblem(414, "too_large", f"the URL is {len(request.raw_path)} bytes long, over the limit of "
+                          f"{MAX_URL_BYTES}; send long filters in a body (POST .../samples/search)",
+                          path="url", limit=MAX_URL_BYTES)
+    for raw_name, raw_value in request.raw_headers:
+        name = raw_name.decode("latin-1")
+        if len(raw_name) + len(raw_value) > MAX_HEADER_BYTES:
+            raise HttpProblem(431, "too_large", f"the {name} header is over the limit of {MAX_HEADER_BYTES} bytes",
+                              path=f"header.{name}", limit=MAX_HEADER_BYTES)
+        if not raw_value.isascii():
+            try:
+                raw_value.decode()
+            except UnicodeDecodeError:
+                raise LoupeError("malformed", f"the {name} header is not UTF-8 text", path=f"header.{name}") from None
+    for name, value in request.match_info.items():
+        if fault := text_fault(value):
+            raise invalid(f"the {name} in the URL holds {fault}", path=name)
+    for name, value in request.query.items():
+        if fault := text_fault(name):
+            raise invalid(f"a query parameter's name holds {fault}", path="query[...]")
+        if fault := text_fault(value):
+            raise invalid(f"query parameter `{name}` holds {fault}", path=f"query.{name}")
+
+
+async def within(timeout_s: float, reading: Awaitable[T]) -> T:
+    """What `reading` (of the request body) gives; a client that takes longer than `timeout_s` to send
+    it gets 408, rather than holding the request open for as long as it likes."""
+    try:
+        return await asyncio.wait_for(reading, timeout_s)
+    except TimeoutError:
+        raise HttpProblem(408, "timeout", f"the body did not arrive within {timeout_s:g} s "
+                          "(LOUPE_REQUEST_TIMEOUT_S); send all of it, as long as its Content-Length says",
+                          limit_s=timeout_s) from None
+
+
+@web.middleware
+async def read_body(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body is in hand before its handler runs: one declared over the limit is refused unread (413),
+    one that stops arriving ends the request (408). Streamed operations check their own."""
+    limits = request.app[BODY_LIMITS]
+    if request.body_exists and request.match_info.route.name not in limits.streamed:
+        if (request.content_length or 0) > limits.max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=limits.max_bytes, actual_size=request.content_length)
+        await within(limits.timeout_s, request.read())  # aiohttp keeps it: the handler's read() gets it
+    return await handler(request)

@@ -8,15 +8,14 @@ import msgspec
 from aiohttp import web
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
-from proto.catalog import Project, Role
 from proto.common import Redirect
 from proto.ingest import UploadedFiles
-from services.gateway import events, uploads
+from services.gateway import auth_events, backends, events, uploads
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
 from services.gateway.openapi import openapi_document
 from services.gateway.operations import Operation
 from services.gateway.routes import OPERATIONS
-from services.gateway.problems import BODY_LIMIT, request_context
+from services.gateway.problems import BODY_LIMITS, BodyLimits, read_body, request_context
 from shared.bus import decode, decoder, encoder
 from shared.errors import LoupeError
 from shared.service import RUNTIME, Service
@@ -35,16 +34,6 @@ def parse_query(kind: type, request: web.Request) -> msgspec.Struct:
                          path=f"query.{path}" if path else "query") from None
 
 
-class ProjectRole(msgspec.Struct):
-    """The two fields of a Project reply the role cache learns from; the rest is skipped unparsed."""
-
-    id: str
-    role: Role | None = None
-
-
-project_role = msgspec.json.Decoder(ProjectRole)
-
-
 def handler_for(op: Operation):
     async def handle(request: web.Request) -> web.Response:
         caller = request[CALLER]
@@ -57,14 +46,10 @@ def handler_for(op: Operation):
         command = op.command(params)
         query = parse_query(op.query, request) if op.query else None
         body = decode(op.body, await request.read()) if op.body else None
+        sent = op.to_request(params, query, body)
         # The catalog's JSON is already the response body: passing it on saves a decode and an encode.
-        result = await request.app[RUNTIME].nats.request_raw(command, op.to_request(params, query, body),
-                                                             caller=caller)
-        if op.reply is Project:
-            # A project in a reply carries the caller's role on it: the next call on it needs no check.
-            seen = project_role.decode(result)
-            if seen.role is not None:
-                request.app[ROLE_CACHE].remember(caller.key_id, seen.id, seen.role)
+        result = await request.app[RUNTIME].nats.request_raw(command, sent, caller=caller)
+        auth_events.after_reply(request, command, sent, result)
         if op.status == 204:
             return web.Response(status=204)
         if op.status == 302:
@@ -74,10 +59,13 @@ def handler_for(op: Operation):
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_context, authenticate, read_body],
+                          client_max_size=settings.max_body_bytes)
     app[CALLER_CACHE] = CallerCache(settings.auth_cache_s)
     app[ROLE_CACHE] = RoleCache(settings.auth_cache_s)
-    app[BODY_LIMIT] = settings.max_body_bytes
+    app.on_startup.append(auth_events.share_caches)
+    app[BODY_LIMITS] = BodyLimits(max_bytes=settings.max_body_bytes, timeout_s=settings.request_timeout_s,
+                                  streamed=frozenset({uploads.OPERATION_ID}))
     server_url = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
     handwritten = {("get", events.PATH): events.OPENAPI, ("post", uploads.PATH): uploads.OPENAPI}
     document = encoder.encode(openapi_document(OPERATIONS, server_url, handwritten, (UploadedFiles,)))
@@ -100,3 +88,5 @@ def create_app(settings: Settings) -> web.Application:
 
 
 service = Service("gateway", uses_db=False, make_app=create_app)
+service.on_startup(auth_events.follow_events)
+backends.check_backends(service)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proto import subjects
 from proto.ingest import (CompleteUpload, CompleteUploadRequest, CreateUpload, CreateUploadRequest, FileSpec,
                           ListRunItems, ListRunItemsRequest, RunRef, UploadedFiles)
 from services.gateway.auth import CALLER, ROLE_CACHE
-from shared.bus import encoder
+from services.gateway.problems import within
+from shared.bus import encoder, text_fault
 from shared.errors import LoupeError, invalid
 from shared.service import RUNTIME
 
@@ -24,6 +27,7 @@ MAX_FILES = 100
 POLL_S = 0.1
 
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+T = TypeVar("T")
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
@@ -32,34 +36,61 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def read_files(request: web.Request, max_bytes: int) -> list[tuple[str, bytes]]:
+async def read_files(request: web.Request, max_file_bytes: int, max_bytes: int, stall_s: float
+                     ) -> list[tuple[str, bytes]]:
+    """The form's files, read part by part: each read must make progress within `stall_s` (408), and
+    the whole form stays within `max_bytes` (413), even when no Content-Length says how long it is."""
     if not request.content_type.startswith("multipart/form-data"):
         raise invalid("send the images as multipart/form-data, one `file` part each", path="body")
-    files = []
-    reader = await request.multipart()
-    async for part in reader:
+    if (request.content_length or 0) > max_bytes:
+        raise upload_too_large(max_bytes)
+    files: list[tuple[str, bytes]] = []
+    total = 0
+    reader = await form_step(stall_s, request.multipart())
+    while (part := await form_step(stall_s, reader.next())) is not None:
         if not isinstance(part, aiohttp.BodyPartReader) or not part.filename:
             continue
         if len(files) == MAX_FILES:
             raise LoupeError("too_large", f"at most {MAX_FILES} files per request; use a presigned upload "
                              "(POST .../uploads) for more")
+        if fault := text_fault(part.filename):
+            raise invalid(f"the name of file {len(files) + 1} holds {fault}", path=f"files[{len(files)}]")
         data = bytearray()
-        while chunk := await part.read_chunk(1 << 16):
+        while chunk := await form_step(stall_s, part.read_chunk(1 << 16)):
             data += chunk
-            if len(data) > max_bytes:
-                raise LoupeError("too_large", f"{part.filename} is over {max_bytes} bytes, the largest image "
+            total += len(chunk)
+            if len(data) > max_file_bytes:
+                raise LoupeError("too_large", f"{part.filename} is over {max_file_bytes} bytes, the largest image "
                                  "Loupe takes", path=f"files.{part.filename}")
+            if total > max_bytes:
+                raise upload_too_large(max_bytes)
         files.append((part.filename, bytes(data)))
     if not files:
         raise invalid("the form has no file parts; add each image as a part with a filename", path="body")
     return files
 
 
+async def form_step(stall_s: float, step: Awaitable[T]) -> T:
+    """One read of the form: a client that sends nothing for `stall_s` gets 408, a form that does not
+    parse is the client's mistake (400)."""
+    try:
+        return await within(stall_s, step)
+    except (ValueError, RuntimeError, HttpProcessingError) as exc:
+        raise LoupeError("malformed", f"the multipart form does not parse: {exc}", path="body") from None
+
+
+def upload_too_large(limit: int) -> LoupeError:
+    return LoupeError("too_large", f"the form is larger than the limit of {limit} bytes (LOUPE_MAX_UPLOAD_BYTES); "
+                      "send fewer files per request, or use a presigned upload (POST .../uploads)",
+                      limit=limit, path="body")
+
+
 async def upload_files(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     project_id, dataset_id = request.match_info["project_id"], request.match_info["dataset_id"]
     caller = await request.app[ROLE_CACHE].authorize(rt.nats, request[CALLER], project_id, "manager")
-    files = await read_files(request, rt.settings.ingest_max_file_bytes)
+    files = await read_files(request, rt.settings.ingest_max_file_bytes, rt.settings.max_upload_bytes,
+                             rt.settings.request_timeout_s)
     upload = await rt.nats.request(subjects.CREATE_UPLOAD, CreateUploadRequest(
         project_id=project_id, dataset_id=dataset_id,
         upload=CreateUpload(files=[FileSpec(name=name) for name, _ in files])), caller=caller)

@@ -1,5 +1,9 @@
-"""Bucket imports: list an S3 prefix a page at a time (remembering how far it got) and read its objects,
-from Loupe's own S3 or an external one reached with the stored, encrypted credentials."""
+"""Bucket imports: list an S3 prefix a page at a time (remembering how far it got) and read its objects, from
+the user's S3, reached with the stored, encrypted credentials through the same address guard as URL imports.
+
+Loupe's own storage is never a source: the guard refuses every address it answers on. The one exception is a
+run a Loupe service staged files for (annotation's label imports), which ingest checked when it made the run.
+"""
 
 from __future__ import annotations
 
@@ -21,35 +25,31 @@ from shared.service import Runtime
 LIST_PAGE = 1000
 
 
-async def client_for(rt: Runtime, bucket: dict) -> Minio:
-    if not bucket["endpoint"]:
+def client_for(rt: Runtime, bucket: dict) -> Minio:
+    if bucket.get("staged"):
         return rt.storage.client
-    host, _, port = bucket["endpoint"].rpartition(":")
-    if not host or not port.isdigit():
-        host, port = bucket["endpoint"], "443" if bucket["secure"] else "80"
-    # The endpoint is the user's to choose, so it gets the same private-address ban as URL imports.
-    await fetch.GuardedResolver(fetch.AddressGuard(rt.state["fetch_policy"])).resolve(host.strip("[]"), int(port))
+    if not bucket["endpoint"]:  # a run made before imports needed an endpoint: it would read Loupe's own storage
+        raise fetch.FetchError("blocked_address", "this import names no endpoint, and Loupe never imports from its "
+                                                  "own storage: start it again with the `endpoint` of your S3")
     access_key, secret_key = credentials.unseal(rt.settings, bucket["credentials"])
     return Minio(bucket["endpoint"], access_key=access_key, secret_key=secret_key, secure=bucket["secure"],
-                 region=bucket["region"] or None)
+                 region=bucket["region"] or None, http_client=fetch.guarded_http(rt.state["fetch_policy"]))
 
 
 async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
     """Add the next page of the prefix's keys to the run; the last page marks the run listed."""
     bucket = run["bucket"]
-    try:
-        client = await client_for(rt, bucket)
-    except fetch.FetchError as exc:
-        await fail_listing(rt, run, exc.message)
-        return
 
     def page() -> list[str]:
-        objects = client.list_objects(bucket["bucket"], prefix=bucket["prefix"], recursive=True,
-                                      start_after=run["list_after"] or None)
+        objects = client_for(rt, bucket).list_objects(bucket["bucket"], prefix=bucket["prefix"], recursive=True,
+                                                      start_after=run["list_after"] or None)
         return [o.object_name for o in itertools.islice(objects, LIST_PAGE)]
 
     try:
         keys = await asyncio.to_thread(page)
+    except fetch.FetchError as exc:
+        await fail_listing(rt, run, exc.message)
+        return
     except S3Error as exc:
         await fail_listing(rt, run, f"listing s3://{bucket['bucket']}/{bucket['prefix']} failed: {exc.code}: "
                            f"{exc.message}; check the bucket, prefix and keys")
@@ -90,7 +90,7 @@ def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
 
     async def read(row: asyncpg.Record) -> bytes:
         if not clients:
-            clients.append(await client_for(rt, bucket))
+            clients.append(client_for(rt, bucket))
         try:
             return await asyncio.to_thread(read_object, row["source"])
         except S3Error as exc:

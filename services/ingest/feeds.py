@@ -1,8 +1,9 @@
-"""Images from the bus and registrations of images Loupe already stored.
+"""Images from the bus, and the images an organisation already stored: which they are, and their registration.
 
 An outside producer publishes `BusMedia` to `loupe.job.ingest.media`; each dataset's messages land in
 one long-lived run of kind `bus`, an item per message keyed by its message id, so a redelivery finds
-its item already done.
+its item already done. A message has no caller, so the run works for the project's organisation, which
+the catalog names once, when the run is made.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import uuid
 
 from proto import subjects
-from proto.ingest import BusMedia, FileSpec, RegisterMediaRequest, Run, StoredMedia
+from proto.catalog import ProjectRef
+from proto.ingest import BusMedia, FileSpec, OwnedMedia, OwnedMediaRequest, RegisterMediaRequest, Run, StoredMedia
 from proto.samples import FindSamplesByHash
 from services.ingest import fetch, pipeline
 from services.ingest.rejection import FileRejected
-from services.ingest.runs import add_items, check_dataset, create_run, report
+from services.ingest.runs import add_items, check_dataset, create_run, parse_uuid, report
 from shared.bus import RequestContext
 from shared.consumers import Delivery
 from shared.errors import LoupeError
@@ -22,16 +24,19 @@ from shared.service import Runtime
 
 
 async def feed_run(rt: Runtime, project_id: str, dataset_id: str) -> uuid.UUID:
-    run_id = await rt.db.fetchval("SELECT id FROM runs WHERE dataset_id = $1 AND kind = 'bus' AND project_id = $2",
-                                  uuid.UUID(dataset_id), uuid.UUID(project_id))
-    if run_id is not None:
-        return run_id
+    known = await rt.db.fetchrow("SELECT id, org_id FROM runs WHERE dataset_id = $1 AND kind = 'bus' "
+                                 "AND project_id = $2", uuid.UUID(dataset_id), uuid.UUID(project_id))
+    if known is not None and known["org_id"] is not None:
+        return known["id"]
     await check_dataset(rt, project_id, dataset_id)
+    # No caller: the catalog answers a service the project itself, whose organisation never changes.
+    org_id = (await rt.nats.request(subjects.GET_PROJECT, ProjectRef(id=project_id))).org_id
     async with rt.db.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ingest.feed.{dataset_id}")
-        return await conn.fetchval(
-            "SELECT id FROM runs WHERE dataset_id = $1 AND kind = 'bus'", uuid.UUID(dataset_id)
-        ) or await create_run(conn, project_id, dataset_id, "bus", "bus", "bus")
+        return await conn.fetchval(  # a feed made before runs knew their organisation learns it here
+            "UPDATE runs SET org_id = $2 WHERE dataset_id = $1 AND kind = 'bus' RETURNING id",
+            uuid.UUID(dataset_id), uuid.UUID(org_id)
+        ) or await create_run(conn, project_id, dataset_id, "bus", "bus", org_id, "bus")
 
 
 async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) -> None:
@@ -63,8 +68,19 @@ async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) ->
     await pipeline.process_batch(rt, run, read, only=[index])
 
 
+async def owned_media(rt: Runtime, request: OwnedMediaRequest, ctx: RequestContext) -> OwnedMedia:
+    """Which of the hashes the organisation stored (the catalog asks before a sample names one): one look-up
+    in org_media's primary key, however many hashes. Nobody's image and another organisation's are alike."""
+    rows = await rt.db.fetch("SELECT sha256 FROM org_media WHERE org_id = $1 AND sha256 = ANY($2::text[])",
+                             parse_uuid(request.org_id, "organisation"), request.hashes)
+    return OwnedMedia(owned=[row["sha256"] for row in rows])
+
+
 async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: RequestContext) -> Run:
-    """Samples for images already in the media bucket: no bytes move, so it is one transaction."""
+    """Samples for images the caller's organisation already stored: no bytes move, so it is one transaction.
+
+    An image only another organisation stored answers exactly as one nobody stored, so that whether anyone
+    has some file stays as private as the file."""
     caller = ctx.require_caller()
     items = request.media.items
     await check_dataset(rt, request.project_id, request.dataset_id)
@@ -72,14 +88,17 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
     existing = (await rt.nats.request(subjects.FIND_SAMPLES, FindSamplesByHash(
         project_id=request.project_id, dataset_id=request.dataset_id, content_hashes=hashes))).found
     async with rt.db.acquire() as conn, conn.transaction():
-        media = {r["sha256"]: r for r in await conn.fetch("SELECT * FROM media WHERE sha256 = ANY($1)", hashes)}
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "register", "media", caller.key_id)
+        media = {r["sha256"]: r for r in await conn.fetch(
+            "SELECT m.* FROM media m JOIN org_media o ON o.sha256 = m.sha256 AND o.org_id = $2 "
+            "WHERE m.sha256 = ANY($1)", hashes, uuid.UUID(caller.org_id))}
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "register", "media", caller.org_id,
+                                  caller.key_id)
         outcomes = pipeline.Outcomes(request.dataset_id, existing)
         for i, item in enumerate(items):
             row = media.get(item.sha256)
             if row is None:
-                outcomes.failed(i, "unknown_media", f"no image with SHA-256 {item.sha256} was ever ingested; "
-                                "upload it first", item.sha256)
+                outcomes.failed(i, "unknown_media", f"this organisation never ingested an image with SHA-256 "
+                                f"{item.sha256}; upload it first", item.sha256)
                 continue
             outcomes.stored(i, lambda sample_id, item=item, row=row: StoredMedia(
                 sample_id=sample_id, sha256=item.sha256, format=row["format"], width=row["width"],

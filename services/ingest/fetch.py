@@ -1,9 +1,11 @@
-"""Fetch a URL on a user's behalf without letting the URL reach into Loupe's own network (SSRF).
+"""Fetch a URL, or read an S3 bucket, on a user's behalf without letting it reach into Loupe's own network
+(SSRF) or Loupe's own storage.
 
 The address check lives in the resolver of the session's connector: the connector connects only to addresses
 the resolver returned, so a name cannot resolve to a public address for the check and a private one for the
 connection (DNS rebinding). IP literals never reach a resolver in aiohttp, so fetch_url checks those itself,
-and it follows redirects one hop at a time so that every hop is checked.
+and it follows redirects one hop at a time so that every hop is checked. The S3 SDK's connections of bucket
+imports pass the same guard (`guarded_http`), and follow no redirect at all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import socket
 
 import aiohttp
 import msgspec
+import urllib3
 from aiohttp.abc import AbstractResolver, ResolveResult
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from yarl import URL
 
 from services.ingest.rejection import FileRejected
@@ -32,6 +37,9 @@ class FetchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     allow: tuple[str, ...] = ()
     # Static name → IP overrides, like /etc/hosts (air-gapped deployments); their addresses are checked too.
     hosts: dict[str, str] = {}
+    # Where Loupe's own storage answers, as "ip:port" or "network:port" (see `own_storage`): refused even where
+    # `allow` allows it, so no import ever reads another organisation's files.
+    internal: tuple[str, ...] = ()
 
 
 class FetchedFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,7 +54,8 @@ class FetchError(FileRejected):
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_BLOCKED_ADVICE = "Loupe does not fetch private addresses: upload the file instead, or ask an admin to allow it"
+_BLOCKED_ADVICE = ("Loupe never reads its own storage, nor private addresses unless an admin allows them: "
+                   "upload the file instead, or import from your own server")
 _METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -112,15 +121,20 @@ class GuardedConnector(aiohttp.TCPConnector):
 
 
 class AddressGuard:
-    """Which addresses (and ports) a policy lets Loupe connect to: public ones, and the private ones it allows."""
+    """Which addresses (and ports) a policy lets Loupe connect to: public ones, and the private ones it allows,
+    never its own storage."""
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.allow = [_parse_allow(entry) for entry in policy.allow]
+        self.internal = [_parse_allow(entry) for entry in policy.internal]
         self.hosts = {name.rstrip(".").lower(): _parse_ip(ip, f"hosts entry {name!r}")
                       for name, ip in policy.hosts.items()}
 
     def refusal(self, ip: IPAddress, port: int) -> str | None:
         """Why Loupe must not connect to ip:port ("10.0.0.1 is private (RFC 1918)"), or None when it may."""
+        delivered_to = (_carried_ipv4(ip) or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
+        if any(delivered_to in network and port == own_port for network, own_port in self.internal):
+            return f"{ip} port {port} is Loupe's own storage"
         reason = _private_reason(ip)
         if reason is None:
             return None
@@ -128,6 +142,31 @@ class AddressGuard:
         if any(plain in network and allowed in (None, port) for network, allowed in self.allow):
             return None
         return f"{ip} {reason}"
+
+    def pinned(self, host: str) -> IPAddress | None:
+        return self.hosts.get(host.rstrip(".").lower())
+
+    def passed(self, host: str, port: int, addresses: list[IPAddress]) -> list[IPAddress]:
+        """The addresses `host` resolved to that Loupe may connect to; none is FetchError("blocked_address"),
+        naming every refused address."""
+        verdicts = [(ip, self.refusal(ip, port)) for ip in addresses]
+        allowed = [ip for ip, reason in verdicts if reason is None]
+        if not allowed:
+            refusals = "; ".join(reason for _, reason in verdicts if reason)
+            raise FetchError("blocked_address", f"{host} resolves only to forbidden addresses: {refusals}. "
+                                                f"{_BLOCKED_ADVICE}")
+        return allowed
+
+    def resolve(self, host: str, port: int) -> list[IPAddress]:
+        """`passed` for the addresses the system resolves `host` to now: the blocking form, for threads."""
+        pinned = self.pinned(host)
+        if pinned is not None:
+            return self.passed(host, port, [pinned])
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise _unresolvable(host, e) from e
+        return self.passed(host, port, _addresses(infos))
 
 
 class GuardedResolver(AbstractResolver):
@@ -141,38 +180,88 @@ class GuardedResolver(AbstractResolver):
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        verdicts = [(ip, self.guard.refusal(ip, port)) for ip in await self._lookup(host, port, family)]
-        allowed = [ip for ip, reason in verdicts if reason is None]
-        if not allowed:
-            refusals = "; ".join(reason for _, reason in verdicts if reason)
-            raise FetchError("blocked_address", f"{host} resolves only to forbidden addresses: {refusals}. "
-                                                f"{_BLOCKED_ADVICE}")
+        allowed = self.guard.passed(host, port, await self._lookup(host, port, family))
         # Numeric flags: the connector gets the checked addresses, and nothing downstream resolves them again.
         return [ResolveResult(hostname=host, host=str(ip), port=port, proto=0,
                               family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
                               flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV) for ip in allowed]
 
     async def _lookup(self, host: str, port: int, family: socket.AddressFamily) -> list[IPAddress]:
-        pinned = self.guard.hosts.get(host.rstrip(".").lower())
+        pinned = self.guard.pinned(host)
         if pinned is not None:
             return [pinned]
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
         except socket.gaierror as e:
-            raise FetchError("unresolvable", f"{host} cannot be resolved ({e.strerror}); check the host name"
-                             ) from e
-        return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+            raise _unresolvable(host, e) from e
+        return _addresses(infos)
 
     async def close(self) -> None:
         pass
+
+
+def _unresolvable(host: str, error: socket.gaierror) -> FetchError:
+    return FetchError("unresolvable", f"{host} cannot be resolved ({error.strerror}); check the host name")
+
+
+def _addresses(infos: list[tuple]) -> list[IPAddress]:
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+# -- the S3 SDK's HTTP client ----------------------------------------------------------------------------
+
+def guarded_http(policy: FetchPolicy) -> urllib3.PoolManager:
+    """An HTTP client for the minio SDK that connects only where `policy` lets Loupe connect, and follows no
+    redirect (an S3 answering 307 to an internal address would otherwise be followed)."""
+    guard = AddressGuard(policy)
+    manager = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=policy.connect_timeout_s, read=policy.timeout_s),
+        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504), redirect=False))
+
+    def guarded(pool: type[HTTPConnectionPool], connection: type[HTTPConnection]) -> type[HTTPConnectionPool]:
+        checked = type(f"Guarded{connection.__name__}", (_GuardedConnect, connection), {"guard": guard})
+        return type(f"Guarded{pool.__name__}", (pool,), {"ConnectionCls": checked})
+
+    manager.pool_classes_by_scheme = {"http": guarded(HTTPConnectionPool, HTTPConnection),
+                                      "https": guarded(HTTPSConnectionPool, HTTPSConnection)}
+    return manager
+
+
+class _GuardedConnect:
+    """Mixed into urllib3's connections: connect to an address the guard passed, never to one resolved apart."""
+
+    guard: AddressGuard
+    _dns_host: str
+    port: int
+
+    def _new_conn(self) -> socket.socket:
+        # urllib3 resolves `_dns_host` as it connects: hand it a checked address for that moment only, since
+        # the name stays what the Host header and TLS verify.
+        name = self._dns_host
+        self._dns_host = str(self.guard.resolve(name, self.port)[0])
+        try:
+            return super()._new_conn()
+        finally:
+            self._dns_host = name
+
+
+# -- Loupe's own storage ---------------------------------------------------------------------------------
+
+def own_storage(ip: IPAddress, port: int) -> tuple[str, ...]:
+    """The `FetchPolicy.internal` entries for Loupe's storage answering at ip:port. On a loopback address it
+    is also reached through every other loopback address and the unspecified ones, so those count as it."""
+    if ip.is_loopback:
+        return (f"127.0.0.0/8:{port}", f"[::1]:{port}", f"0.0.0.0:{port}", f"[::]:{port}")
+    return (f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}",)
 
 
 def _guard_of(session: aiohttp.ClientSession, policy: FetchPolicy) -> AddressGuard:
     connector = session.connector
     if not isinstance(connector, GuardedConnector):
         raise TypeError("fetch_url needs a session from make_session(policy): any other resolves names unguarded")
-    if (connector.policy.allow, connector.policy.hosts) != (policy.allow, policy.hosts):
-        raise ValueError("the session was made for another allow/hosts policy; make it with make_session(policy)")
+    if (connector.policy.allow, connector.policy.hosts, connector.policy.internal) != (
+            policy.allow, policy.hosts, policy.internal):
+        raise ValueError("the session was made for another address policy; make it with make_session(policy)")
     return connector.guard
 
 

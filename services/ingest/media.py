@@ -91,8 +91,8 @@ def process_image(data: bytes, limits: ImageLimits = ImageLimits()) -> Processed
                                       "recompress or downscale it before uploading")
     fmt = sniff_format(data[:12])
     if fmt is None:
-        raise MediaError("unsupported_format", f"the file starts with bytes {data[:8].hex(' ')}, which is not a "
-                                               "JPEG, PNG, WebP, TIFF, BMP or GIF image; convert it to one of those")
+        raise MediaError("unsupported_format", "the file is not a JPEG, PNG, WebP, TIFF, BMP or GIF image (judged by "
+                                               "its first bytes); convert it to one of those")
     if fmt == "png" and data.rfind(_PNG_END) < 0:
         # Pillow stops reading after the last pixel row, so a cut in the final chunks would pass unnoticed.
         raise MediaError("corrupt", "the PNG image ends before its IEND chunk, so the file is truncated: "
@@ -115,6 +115,9 @@ def process_image(data: bytes, limits: ImageLimits = ImageLimits()) -> Processed
 def _decoding(fmt: str, limits: ImageLimits) -> Iterator[None]:
     """Run Pillow with its safety switches on and turn whatever it raises into a MediaError.
 
+    The error never quotes Pillow's message: those can quote the file's own bytes (a TIFF's header, a PNG
+    chunk's name), and an item's error is shown to whoever reads the run.
+
     Pillow's switches are process-wide globals, so they are pinned on every call rather than trusted to be as
     we left them. Its bomb guard backs up our header check where a size grows after the header (GIF frames,
     TIFF tiles); between max_pixels and twice that it only warns, so that warning is made an error. That is
@@ -135,8 +138,8 @@ def _decoding(fmt: str, limits: ImageLimits) -> Iterator[None]:
         raise MediaError("image_too_large", f"the image is over the limit of {limits.max_pixels:,} pixels; "
                                             "downscale or tile it before uploading") from e
     except Exception as e:
-        raise MediaError("corrupt", f"the {fmt.upper()} image cannot be decoded ({e}); the file is truncated or "
-                                    "damaged: export or download it again") from e
+        raise MediaError("corrupt", f"the {fmt.upper()} image cannot be decoded: the file is truncated or "
+                                    "damaged; export or download it again") from e
 
 
 def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:

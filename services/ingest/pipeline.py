@@ -1,8 +1,9 @@
 """The one path every image takes: read → validate and thumbnail → dedupe → store → register.
 
 Items are processed a batch at a time inside one transaction that holds their rows (`FOR UPDATE SKIP
-LOCKED`, so replicas share a run without overlap). The batch's outcome — item states, the media rows,
-the run's counts and the MediaStored event for the catalog — commits together or not at all: a process
+LOCKED`, so replicas share a run without overlap). The batch's outcome — item states, the media rows and
+which of them the run's organisation now has (`org_media`, what registering by SHA-256 may reach), the
+run's counts and the MediaStored event for the catalog — commits together or not at all: a process
 killed mid-batch leaves its items PENDING, and the job that was working on them is delivered again.
 S3 writes before the commit are harmless when repeated, because originals are keyed by their SHA-256.
 """
@@ -113,6 +114,9 @@ async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: li
             "ON CONFLICT DO NOTHING",
             [(sha, p.image.format, p.image.width, p.image.height, p.image.size)
              for sha, p in images.items() if sha not in stored])
+        if run["org_id"] is not None:  # null only on runs made before runs knew their organisation
+            await conn.execute("INSERT INTO org_media (org_id, sha256) SELECT $1, unnest($2::text[]) "
+                               "ON CONFLICT DO NOTHING", run["org_id"], sorted(images))  # one order: no deadlock
         await save_outcomes(conn, run_id, outcomes_by_row)
         await register_outcomes(conn, run_id, project_id, outcomes_by_row)
         await report(conn, run_id)

@@ -13,9 +13,9 @@ from typing import Any
 import asyncpg
 
 from proto import subjects
-from proto.ingest import (CompleteUploadRequest, CreateUploadRequest, FileSpec, ImportBucketRequest, ImportJob,
-                          ImportUrlsRequest, ListRunItemsRequest, ListRunsRequest, Run, RunItem, RunItemPage, RunList,
-                          RunProgressed, RunRef, Upload, UploadSlot)
+from proto.ingest import (BucketSource, CompleteUploadRequest, CreateUploadRequest, FileSpec, ImportBucketRequest,
+                          ImportJob, ImportUrlsRequest, ListRunItemsRequest, ListRunsRequest, Run, RunItem, RunItemPage,
+                          RunList, RunProgressed, RunRef, SealedKeys, Upload, UploadSlot)
 from proto.samples import DatasetRef
 from services.ingest import credentials
 from shared import outbox
@@ -59,11 +59,14 @@ async def fetch_run(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, ru
 
 
 async def create_run(conn: asyncpg.Connection, project_id: str, dataset_id: str, kind: str, source: str,
-                     created_by: str, state: str = "RUNNING", bucket: dict[str, Any] | None = None) -> uuid.UUID:
+                     org_id: str, created_by: str, state: str = "RUNNING", bucket: dict[str, Any] | None = None
+                     ) -> uuid.UUID:
+    """A new run for the organisation `org_id`, which owns the project: the images it reads become theirs."""
     return await conn.fetchval(
-        "INSERT INTO runs (project_id, dataset_id, kind, state, source, created_by, bucket, listed) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        uuid.UUID(project_id), uuid.UUID(dataset_id), kind, state, source, created_by, bucket, bucket is None)
+        "INSERT INTO runs (project_id, dataset_id, kind, state, source, org_id, created_by, bucket, listed) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        uuid.UUID(project_id), uuid.UUID(dataset_id), kind, state, source, uuid.UUID(org_id), created_by, bucket,
+        bucket is None)
 
 
 async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: int,
@@ -120,8 +123,8 @@ async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestC
         raise invalid("`count` disagrees with the number of `files`; give one of them", path="$.count")
     await check_dataset(rt, request.project_id, request.dataset_id)
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "upload", "upload", caller.key_id,
-                                  state="WAITING")
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "upload", "upload", caller.org_id,
+                                  caller.key_id, state="WAITING")
         await add_items(conn, run_id, 0, [(staging_key(run_id, i), spec) for i, spec in enumerate(files)], "WAITING")
     expiry = rt.settings.upload_url_expiry_s
     slots = [UploadSlot(index=i, name=spec.name,
@@ -162,7 +165,8 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
                           path=f"$.items[{i}].url")
     await check_dataset(rt, request.project_id, request.dataset_id)
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "url", "urls", caller.key_id)
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "url", "urls", caller.org_id,
+                                  caller.key_id)
         await add_items(conn, run_id, 0, [(item.url, item) for item in request.urls.items], "PENDING")
         await start_job(conn, run_id)
         return await report(conn, run_id)
@@ -171,19 +175,50 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
 async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestContext) -> Run:
     caller = ctx.require_caller()
     source = request.source
-    if source.endpoint and not (source.access_key and source.secret_key):
-        raise invalid("an external bucket needs `access_key` and `secret_key`", path="$.access_key")
     bucket = {"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint,
-              "secure": source.secure, "region": source.region, "metadata": source.metadata,
-              "credentials": credentials.seal(rt.settings, source.access_key, source.secret_key)
-              if source.endpoint else None}
+              "secure": source.secure, "region": source.region, "metadata": source.metadata}
+    if request.staged:
+        check_staged(rt, request)
+        bucket["staged"] = True
+    else:
+        check_source(source, keys_sealed=request.credentials is not None)
+        if request.credentials is not None:  # sealed earlier: a LOUPE_SECRETS_KEY changed since fails now, not later
+            credentials.unseal(rt.settings, request.credentials)
+        bucket["credentials"] = request.credentials or credentials.seal(rt.settings, source.access_key,
+                                                                        source.secret_key)
     await check_dataset(rt, request.project_id, request.dataset_id)
     where = f"s3://{source.endpoint + '/' if source.endpoint else ''}{source.bucket}/{source.prefix}"
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "bucket", where, caller.key_id,
-                                  bucket=bucket)
+        run_id = await create_run(conn, request.project_id, request.dataset_id, "bucket", where, caller.org_id,
+                                  caller.key_id, bucket=bucket)
         await start_job(conn, run_id)
         return await report(conn, run_id)
+
+
+async def seal_bucket_keys(rt: Runtime, source: BucketSource, ctx: RequestContext) -> SealedKeys:
+    """A bucket source checked as its import will be, and its keys sealed, for a service that keeps the source
+    until it starts the import (annotation's label imports): only ingest holds LOUPE_SECRETS_KEY."""
+    check_source(source)
+    return SealedKeys(credentials=credentials.seal(rt.settings, source.access_key, source.secret_key))
+
+
+def check_source(source: BucketSource, keys_sealed: bool = False) -> None:
+    """An endpoint (never Loupe's own storage) and, unless they were sealed before, the keys that read it."""
+    if not source.endpoint:
+        raise invalid('give the `endpoint` of the S3 that holds the bucket, such as "s3.amazonaws.com" or '
+                      '"minio.example.com:9000": Loupe never imports from its own storage', path="$.endpoint")
+    if not keys_sealed and not (source.access_key and source.secret_key):
+        raise invalid("an external bucket needs `access_key` and `secret_key`", path="$.access_key")
+
+
+def check_staged(rt: Runtime, request: ImportBucketRequest) -> None:
+    """Files a Loupe service staged on Loupe's own S3 are read only from the project's own area: its label
+    imports' prefix of the releases bucket, so not even a service's mistake reaches another's files."""
+    area, prefix = f"{request.project_id}/imports/", request.source.prefix
+    if (request.source.bucket != rt.storage.bucket("releases") or not prefix.startswith(area)
+            or ".." in prefix.split("/")):
+        raise invalid(f"staged files are read only under {area} of the releases bucket, not "
+                      f"s3://{request.source.bucket}/{prefix}", path="$.prefix")
 
 
 # -- reading runs --------------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from proto import subjects
 from proto.ingest import ImportJob
@@ -20,11 +23,32 @@ READERS = {"upload": lambda rt, run: pipeline.staged_reader(rt), "url": lambda r
            "bucket": bucket.bucket_reader}
 
 
-def policy_from(settings: Settings) -> fetch.FetchPolicy:
+def policy_from(settings: Settings, internal: tuple[str, ...]) -> fetch.FetchPolicy:
     allow = tuple(entry.strip() for entry in settings.fetch_allow.split(",") if entry.strip())
     hosts = dict(entry.strip().split("=", 1) for entry in settings.fetch_hosts.split(",") if "=" in entry)
     return fetch.FetchPolicy(max_bytes=settings.ingest_max_file_bytes, timeout_s=settings.fetch_timeout_s,
-                             allow=allow, hosts=hosts)
+                             allow=allow, hosts=hosts, internal=internal)
+
+
+async def resolve_own_storage(settings: Settings) -> tuple[str, ...]:
+    """Every address:port Loupe's own S3 answers on, from its endpoint and its public endpoint as they resolve
+    now: URL and bucket imports refuse them all. The endpoint must resolve (ingest needs it anyway); a public
+    endpoint that does not resolve here cannot be reached by name from here either, so it is only logged."""
+    entries: list[str] = []
+    for endpoint in dict.fromkeys(e for e in (settings.s3_endpoint, settings.s3_public_endpoint) if e):
+        where = urlsplit(f"//{endpoint}")
+        port = where.port or (443 if settings.s3_secure else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(where.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            if endpoint == settings.s3_endpoint:
+                raise
+            pipeline.log.warning("the S3 public endpoint %s does not resolve here (%s): imports are kept away "
+                                 "from the S3 endpoint's addresses only", endpoint, e.strerror)
+            continue
+        for info in infos:
+            entries += fetch.own_storage(ipaddress.ip_address(info[4][0]), port)
+    return tuple(dict.fromkeys(entries))
 
 
 @service.context
@@ -33,7 +57,7 @@ async def workers(rt: Runtime) -> AsyncIterator[None]:
     client URL imports fetch with."""
     executor = ThreadPoolExecutor(rt.settings.ingest_workers, thread_name_prefix="ingest")
     asyncio.get_running_loop().set_default_executor(executor)
-    policy = policy_from(rt.settings)
+    policy = policy_from(rt.settings, await resolve_own_storage(rt.settings))
     rt.state["fetch_policy"] = policy
     async with fetch.make_session(policy) as session:
         rt.state["fetch_session"] = session
@@ -52,7 +76,8 @@ service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjec
 service.answer([
     (subjects.CREATE_UPLOAD, runs.create_upload), (subjects.COMPLETE_UPLOAD, runs.complete_upload),
     (subjects.IMPORT_URLS, runs.import_urls), (subjects.IMPORT_BUCKET, runs.import_bucket),
-    (subjects.REGISTER_MEDIA, feeds.register_media), (subjects.GET_RUN, runs.get_run),
+    (subjects.SEAL_BUCKET_KEYS, runs.seal_bucket_keys), (subjects.REGISTER_MEDIA, feeds.register_media),
+    (subjects.OWNED_MEDIA, feeds.owned_media), (subjects.GET_RUN, runs.get_run),
     (subjects.LIST_RUNS, runs.list_runs), (subjects.CANCEL_RUN, runs.cancel_run),
     (subjects.LIST_RUN_ITEMS, runs.list_items),
 ])

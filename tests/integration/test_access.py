@@ -119,7 +119,7 @@ async def test_a_labeler_cannot_change_the_schema_or_delete_data(api, user_clien
     async with api.post(f"{base}/datasets", json={"name": "train"}) as response:
         dataset = await response.json()
     async with api.post(f"{base}/datasets/{dataset['id']}/samples", json={"items": [
-            {"content_hash": "a" * 64, "name": "a.jpg", "width": 4, "height": 3}]}) as response:
+            {"media_url": "https://images.example.com/a.jpg", "name": "a.jpg", "width": 4, "height": 3}]}) as response:
         assert response.status == 200, await response.text()
         sample_id = (await response.json())["items"][0]["id"]
     async with api.post(f"{base}/label-classes", json={"name": "car"}) as response:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import uuid
 import zipfile
 from typing import Any
 
 import aiohttp
+import asyncpg
 import msgspec
 import numpy as np
 import pytest
@@ -19,7 +21,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from shared.settings import Settings
-from tests.integration.test_ingest import put_images
+from shared.storage import Storage
+from tests.external_s3 import ExternalS3
 from tests.integration.test_labels import make_project
 from tests.integration.test_releases import release_and_export
 from tests.integration.test_samples import dataset
@@ -244,19 +247,53 @@ async def test_voc_import_gives_the_boxes(api: aiohttp.ClientSession, unique: st
 
 
 
-async def test_images_may_come_from_a_bucket_prefix(api: aiohttp.ClientSession, settings: Settings,
-                                                    unique: str) -> None:
+async def test_images_may_come_from_a_bucket_prefix(api: aiohttp.ClientSession, external_s3: ExternalS3,
+                                                    settings: Settings, unique: str) -> None:
     project = await new_project(api, unique)
     bucket = f"tests-labels-{unique}"
-    await put_images(settings, bucket, "cams/front", range(70, 72))  # 64 × 48 JPEGs named <seed>.jpg
+    await external_s3.put_images(bucket, "cams/front", range(70, 72))  # 64 × 48 JPEGs named <seed>.jpg
     coco = {"images": [{"id": 1, "file_name": "front/70.jpg", "width": 64, "height": 48},
                        {"id": 2, "file_name": "front/71.jpg", "width": 64, "height": 48}],
             "categories": [{"id": 1, "name": "car"}],
             "annotations": [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [1, 2, 10, 20]}]}
     done, items = await run_import(api, project.path, json.dumps(coco).encode(), format="coco",
-                                   dataset_id=project.dataset_id, images={"bucket": bucket, "prefix": "cams"})
+                                   dataset_id=project.dataset_id, images=external_s3.source(bucket, "cams"))
     assert done["state"] == "SUCCEEDED", items
     assert await boxes_of(api, project.path, items[1]["sample_id"]) == [("car", [1, 2, 11, 22])]
+
+    # The keys are kept only sealed, and no answer repeats them.
+    assert external_s3.secret_key not in json.dumps([done, items])
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        kept = await db.fetchval("SELECT images_source FROM annotation.imports WHERE id = $1", uuid.UUID(done["id"]))
+    finally:
+        await db.close()
+    assert bucket in kept and external_s3.secret_key not in kept
+
+
+async def test_images_on_loupes_own_storage_are_refused(api: aiohttp.ClientSession, settings: Settings,
+                                                        unique: str) -> None:
+    """It holds every organisation's images: `images` names your S3, by its endpoint."""
+    project = await new_project(api, unique)
+    media = Storage(settings).bucket("media")
+    failure = await call(api, "POST", f"{project.path}/label-imports", 422, json={
+        "format": "coco", "dataset_id": project.dataset_id, "images": {"bucket": media}})
+    assert failure["path"] == "$.images.endpoint" and "s3.amazonaws.com" in failure["detail"], failure
+    failure = await call(api, "POST", f"{project.path}/label-imports", 422, json={
+        "format": "coco", "dataset_id": project.dataset_id,
+        "images": {"bucket": media, "endpoint": "s3.amazonaws.com"}})
+    assert failure["path"] == "$.images.access_key", failure
+
+    # Even with Loupe's own endpoint and keys, nothing is read.
+    own = {"bucket": media, "endpoint": settings.s3_endpoint, "secure": False, "access_key": settings.s3_access_key,
+           "secret_key": settings.s3_secret_key}
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}], "categories": []}
+    done, items = await run_import(api, project.path, json.dumps(coco).encode(), format="coco",
+                                   dataset_id=project.dataset_id, images=own)
+    assert (done["state"], done["imported"], items) == ("FAILED", 0, []), (done, items)
+    assert "Loupe's own storage" in done["error"], done
+    samples = await call(api, "GET", f"{project.path}/samples", params={"limit": "1", "total": "exact"})
+    assert samples["total"] == 0
 
 
 # -- failures ---------------------------------------------------------------------------------------

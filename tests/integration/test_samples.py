@@ -25,10 +25,11 @@ from shared.consumers import HEADER_ORIGINAL_MSG_ID
 from shared.settings import Settings
 from shared.storage import Storage
 from tests.integration.test_projects import create, problem
+from tests.owned_media import own
 
 
 def image_hash(seed: str) -> str:
-    """A made-up content hash: catalog-only tests need no media in the bucket."""
+    """A made-up content hash: catalog-only tests need no media in the bucket (`add` makes it the caller's)."""
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
@@ -44,6 +45,7 @@ async def dataset(api: aiohttp.ClientSession, project_id: str, name: str) -> dic
 
 
 async def add(api: aiohttp.ClientSession, project_id: str, dataset_id: str, new: list[dict]) -> dict:
+    await own(api, [item["content_hash"] for item in new if item.get("content_hash")])
     async with api.post(f"/v1/projects/{project_id}/datasets/{dataset_id}/samples", json={"items": new}) as response:
         assert response.status == 200, await response.text()
         return await response.json()
@@ -179,6 +181,7 @@ async def test_one_bad_item_fails_the_whole_call_and_names_it(api, project, uniq
     other = await dataset(api, project["id"], "other")
     url = f"/v1/projects/{project['id']}/datasets/{split['id']}/samples"
     good = items(10, unique)
+    await own(api, [item["content_hash"] for item in good])
     taken = (await add(api, project["id"], other["id"], items(1, f"{unique}-taken")))["items"][0]["id"]
 
     cases = [

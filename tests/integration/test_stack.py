@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,10 +133,17 @@ def test_two_stacks_run_side_by_side_on_their_own_ports(infra: Stack, tmp_path: 
             _s3(msgspec.structs.replace(infra.settings, s3_endpoint=second.settings.s3_endpoint)).list_buckets()
 
 
-def test_without_triton_the_stack_starts_with_inference_alive_but_not_ready(tmp_path: Path) -> None:
+def test_without_triton_inference_is_alive_not_ready_and_stop_restarts_nothing(tmp_path: Path) -> None:
+    others = set(threading.enumerate())
     with Stack(tmp_path, StackPorts.free(), services=("inference",), triton=False) as stack:
         assert _http_status(f"http://127.0.0.1:{stack.ports.inference}/healthz") == 200
         assert _http_status(f"http://127.0.0.1:{stack.ports.inference}/readyz") == 503
+        [supervisor] = [thread for thread in set(threading.enumerate()) - others if thread.name == "loupe-supervisor"]
+        processes = _descendants(stack.pids().values())
+    assert not supervisor.is_alive()
+    assert not [pid for pid in processes if _alive(pid)]
+    # A supervisor that took the stop for a crash would have said so, and started inference again.
+    assert "supervisor:" not in (stack.log_dir / "inference.log").read_text()
 
 
 def test_restart_keeps_data_and_secrets_and_stop_leaves_no_process(tmp_path: Path) -> None:

@@ -292,7 +292,7 @@ def test_k8s_service_deployment(objects, config, service):
     assert container["command"] == ["python", "-m", f"services.{service}"]
     assert container["image"].split(":")[0] == f"loupe/{service}"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" + ("?scope=self" if service == "gateway" else "")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == 8080
     for probe in ("livenessProbe", "readinessProbe"):

@@ -13,7 +13,9 @@ import pytest
 from aiohttp import web
 
 from services.ingest.fetch import (AddressGuard, FetchedFile, FetchError, FetchPolicy, GuardedResolver, fetch_url,
-                                   make_session)
+                                   guarded_http, make_session, own_storage)
+from services.ingest.service import resolve_own_storage
+from shared.settings import Settings
 
 CAT = b"\xff\xd8\xff not really a cat"
 
@@ -260,3 +262,86 @@ def test_allow_entries() -> None:
     for bad in ("10.0.0.1/8", "localhost", "127.0.0.1:http", "127.0.0.1:0", "[::1]"):
         with pytest.raises(ValueError, match="allow entry"):
             AddressGuard(FetchPolicy(allow=(bad,)))
+
+
+# -- Loupe's own storage is never a source, whatever allows it --------------------------------------------
+
+def storage_at(*servers: tuple[str, int]) -> tuple[str, ...]:
+    return tuple(entry for address, port in servers for entry in own_storage(ipaddress.ip_address(address), port))
+
+
+def test_our_storage_is_refused_even_where_allowed() -> None:
+    guard = AddressGuard(FetchPolicy(allow=("127.0.0.0/8", "10.0.0.0/8", "[::1]:8333"),
+                                     internal=storage_at(("127.0.0.1", 8333), ("10.1.2.3", 9000),
+                                                         ("93.184.215.14", 443))))
+    ours = [("127.0.0.1", 8333), ("127.0.0.2", 8333), ("::1", 8333), ("::ffff:127.0.0.1", 8333), ("0.0.0.0", 8333),
+            ("::", 8333), ("64:ff9b::7f00:1", 8333), ("10.1.2.3", 9000), ("::ffff:10.1.2.3", 9000),
+            ("93.184.215.14", 443)]
+    for address, port in ours:
+        reason = guard.refusal(ipaddress.ip_address(address), port)
+        assert reason is not None and "is Loupe's own storage" in reason, (address, port)
+    others = [("127.0.0.1", 8334), ("10.1.2.3", 9001), ("10.1.2.4", 9000), ("93.184.215.14", 80)]
+    assert all(guard.refusal(ipaddress.ip_address(a), p) is None for a, p in others)
+
+
+def test_own_storage_entries() -> None:
+    assert own_storage(ipaddress.ip_address("127.0.0.1"), 8333) == (
+        "127.0.0.0/8:8333", "[::1]:8333", "0.0.0.0:8333", "[::]:8333")
+    assert own_storage(ipaddress.ip_address("::1"), 80) == own_storage(ipaddress.ip_address("127.0.0.5"), 80)
+    assert own_storage(ipaddress.ip_address("10.0.0.5"), 9000) == ("10.0.0.5:9000",)
+    assert own_storage(ipaddress.ip_address("fd00::5"), 9000) == ("[fd00::5]:9000",)
+
+
+async def test_start_up_resolves_the_endpoint_and_the_public_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(s3_endpoint="minio:9000", s3_public_endpoint="s3.example.com", s3_secure=True)
+    fake_dns(monkeypatch, "10.0.0.5", "fd00::5")
+    assert await resolve_own_storage(settings) == ("10.0.0.5:9000", "[fd00::5]:9000", "10.0.0.5:443", "[fd00::5]:443")
+    local = Settings(s3_endpoint="127.0.0.1:8333", s3_public_endpoint="")
+    fake_dns(monkeypatch, "127.0.0.1")
+    assert await resolve_own_storage(local) == own_storage(ipaddress.ip_address("127.0.0.1"), 8333)
+    fake_dns(monkeypatch)  # resolves nothing
+    assert await resolve_own_storage(Settings(s3_endpoint="", s3_public_endpoint="s3.example.com")) == ()
+    with pytest.raises(socket.gaierror):  # without its own storage's addresses, ingest cannot guard it
+        await resolve_own_storage(settings)
+
+
+async def test_urls_never_reach_our_storage(port: int, other_port: int) -> None:
+    rules = policy(port, allow=(f"127.0.0.1:{port}", f"127.0.0.1:{other_port}"),
+                   internal=storage_at(("127.0.0.1", other_port)))
+    for url in (f"http://127.0.0.1:{other_port}/", f"http://images.example.com:{other_port}/",
+                f"http://[::1]:{other_port}/", f"http://127.0.0.1:{port}/redirect?to=http://127.0.0.1:{other_port}/"):
+        failure = await error(url, rules)
+        assert failure.code == "blocked_address" and "is Loupe's own storage" in failure.message, url
+        assert "upload the file instead" in failure.message
+
+
+# -- the S3 SDK's connections ---------------------------------------------------------------------------
+
+async def test_s3_connections_go_only_where_the_policy_allows(port: int, other_port: int, hits: Counter[str]
+                                                              ) -> None:
+    http = guarded_http(policy(port))
+
+    def get(url: str) -> tuple[int, bytes]:
+        response = http.request("GET", url)
+        return response.status, response.data
+
+    assert await asyncio.to_thread(get, f"http://images.example.com:{port}/photos/a.jpg") == (200, CAT)
+    assert await asyncio.to_thread(get, f"http://127.0.0.1:{port}/photos/b.jpg") == (200, CAT)
+    for refused in (f"http://127.0.0.1:{other_port}/", f"http://localhost:{other_port}/",
+                    "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(FetchError) as caught:
+            await asyncio.to_thread(get, refused)
+        assert caught.value.code == "blocked_address", refused
+    with pytest.raises(FetchError) as caught:
+        await asyncio.to_thread(guarded_http(policy(port, internal=storage_at(("127.0.0.1", port)))).request,
+                                "GET", f"http://127.0.0.1:{port}/photos/a.jpg")
+    assert "is Loupe's own storage" in caught.value.message
+    assert hits["/photos/a.jpg"] == 1
+
+
+async def test_s3_connections_follow_no_redirect(port: int, other_port: int) -> None:
+    """An S3 answering 307 to another address would have the SDK read that address, unguarded."""
+    http = guarded_http(policy(port, allow=(f"127.0.0.1:{port}", f"127.0.0.1:{other_port}")))
+    response = await asyncio.to_thread(http.request, "GET", f"http://127.0.0.1:{port}/redirect?to=http://127.0.0.1:"
+                                       f"{other_port}/")
+    assert response.status == 302

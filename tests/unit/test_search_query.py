@@ -105,6 +105,13 @@ def test_label_counts_are_semi_joins_and_absence_an_anti_join() -> None:
     assert where.params[1] == "ground-truth"
 
 
+@pytest.mark.parametrize("labels", [{}, {"classes": [{"class_id": "car", "min": 0}]}])
+def test_a_label_filter_that_holds_for_every_sample_adds_no_unused_parameter(labels: dict) -> None:
+    # Postgres cannot type a parameter no condition mentions: such a search answered 500.
+    where = compile_body({"labels": labels})
+    assert (where.sql, where.params) == ("s.project_id = $1", [PROJECT])
+
+
 def test_unlabeled_status_includes_samples_without_a_summary() -> None:
     (condition,) = compile_body({"labels": {"status": ["UNLABELED", "LABELED"]}}).conditions[1:]
     assert " OR NOT EXISTS (SELECT 1 FROM label_summaries l" in condition
