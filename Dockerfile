@@ -4,7 +4,7 @@
 # which optional extras are installed, so per-service images stay small:
 #
 #   docker build -t loupe/gateway:0.1.0  --build-arg EXTRAS=gateway  .
-#   docker build -t loupe/training:0.1.0 --build-arg EXTRAS=training .   # the only image with torch
+#   docker build -t loupe/training:0.1.0 --build-arg EXTRAS=training .
 #
 # The default EXTRAS builds one image that can run any service (never the `local` extra: the
 # embedded stack's servers are not needed in a container). Run a service with
@@ -14,8 +14,6 @@
 FROM python:3.11.11-slim-bookworm AS build
 
 ARG EXTRAS=gateway,catalog,annotation,ingest,training,inference
-# torch comes from the CPU wheel index: the images never carry CUDA (Triton does the GPU work).
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,7 +27,7 @@ WORKDIR /src
 # Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
 # (With no packages present yet this builds an empty `loupe` distribution, removed again below.)
 COPY pyproject.toml README.md* ./
-RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[${EXTRAS}]" \
+RUN pip install ".[${EXTRAS}]" \
  && pip uninstall -y loupe
 
 # Then the project itself, without touching the dependencies installed above.

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+LINTED := proto shared services
 
-.PHONY: install run test bench asyncapi clean
+.PHONY: install run lint test bench asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/loupe up $(ARGS)
 
-test: install
+# Lint, format and types of the code that ships (settings in pyproject.toml), then every test.
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: install

@@ -6,17 +6,23 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.settings import settings_table
+
+if TYPE_CHECKING:
+    from loupe.stack import Stack
 
 DEFAULT_DATA_DIR = ".loupe"
 DEFAULT_BASE_PORT = 7400
 
 
 def _up(args: argparse.Namespace) -> int:
-    from loupe.stack import Stack, StackError, StackPorts, run_until_signal
+    from loupe.stack import Stack, StackError, StackPorts
 
     # The supervisor's restarts and give-ups, on the runner's stderr.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -27,6 +33,38 @@ def _up(args: argparse.Namespace) -> int:
         print(f"loupe up failed: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_until_signal(stack: Stack) -> None:
+    """``loupe up``: start, say where everything is, run until SIGINT or SIGTERM, stop."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM means what Ctrl-C means. Both are set here, as a runner started in the background
+    # inherits SIGINT ignored.
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    began = time.monotonic()
+    try:
+        stack.start()  # a Ctrl-C while starting stops what was started
+        print(f"Loupe is up ({time.monotonic() - began:.1f} s)\n"
+              f"  gateway    {stack.gateway_url}\n"
+              f"  admin key  {stack.admin_key}\n"
+              f"  data       {stack.data_dir}\n"
+              f"  logs       {stack.log_dir}\n"
+              "Ctrl-C stops everything.", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        # A second Ctrl-C must not cut the ordered stop short; it is bounded by the grace periods.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            stack.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _asyncapi(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The local stack's child processes: stopping them, and keeping its services running like an init system.
+"""The local stack's child processes: their logs, stopping them, and keeping its services running like an
+init system.
 
 A service process that exits without the stack having asked it to (killed, crashed, any exit code)
 is started again after a back-off: ``first_delay_s``, doubling up to ``max_delay_s``, and back to
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,12 @@ def note_in_log(log_dir: Path, name: str, text: str) -> None:
     """A line of the stack's own in a child's log, between what the child wrote."""
     with open(log_dir / f"{name}.log", "a") as file:
         file.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} loupe stack {text}\n")
+
+
+def open_log(log_dir: Path, name: str, what: str) -> IO[bytes]:
+    """A child's log, to append its output to, after a line saying what runs now."""
+    note_in_log(log_dir, name, f"runs: {what}")
+    return open(log_dir / f"{name}.log", "ab")
 
 
 def describe_exit(returncode: int) -> str:

@@ -28,21 +28,22 @@ class BoxShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 with x1 < x2, y1 < y2 (Hasty's order)
 
 
-class PolygonShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="polygon",
-                   tag_field="type"):
+class PolygonShape(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="polygon", tag_field="type"
+):
     """A simple polygon: no self-intersection; holes lie inside it and do not overlap each other."""
 
     points: Ring  # the outer ring, not closed (the last point is not the first again)
     holes: list[Ring] = []
 
 
-class PolylineShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="polyline",
-                    tag_field="type"):
+class PolylineShape(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="polyline", tag_field="type"
+):
     points: Annotated[list[Point], Meta(min_length=2, max_length=100_000)]
 
 
-class PointShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="point",
-                 tag_field="type"):
+class PointShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="point", tag_field="type"):
     point: Point
 
 
@@ -51,8 +52,9 @@ Visibility = Literal[0, 1, 2]
 Keypoint = tuple[float, float, Visibility]  # (x, y, visibility)
 
 
-class KeypointsShape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="keypoints",
-                     tag_field="type"):
+class KeypointsShape(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="keypoints", tag_field="type"
+):
     """One point per keypoint of the class's keypoint schema, in the schema's order."""
 
     keypoints: list[Keypoint]
@@ -84,13 +86,38 @@ AttributeValues = dict[str, Any]
 
 # -- objects and labels -----------------------------------------------------------------------------
 
-LabelStatus = Literal["UNLABELED", "LABELING_IN_PROGRESS", "LABELED", "REVIEWING_IN_PROGRESS", "REVIEWED",
-                      "REJECTED", "PRELABELED", "SKIPPED", "VERIFIED"]
+LabelStatus = Literal[
+    "UNLABELED",
+    "LABELING_IN_PROGRESS",
+    "LABELED",
+    "REVIEWING_IN_PROGRESS",
+    "REVIEWED",
+    "REJECTED",
+    "PRELABELED",
+    "SKIPPED",
+    "VERIFIED",
+]
 LABEL_STATUSES: tuple[LabelStatus, ...] = (
-    "UNLABELED", "LABELING_IN_PROGRESS", "LABELED", "REVIEWING_IN_PROGRESS", "REVIEWED", "REJECTED", "PRELABELED",
-    "SKIPPED", "VERIFIED")
-LabelsetName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-                                   description="Letters, digits, `_`, `.` and `-`", examples=["ground-truth"])]
+    "UNLABELED",
+    "LABELING_IN_PROGRESS",
+    "LABELED",
+    "REVIEWING_IN_PROGRESS",
+    "REVIEWED",
+    "REJECTED",
+    "PRELABELED",
+    "SKIPPED",
+    "VERIFIED",
+)
+LabelsetName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="Letters, digits, `_`, `.` and `-`",
+        examples=["ground-truth"],
+    ),
+]
 GROUND_TRUTH = "ground-truth"
 ExternalId = Annotated[str, Meta(min_length=1, max_length=500)]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -188,6 +215,7 @@ class UpdateLabelRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- bulk object writes -----------------------------------------------------------------------------
 
+
 class SampleObjectInput(ObjectInput, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sample_id: uuid.UUID
 
@@ -260,6 +288,7 @@ class ObjectPage(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- labelsets --------------------------------------------------------------------------------------
 
+
 class Labelset(msgspec.Struct, frozen=True, kw_only=True):
     """A named set of labels of a project: ground truth, a model's predictions, a second opinion..."""
 
@@ -306,8 +335,9 @@ class LabelsetList(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- audit trail ------------------------------------------------------------------------------------
 
-AuditAction = Literal["label.created", "label.updated", "label.deleted", "status.changed", "objects.written",
-                      "objects.deleted"]
+AuditAction = Literal[
+    "label.created", "label.updated", "label.deleted", "status.changed", "objects.written", "objects.deleted"
+]
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -347,6 +377,7 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- events -----------------------------------------------------------------------------------------
+
 
 class LabelSummary(msgspec.Struct, frozen=True, kw_only=True):
     """One sample's label as search needs it. `revision` grows with every change of that (sample,

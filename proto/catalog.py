@@ -104,6 +104,7 @@ class ProjectDeleted(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- organisations, users, API keys, roles -----------------------------------------------------------
 
+
 class CreateOrg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A new organisation and its first admin user, who gets the first API key."""
 

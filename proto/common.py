@@ -8,9 +8,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 # An id the services parse as a UUID, in its canonical form (any case); anything else names nothing.
-Uuid = Annotated[str, msgspec.Meta(
-    pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    extra_json_schema={"format": "uuid"})]
+Uuid = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        extra_json_schema={"format": "uuid"},
+    ),
+]
 
 ErrorCode = Literal[
     "malformed",  # the body is not JSON at all

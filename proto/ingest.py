@@ -110,21 +110,35 @@ class ImportUrlsRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 # S3's bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a
 # letter or digit, no ".." / ".-" / "-.", and not an IPv4 address.
-BucketName = Annotated[str, msgspec.Meta(
-    min_length=3, max_length=63, examples=["raw-frames"],
-    pattern=r"^(?!(?:[0-9]{1,3}\.){3}[0-9]{1,3}$)(?!.*(?:\.\.|\.-|-\.))[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+BucketName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=63,
+        examples=["raw-frames"],
+        pattern=r"^(?!(?:[0-9]{1,3}\.){3}[0-9]{1,3}$)(?!.*(?:\.\.|\.-|-\.))[a-z0-9][a-z0-9.-]*[a-z0-9]$",
+    ),
+]
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?"  # the last label is never all digits
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
 _HEX = "[0-9A-Fa-f]{1,4}"
 # Eight groups, or fewer around one "::" (the lookahead allows at most seven colons in all).
-_IPV6 = (rf"(?:(?:{_HEX}:){{7}}{_HEX}|(?=(?:[0-9A-Fa-f]{{0,4}}:){{0,7}}[0-9A-Fa-f]{{0,4}}\])"
-         rf"(?:(?:{_HEX}:){{1,7}}|:)(?:(?::{_HEX}){{1,7}}|:))")
+_IPV6 = (
+    rf"(?:(?:{_HEX}:){{7}}{_HEX}|(?=(?:[0-9A-Fa-f]{{0,4}}:){{0,7}}[0-9A-Fa-f]{{0,4}}\])"
+    rf"(?:(?:{_HEX}:){{1,7}}|:)(?:(?::{_HEX}){{1,7}}|:))"
+)
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 # host[:port]: a host name, an IPv4 address or a bracketed IPv6 address, and a port from 1 to 65535.
-Endpoint = Annotated[str, msgspec.Meta(max_length=260, pattern=rf"^(?:{_HOST}|{_IPV4}|\[{_IPV6}\])(?::{_PORT})?$",
-                                       examples=["s3.amazonaws.com", "minio.example.com:9000"])]
+Endpoint = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=260,
+        pattern=rf"^(?:{_HOST}|{_IPV4}|\[{_IPV6}\])(?::{_PORT})?$",
+        examples=["s3.amazonaws.com", "minio.example.com:9000"],
+    ),
+]
 
 
 class BucketSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -261,7 +275,7 @@ class RunProgressed(msgspec.Struct, frozen=True, kw_only=True):
     run: Run
 
 
-class ImportJob(msgspec.Struct, frozen=True, kw_only=True):
+class MediaImportJob(msgspec.Struct, frozen=True, kw_only=True):
     """Work on a run's pending items (and, for a bucket, list more of it); `step` orders the messages
     of one run, each a bounded slice of work that submits the next."""
 

@@ -1,5 +1,6 @@
 """Releases (immutable snapshots of a project's samples, labels and schema), their exports to other
-formats, and imports of labelled data; plus the native release format, which is a public contract.
+formats, and label imports (labelled data in those formats, brought into a project); plus the native
+release format, which is a public contract.
 
 The native format is JSON Lines: the first line is a `ReleaseHeader`, every further line one
 `ReleaseSample`. It is lossless: importing it into a fresh project and releasing again gives the
@@ -80,6 +81,7 @@ class ReleaseSample(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- releases ---------------------------------------------------------------------------------------
+
 
 class Release(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -187,7 +189,9 @@ class ExportList(msgspec.Struct, frozen=True, kw_only=True):
     items: list[Export]
 
 
-# -- imports ----------------------------------------------------------------------------------------
+# -- label imports ---------------------------------------------------------------------------------
+# Annotation's imports of labelled data (REST: /label-imports), not ingest's import runs of images (`Run`,
+# REST: /imports). The types keep their names `Import...`: they are the OpenAPI document's schema names.
 
 ImportFormat = Literal["native", "coco", "yolo", "voc"]
 
@@ -271,6 +275,7 @@ class ImportItemPage(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- jobs -------------------------------------------------------------------------------------------
 
+
 class BuildRelease(msgspec.Struct, frozen=True, kw_only=True, tag="release"):
     release_id: str
 
@@ -279,8 +284,16 @@ class BuildExport(msgspec.Struct, frozen=True, kw_only=True, tag="export"):
     export_id: str
 
 
-class RunImport(msgspec.Struct, frozen=True, kw_only=True, tag="import"):
+ReleaseJob = BuildRelease | BuildExport
+
+
+# A label import's two jobs: hand its images to ingest (submitted when it starts), then write its labels
+# (submitted once ingest's part is done: at once for images registered by hash, else when its run finished).
+LabelImportStep = Literal["images", "labels"]
+
+
+class LabelImportJob(msgspec.Struct, frozen=True, kw_only=True):
+    """Take a label import (an `Import`) through one step, from the stage its row records."""
+
     import_id: str
-
-
-ReleaseJob = BuildRelease | BuildExport | RunImport
+    step: LabelImportStep

@@ -145,13 +145,34 @@ class CreateCommentRequest(msgspec.Struct, frozen=True, kw_only=True):
 # Hasty's error types that apply to images: each says what is wrong with the ground truth, judged by
 # the predictions (MISSING_LABEL: a confident prediction ground truth lacks; EXTRA_LABEL: a ground
 # truth object nothing predicts; EXTRA_/MISSING_AREA: a mask that covers too much / too little).
-FindingKind = Literal["LOW_IOU", "MISSING_LABEL", "EXTRA_LABEL", "MISCLASSIFICATION", "TAG_MISCLASSIFICATION",
-                      "ATTR_MISCLASSIFICATION", "EXTRA_TAG", "MISSING_TAG", "EXTRA_ATTRIBUTE", "MISSING_ATTRIBUTE",
-                      "EXTRA_AREA", "MISSING_AREA"]
+FindingKind = Literal[
+    "LOW_IOU",
+    "MISSING_LABEL",
+    "EXTRA_LABEL",
+    "MISCLASSIFICATION",
+    "TAG_MISCLASSIFICATION",
+    "ATTR_MISCLASSIFICATION",
+    "EXTRA_TAG",
+    "MISSING_TAG",
+    "EXTRA_ATTRIBUTE",
+    "MISSING_ATTRIBUTE",
+    "EXTRA_AREA",
+    "MISSING_AREA",
+]
 FINDING_KINDS: tuple[FindingKind, ...] = (
-    "LOW_IOU", "MISSING_LABEL", "EXTRA_LABEL", "MISCLASSIFICATION", "TAG_MISCLASSIFICATION",
-    "ATTR_MISCLASSIFICATION", "EXTRA_TAG", "MISSING_TAG", "EXTRA_ATTRIBUTE", "MISSING_ATTRIBUTE", "EXTRA_AREA",
-    "MISSING_AREA")
+    "LOW_IOU",
+    "MISSING_LABEL",
+    "EXTRA_LABEL",
+    "MISCLASSIFICATION",
+    "TAG_MISCLASSIFICATION",
+    "ATTR_MISCLASSIFICATION",
+    "EXTRA_TAG",
+    "MISSING_TAG",
+    "EXTRA_ATTRIBUTE",
+    "MISSING_ATTRIBUTE",
+    "EXTRA_AREA",
+    "MISSING_AREA",
+)
 Resolution = Literal["NOT_AN_ERROR", "FIXED"]  # Hasty's NOT_AN_ERROR, or the label was corrected
 
 

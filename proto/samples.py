@@ -48,6 +48,7 @@ class FindSamplesByHash(msgspec.Struct, frozen=True, kw_only=True):
 class SamplesByHash(msgspec.Struct, frozen=True, kw_only=True):
     found: dict[str, str]  # content hash → sample id
 
+
 # The workflow of a sample through labelling; its allowed transitions are enforced by the catalog.
 SampleStatus = Literal["NEW", "IN_PROGRESS", "TO_REVIEW", "DONE", "SKIPPED", "AUTO_LABELLED", "COMPLETED"]
 
@@ -80,8 +81,9 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
 DatasetName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
 SampleName = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-ContentHash = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$",
-                                          description="hex SHA-256 (lower case) of the image bytes")]
+ContentHash = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 (lower case) of the image bytes")
+]
 MediaUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=4096)]
 Dimension = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 ImageFormat = Literal["jpeg", "png", "webp", "tiff", "bmp", "gif"]
@@ -91,6 +93,7 @@ SampleIds = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX
 
 
 # -- datasets ---------------------------------------------------------------------------------------
+
 
 class Dataset(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -161,6 +164,7 @@ class DatasetDeleted(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- samples: one at a time -------------------------------------------------------------------------
 
+
 class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     sample_id: str
@@ -198,6 +202,7 @@ class SetSampleStatus(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
 
 # -- samples: in bulk -------------------------------------------------------------------------------
+
 
 class NewSample(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One image to become a sample: either `content_hash` of an image your organisation stored (uploaded or
@@ -302,6 +307,7 @@ class MovedSamples(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- events -----------------------------------------------------------------------------------------
+
 
 class SampleFacts(msgspec.Struct, frozen=True, kw_only=True):
     """What other services keep of a sample (annotation validates and exports labels with these)."""

@@ -13,6 +13,7 @@ Items are never removed: deleting one archives it (see services/catalog/schema.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -22,8 +23,9 @@ from proto.catalog import Description
 
 ItemName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 Color = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb", examples=["#1f77b4"])]
-ExternalId = Annotated[str, Meta(min_length=1, max_length=200,
-                                 description="The id of this item in another system; unique per project")]
+ExternalId = Annotated[
+    str, Meta(min_length=1, max_length=200, description="The id of this item in another system; unique per project")
+]
 Order = Annotated[int, Meta(ge=-(2**31), le=2**31 - 1, description="Lists are sorted by it, then by name")]
 ItemId = Annotated[str, Meta(description="A UUID")]
 # Fields of other products kept as they were sent (compat dialects use it); Loupe does not read it.
@@ -43,6 +45,7 @@ SkeletonEdge = Annotated[list[int], Meta(min_length=2, max_length=2)]
 
 
 # -- label classes ----------------------------------------------------------------------------------
+
 
 class LabelClass(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -69,7 +72,8 @@ class CreateLabelClass(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     extra: Extra = {}
 
 
-class LabelClassSpec(CreateLabelClass):
+# Subclasses repeat `frozen=True`: msgspec inherits it, but type checkers only see it where it is written.
+class LabelClassSpec(CreateLabelClass, frozen=True):
     id: ItemId | None = None  # matched by id when given (a new UUID creates the item with it), else by name
     version: int | None = None  # when given, must be the item's current version (else 409)
     archived: bool = False
@@ -98,6 +102,7 @@ class LabelClassList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- attributes -------------------------------------------------------------------------------------
+
 
 class AttributeValue(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -145,7 +150,7 @@ class CreateAttribute(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     extra: Extra = {}
 
 
-class AttributeSpec(CreateAttribute):
+class AttributeSpec(CreateAttribute, frozen=True):
     id: ItemId | None = None
     version: int | None = None
     archived: bool = False
@@ -178,6 +183,7 @@ class AttributeList(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- tag groups and tag classes ---------------------------------------------------------------------
 
+
 class TagClass(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     group_id: str
@@ -200,11 +206,11 @@ class TagClassFields(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     extra: Extra = {}
 
 
-class CreateTagClass(TagClassFields):
+class CreateTagClass(TagClassFields, frozen=True):
     group_id: ItemId
 
 
-class TagClassSpec(TagClassFields):
+class TagClassSpec(TagClassFields, frozen=True):
     id: ItemId | None = None
     group_id: ItemId | None = None  # when given, the id of the group it is listed under
     version: int | None = None
@@ -248,10 +254,11 @@ class CreateTagGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     order: Order | None = None
     description: Description = ""
     extra: Extra = {}
-    tags: list[TagClassFields] = []  # created with the group
+    # A Sequence, so that TagGroupSpec may narrow it to its own kind of tag.
+    tags: Sequence[TagClassFields] = []  # created with the group
 
 
-class TagGroupSpec(CreateTagGroup):
+class TagGroupSpec(CreateTagGroup, frozen=True):
     id: ItemId | None = None
     version: int | None = None
     archived: bool = False
@@ -278,6 +285,7 @@ class TagGroupList(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- keypoint schemas -------------------------------------------------------------------------------
 
+
 class KeypointSchema(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
@@ -301,7 +309,7 @@ class CreateKeypointSchema(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     extra: Extra = {}
 
 
-class KeypointSchemaSpec(CreateKeypointSchema):
+class KeypointSchemaSpec(CreateKeypointSchema, frozen=True):
     id: ItemId | None = None
     version: int | None = None
     archived: bool = False
@@ -327,6 +335,7 @@ class KeypointSchemaList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- the whole schema -------------------------------------------------------------------------------
+
 
 class LabelSchema(msgspec.Struct, frozen=True, kw_only=True):
     version: int  # grows by one with every committed change to the project's schema
@@ -394,6 +403,7 @@ class ReplaceSchema(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- events: each carries the item as it now is and the schema version it is part of ---------------
+
 
 class LabelClassChanged(msgspec.Struct, frozen=True, kw_only=True):
     item: LabelClass

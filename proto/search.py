@@ -23,8 +23,17 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset, e.g. 2024-05-01T00:00:00Z
 
 # Label statuses of a labelset (Segments.ai's); a sample without a label in the labelset is UNLABELED.
-LabelStatus = Literal["UNLABELED", "LABELING_IN_PROGRESS", "LABELED", "REVIEWING_IN_PROGRESS", "REVIEWED",
-                      "REJECTED", "PRELABELED", "SKIPPED", "VERIFIED"]
+LabelStatus = Literal[
+    "UNLABELED",
+    "LABELING_IN_PROGRESS",
+    "LABELED",
+    "REVIEWING_IN_PROGRESS",
+    "REVIEWED",
+    "REJECTED",
+    "PRELABELED",
+    "SKIPPED",
+    "VERIFIED",
+]
 # A leading "-" sorts descending; ties are broken by sample id in the same direction.
 Sort = Literal["-priority", "priority", "-created_at", "created_at", "-updated_at", "updated_at", "-name", "name"]
 # none: no total; capped: exact up to TOTAL_CAP matches, past that `total` is a lower bound;
@@ -77,13 +86,21 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
 
 # Metadata values are checked by the catalog rather than by the decoder, so a mistake is reported at
 # `$.metadata.<key>` (a decoder only knows `$.metadata[...]`); the schema still documents them exactly.
-MetadataFilter = Annotated[dict[str, Any], msgspec.Meta(
-    description="key path → value, list of alternatives (OR), or condition; keys are ANDed",
-    extra_json_schema={"propertyNames": {"pattern": METADATA_KEY_PATTERN}, "maxProperties": MAX_METADATA_KEYS,
-                       "additionalProperties": _inline_defs(msgspec.json.schema(MetadataValue))})]
+MetadataFilter = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="key path → value, list of alternatives (OR), or condition; keys are ANDed",
+        extra_json_schema={
+            "propertyNames": {"pattern": METADATA_KEY_PATTERN},
+            "maxProperties": MAX_METADATA_KEYS,
+            "additionalProperties": _inline_defs(msgspec.json.schema(MetadataValue)),
+        },
+    ),
+]
 
 
 # -- label conditions ---------------------------------------------------------------------------------
+
 
 class ClassCount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Objects of one label class in the sample's label: `{min: 1}` present, `{max: 0}` absent,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import NamedTuple
 
 from proto import annotation, catalog, common, ingest, releases, review, samples, schema, search
@@ -17,6 +18,9 @@ EVENTS_SUBJECTS = "loupe.evt.>"
 EVENT_PREFIX = "loupe.evt."
 JOBS_STREAM = "LOUPE_JOBS"
 JOBS_SUBJECTS = "loupe.job.>"
+# JetStream key-value bucket: project id → its label schema's version, raised by the catalog after every
+# schema edit commits and before it answers; annotation reads it to know whether its copy is current.
+SCHEMA_VERSIONS = "LOUPE_SCHEMA_VERSIONS"
 
 # NATS headers Loupe sets on commands, replies and published messages.
 HEADER_REQUEST_ID = "Loupe-Request-Id"
@@ -40,75 +44,144 @@ class Event(NamedTuple):
 
 class Job(NamedTuple):
     subject: str
-    payload: type
+    payload: type | UnionType  # a Struct, or a union of tagged Structs
     summary: str
 
 
 def dead_letter_commands(service: str) -> tuple[Command, Command]:
     return (
-        Command(f"loupe.{service}.deadletter.list", common.ListDeadLetters, common.DeadLetterList,
-                f"List messages {service} gave up on after every delivery failed"),
-        Command(f"loupe.{service}.deadletter.replay", common.ReplayDeadLetter, common.DeadLetter,
-                f"Publish a dead letter of {service} again so its consumer processes it"),
+        Command(
+            f"loupe.{service}.deadletter.list",
+            common.ListDeadLetters,
+            common.DeadLetterList,
+            f"List messages {service} gave up on after every delivery failed",
+        ),
+        Command(
+            f"loupe.{service}.deadletter.replay",
+            common.ReplayDeadLetter,
+            common.DeadLetter,
+            f"Publish a dead letter of {service} again so its consumer processes it",
+        ),
     )
 
 
 def info_command(service: str) -> Command:
-    return Command(f"loupe.{service}.service.info", common.Empty, common.ServiceInfo,
-                   f"What {service} serves: its commands and consumers")
+    return Command(
+        f"loupe.{service}.service.info",
+        common.Empty,
+        common.ServiceInfo,
+        f"What {service} serves: its commands and consumers",
+    )
 
 
-VERIFY_API_KEY = Command("loupe.catalog.apikey.verify", catalog.VerifyApiKey, common.Caller,
-                         "Resolve an API key to its caller; unknown keys answer `unauthenticated`")
-CREATE_PROJECT = Command("loupe.catalog.project.create", catalog.CreateProject, catalog.Project,
-                         "Create a project in the caller's organisation")
-LIST_PROJECTS = Command("loupe.catalog.project.list", catalog.ListProjects, catalog.ProjectPage,
-                        "List the caller's projects, oldest first, a page at a time")
-GET_PROJECT = Command("loupe.catalog.project.get", catalog.ProjectRef, catalog.Project,
-                      "Get one project")
-UPDATE_PROJECT = Command("loupe.catalog.project.update", catalog.UpdateProjectRequest, catalog.Project,
-                         "Rename a project or change its description")
-DELETE_PROJECT = Command("loupe.catalog.project.delete", catalog.ProjectRef, common.Empty,
-                         "Delete a project")
+VERIFY_API_KEY = Command(
+    "loupe.catalog.apikey.verify",
+    catalog.VerifyApiKey,
+    common.Caller,
+    "Resolve an API key to its caller; unknown keys answer `unauthenticated`",
+)
+CREATE_PROJECT = Command(
+    "loupe.catalog.project.create",
+    catalog.CreateProject,
+    catalog.Project,
+    "Create a project in the caller's organisation",
+)
+LIST_PROJECTS = Command(
+    "loupe.catalog.project.list",
+    catalog.ListProjects,
+    catalog.ProjectPage,
+    "List the caller's projects, oldest first, a page at a time",
+)
+GET_PROJECT = Command("loupe.catalog.project.get", catalog.ProjectRef, catalog.Project, "Get one project")
+UPDATE_PROJECT = Command(
+    "loupe.catalog.project.update",
+    catalog.UpdateProjectRequest,
+    catalog.Project,
+    "Rename a project or change its description",
+)
+DELETE_PROJECT = Command("loupe.catalog.project.delete", catalog.ProjectRef, common.Empty, "Delete a project")
 
 PROJECT_CREATED = Event("loupe.evt.catalog.project.created", catalog.Project, "A project was created")
-PROJECT_UPDATED = Event("loupe.evt.catalog.project.updated", catalog.ProjectUpdated,
-                        "A project was renamed or its description changed")
+PROJECT_UPDATED = Event(
+    "loupe.evt.catalog.project.updated", catalog.ProjectUpdated, "A project was renamed or its description changed"
+)
 PROJECT_DELETED = Event("loupe.evt.catalog.project.deleted", catalog.ProjectDeleted, "A project was deleted")
 
 # -- catalog: users, API keys, roles (proto/catalog.py) ---------------------------------------------
-CREATE_ORG = Command("loupe.catalog.org.create", catalog.CreateOrg, catalog.OrgCreated,
-                     "Create an organisation with its first admin user and API key (operators only)")
+CREATE_ORG = Command(
+    "loupe.catalog.org.create",
+    catalog.CreateOrg,
+    catalog.OrgCreated,
+    "Create an organisation with its first admin user and API key (operators only)",
+)
 GET_ME = Command("loupe.catalog.me.get", common.Empty, catalog.Me, "Who the API key belongs to")
-CREATE_USER = Command("loupe.catalog.user.create", catalog.CreateUser, catalog.User,
-                      "Add a user to the caller's organisation")
+CREATE_USER = Command(
+    "loupe.catalog.user.create", catalog.CreateUser, catalog.User, "Add a user to the caller's organisation"
+)
 LIST_USERS = Command("loupe.catalog.user.list", common.Empty, catalog.UserList, "List the organisation's users")
 GET_USER = Command("loupe.catalog.user.get", catalog.UserRef, catalog.User, "Get one user")
-UPDATE_USER = Command("loupe.catalog.user.update", catalog.UpdateUserRequest, catalog.User,
-                      "Rename a user, make them an admin, or deactivate them")
-CREATE_API_KEY = Command("loupe.catalog.apikey.create", catalog.CreateApiKeyRequest, catalog.ApiKey,
-                         "Create an API key for a user; its secret is shown only in this reply")
+UPDATE_USER = Command(
+    "loupe.catalog.user.update",
+    catalog.UpdateUserRequest,
+    catalog.User,
+    "Rename a user, make them an admin, or deactivate them",
+)
+CREATE_API_KEY = Command(
+    "loupe.catalog.apikey.create",
+    catalog.CreateApiKeyRequest,
+    catalog.ApiKey,
+    "Create an API key for a user; its secret is shown only in this reply",
+)
 LIST_API_KEYS = Command("loupe.catalog.apikey.list", catalog.UserRef, catalog.ApiKeyList, "List a user's API keys")
 REVOKE_API_KEY = Command("loupe.catalog.apikey.revoke", catalog.ApiKeyRef, catalog.ApiKey, "Revoke an API key")
-CHECK_ACCESS = Command("loupe.catalog.access.check", catalog.CheckAccess, catalog.ProjectAccess,
-                       "The caller's role on a project, if it is at least the one asked for")
-LIST_MEMBERS = Command("loupe.catalog.member.list", catalog.ProjectRef, catalog.MemberList,
-                       "List who has a role on a project")
-SET_MEMBER = Command("loupe.catalog.member.set", catalog.SetMemberRequest, catalog.Member,
-                     "Give a user a role on a project, or change it")
-REMOVE_MEMBER = Command("loupe.catalog.member.remove", catalog.MemberRef, common.Empty,
-                        "Take a user's role on a project away")
-MEMBER_CHANGED = Event("loupe.evt.catalog.member.changed", catalog.MemberChanged,
-                       "A user's role on a project was set, changed or removed")
-ACCESS_COMMANDS: tuple[Command, ...] = (CREATE_ORG, GET_ME, CREATE_USER, LIST_USERS, GET_USER, UPDATE_USER,
-                                        CREATE_API_KEY, LIST_API_KEYS, REVOKE_API_KEY, CHECK_ACCESS,
-                                        LIST_MEMBERS, SET_MEMBER, REMOVE_MEMBER)
-APIKEY_REVOKED = Event("loupe.evt.catalog.apikey.revoked", catalog.ApiKeyRevoked,
-                       "An API key was revoked, by itself or with its deactivated user; it no longer authenticates")
-USER_UPDATED = Event("loupe.evt.catalog.user.updated", catalog.UserUpdated,
-                     "A user was renamed, made or unmade an admin, deactivated or reactivated "
-                     "(`changed` names the fields)")
+CHECK_ACCESS = Command(
+    "loupe.catalog.access.check",
+    catalog.CheckAccess,
+    catalog.ProjectAccess,
+    "The caller's role on a project, if it is at least the one asked for",
+)
+LIST_MEMBERS = Command(
+    "loupe.catalog.member.list", catalog.ProjectRef, catalog.MemberList, "List who has a role on a project"
+)
+SET_MEMBER = Command(
+    "loupe.catalog.member.set",
+    catalog.SetMemberRequest,
+    catalog.Member,
+    "Give a user a role on a project, or change it",
+)
+REMOVE_MEMBER = Command(
+    "loupe.catalog.member.remove", catalog.MemberRef, common.Empty, "Take a user's role on a project away"
+)
+MEMBER_CHANGED = Event(
+    "loupe.evt.catalog.member.changed", catalog.MemberChanged, "A user's role on a project was set, changed or removed"
+)
+ACCESS_COMMANDS: tuple[Command, ...] = (
+    CREATE_ORG,
+    GET_ME,
+    CREATE_USER,
+    LIST_USERS,
+    GET_USER,
+    UPDATE_USER,
+    CREATE_API_KEY,
+    LIST_API_KEYS,
+    REVOKE_API_KEY,
+    CHECK_ACCESS,
+    LIST_MEMBERS,
+    SET_MEMBER,
+    REMOVE_MEMBER,
+)
+APIKEY_REVOKED = Event(
+    "loupe.evt.catalog.apikey.revoked",
+    catalog.ApiKeyRevoked,
+    "An API key was revoked, by itself or with its deactivated user; it no longer authenticates",
+)
+USER_UPDATED = Event(
+    "loupe.evt.catalog.user.updated",
+    catalog.UserUpdated,
+    "A user was renamed, made or unmade an admin, deactivated or reactivated (`changed` names the fields)",
+)
 ACCESS_EVENTS: tuple[Event, ...] = (MEMBER_CHANGED, APIKEY_REVOKED, USER_UPDATED)
+
 
 # -- catalog: label schema (proto/schema.py) --------------------------------------------------------
 class SchemaKind(NamedTuple):
@@ -125,17 +198,24 @@ class SchemaKind(NamedTuple):
     restored: Event
 
 
-def _schema_kind(resource: str, noun: str, plural: str, create: type, update: type, item: type, items: type,
-                 changed: type) -> SchemaKind:
+def _schema_kind(
+    resource: str, noun: str, plural: str, create: type, update: type, item: type, items: type, changed: type
+) -> SchemaKind:
     command, event = f"loupe.catalog.{resource}.", f"loupe.evt.catalog.{resource}."
+    # Generic requests made concrete at run time with the classes passed in, which mypy cannot follow.
+    create_request = schema.CreateSchemaItem[create]  # type: ignore[valid-type]
+    update_request = schema.UpdateSchemaItem[update]  # type: ignore[valid-type]
     return SchemaKind(
-        create=Command(command + "create", schema.CreateSchemaItem[create], item, f"Create a {noun}"),
+        create=Command(command + "create", create_request, item, f"Create a {noun}"),
         list=Command(command + "list", schema.ListSchemaItems, items, f"List a project's {plural}, sorted by order"),
         get=Command(command + "get", schema.SchemaItemRef, item, f"Get one {noun}, archived or not"),
-        update=Command(command + "update", schema.UpdateSchemaItem[update], item,
-                       f"Change a {noun}; `archived: false` restores it"),
-        delete=Command(command + "delete", schema.SchemaItemRef, common.Empty,
-                       f"Archive a {noun}: labels that use it keep it, new labels can't use it"),
+        update=Command(command + "update", update_request, item, f"Change a {noun}; `archived: false` restores it"),
+        delete=Command(
+            command + "delete",
+            schema.SchemaItemRef,
+            common.Empty,
+            f"Archive a {noun}: labels that use it keep it, new labels can't use it",
+        ),
         created=Event(event + "created", changed, f"A {noun} was created"),
         updated=Event(event + "updated", changed, f"A {noun} changed (`changed` names the fields)"),
         archived=Event(event + "archived", changed, f"A {noun} was archived (deleted)"),
@@ -143,259 +223,663 @@ def _schema_kind(resource: str, noun: str, plural: str, create: type, update: ty
     )
 
 
-LABEL_CLASS = _schema_kind("labelclass", "label class", "label classes", schema.CreateLabelClass,
-                           schema.UpdateLabelClass, schema.LabelClass, schema.LabelClassList,
-                           schema.LabelClassChanged)
-ATTRIBUTE = _schema_kind("attribute", "label attribute", "label attributes", schema.CreateAttribute,
-                         schema.UpdateAttribute, schema.Attribute, schema.AttributeList, schema.AttributeChanged)
-TAG_GROUP = _schema_kind("taggroup", "tag group", "tag groups", schema.CreateTagGroup, schema.UpdateTagGroup,
-                         schema.TagGroup, schema.TagGroupList, schema.TagGroupChanged)
-TAG_CLASS = _schema_kind("tagclass", "tag class", "tag classes", schema.CreateTagClass, schema.UpdateTagClass,
-                         schema.TagClass, schema.TagClassList, schema.TagClassChanged)
-KEYPOINT_SCHEMA = _schema_kind("keypointschema", "keypoint schema", "keypoint schemas",
-                               schema.CreateKeypointSchema, schema.UpdateKeypointSchema, schema.KeypointSchema,
-                               schema.KeypointSchemaList, schema.KeypointSchemaChanged)
+LABEL_CLASS = _schema_kind(
+    "labelclass",
+    "label class",
+    "label classes",
+    schema.CreateLabelClass,
+    schema.UpdateLabelClass,
+    schema.LabelClass,
+    schema.LabelClassList,
+    schema.LabelClassChanged,
+)
+ATTRIBUTE = _schema_kind(
+    "attribute",
+    "label attribute",
+    "label attributes",
+    schema.CreateAttribute,
+    schema.UpdateAttribute,
+    schema.Attribute,
+    schema.AttributeList,
+    schema.AttributeChanged,
+)
+TAG_GROUP = _schema_kind(
+    "taggroup",
+    "tag group",
+    "tag groups",
+    schema.CreateTagGroup,
+    schema.UpdateTagGroup,
+    schema.TagGroup,
+    schema.TagGroupList,
+    schema.TagGroupChanged,
+)
+TAG_CLASS = _schema_kind(
+    "tagclass",
+    "tag class",
+    "tag classes",
+    schema.CreateTagClass,
+    schema.UpdateTagClass,
+    schema.TagClass,
+    schema.TagClassList,
+    schema.TagClassChanged,
+)
+KEYPOINT_SCHEMA = _schema_kind(
+    "keypointschema",
+    "keypoint schema",
+    "keypoint schemas",
+    schema.CreateKeypointSchema,
+    schema.UpdateKeypointSchema,
+    schema.KeypointSchema,
+    schema.KeypointSchemaList,
+    schema.KeypointSchemaChanged,
+)
 SCHEMA_KINDS = (LABEL_CLASS, ATTRIBUTE, TAG_GROUP, TAG_CLASS, KEYPOINT_SCHEMA)
-GET_LABEL_SCHEMA = Command("loupe.catalog.schema.get", schema.GetSchema, schema.LabelSchema,
-                           "Get a project's whole label schema and its version")
-REPLACE_LABEL_SCHEMA = Command("loupe.catalog.schema.replace", schema.ReplaceSchema, schema.LabelSchema,
-                               "Replace a project's whole label schema in one transaction; active items left "
-                               "out are archived")
-MERGE_LABEL_CLASS = Command("loupe.catalog.labelclass.merge", schema.MergeLabelClassRequest,
-                            schema.LabelClassMerged,
-                            "Merge a label class into another of the same kind: the source is archived and "
-                            "its objects move to the target")
-LABEL_CLASS_MERGED = Event("loupe.evt.catalog.labelclass.merged", schema.LabelClassMerged,
-                           "A label class was merged into another: annotation moves its objects to the target")
+GET_LABEL_SCHEMA = Command(
+    "loupe.catalog.schema.get",
+    schema.GetSchema,
+    schema.LabelSchema,
+    "Get a project's whole label schema and its version",
+)
+REPLACE_LABEL_SCHEMA = Command(
+    "loupe.catalog.schema.replace",
+    schema.ReplaceSchema,
+    schema.LabelSchema,
+    "Replace a project's whole label schema in one transaction; active items left out are archived",
+)
+MERGE_LABEL_CLASS = Command(
+    "loupe.catalog.labelclass.merge",
+    schema.MergeLabelClassRequest,
+    schema.LabelClassMerged,
+    "Merge a label class into another of the same kind: the source is archived and its objects move to the target",
+)
+LABEL_CLASS_MERGED = Event(
+    "loupe.evt.catalog.labelclass.merged",
+    schema.LabelClassMerged,
+    "A label class was merged into another: annotation moves its objects to the target",
+)
 SCHEMA_COMMANDS: tuple[Command, ...] = (
-    GET_LABEL_SCHEMA, REPLACE_LABEL_SCHEMA, MERGE_LABEL_CLASS,
-    *(command for kind in SCHEMA_KINDS for command in (kind.create, kind.list, kind.get, kind.update, kind.delete)))
+    GET_LABEL_SCHEMA,
+    REPLACE_LABEL_SCHEMA,
+    MERGE_LABEL_CLASS,
+    *(command for kind in SCHEMA_KINDS for command in (kind.create, kind.list, kind.get, kind.update, kind.delete)),
+)
 SCHEMA_EVENTS: tuple[Event, ...] = (
     *(event for kind in SCHEMA_KINDS for event in (kind.created, kind.updated, kind.archived, kind.restored)),
-    LABEL_CLASS_MERGED)
+    LABEL_CLASS_MERGED,
+)
 
 # -- catalog: datasets and samples (proto/samples.py) -----------------------------------------------
-CREATE_DATASET = Command("loupe.catalog.dataset.create", samples.CreateDatasetRequest, samples.Dataset,
-                         "Create a dataset (a split) in a project")
-LIST_DATASETS = Command("loupe.catalog.dataset.list", samples.ListDatasetsRequest, samples.DatasetPage,
-                        "List a project's datasets, oldest first, a page at a time")
+CREATE_DATASET = Command(
+    "loupe.catalog.dataset.create",
+    samples.CreateDatasetRequest,
+    samples.Dataset,
+    "Create a dataset (a split) in a project",
+)
+LIST_DATASETS = Command(
+    "loupe.catalog.dataset.list",
+    samples.ListDatasetsRequest,
+    samples.DatasetPage,
+    "List a project's datasets, oldest first, a page at a time",
+)
 GET_DATASET = Command("loupe.catalog.dataset.get", samples.DatasetRef, samples.Dataset, "Get one dataset")
-UPDATE_DATASET = Command("loupe.catalog.dataset.update", samples.UpdateDatasetRequest, samples.Dataset,
-                         "Rename a dataset or change its description")
-DELETE_DATASET = Command("loupe.catalog.dataset.delete", samples.DatasetRef, common.Empty,
-                         "Delete a dataset with all its samples")
-CREATE_SAMPLES = Command("loupe.catalog.sample.create", samples.CreateSamplesRequest, samples.CreatedSamples,
-                         "Create up to 10,000 samples in a dataset, all or nothing; an image already in it is "
-                         "reported as existing")
+UPDATE_DATASET = Command(
+    "loupe.catalog.dataset.update",
+    samples.UpdateDatasetRequest,
+    samples.Dataset,
+    "Rename a dataset or change its description",
+)
+DELETE_DATASET = Command(
+    "loupe.catalog.dataset.delete", samples.DatasetRef, common.Empty, "Delete a dataset with all its samples"
+)
+CREATE_SAMPLES = Command(
+    "loupe.catalog.sample.create",
+    samples.CreateSamplesRequest,
+    samples.CreatedSamples,
+    "Create up to 10,000 samples in a dataset, all or nothing; an image already in it is reported as existing",
+)
 GET_SAMPLE = Command("loupe.catalog.sample.get", samples.SampleRef, samples.Sample, "Get one sample")
-UPDATE_SAMPLE = Command("loupe.catalog.sample.update", samples.UpdateSampleRequest, samples.Sample,
-                        "Change a sample: name, external id, metadata, tags, priority, assignment or status")
-UPDATE_SAMPLES = Command("loupe.catalog.sample.bulkupdate", samples.UpdateSamplesRequest, samples.UpdatedSamples,
-                         "Change up to 10,000 samples, each by id, all or nothing")
+UPDATE_SAMPLE = Command(
+    "loupe.catalog.sample.update",
+    samples.UpdateSampleRequest,
+    samples.Sample,
+    "Change a sample: name, external id, metadata, tags, priority, assignment or status",
+)
+UPDATE_SAMPLES = Command(
+    "loupe.catalog.sample.bulkupdate",
+    samples.UpdateSamplesRequest,
+    samples.UpdatedSamples,
+    "Change up to 10,000 samples, each by id, all or nothing",
+)
 DELETE_SAMPLE = Command("loupe.catalog.sample.delete", samples.SampleRef, common.Empty, "Delete a sample")
-DELETE_SAMPLES = Command("loupe.catalog.sample.bulkdelete", samples.DeleteSamplesRequest, samples.DeletedSamples,
-                         "Delete up to 10,000 samples by id, all or nothing")
-MOVE_SAMPLES = Command("loupe.catalog.sample.move", samples.MoveSamplesRequest, samples.MovedSamples,
-                       "Move samples into another dataset of the same project")
-FIND_SAMPLES = Command("loupe.catalog.sample.find", samples.FindSamplesByHash, samples.SamplesByHash,
-                       "Which images (by SHA-256) are already samples of a dataset")
-LOCATE_MEDIA = Command("loupe.catalog.media.locate", samples.SampleMediaRef, common.Redirect,
-                       "Where a sample's original or thumbnail can be downloaded (a presigned or external URL)")
-SIGN_MEDIA = Command("loupe.catalog.media.sign", samples.SampleRef, samples.SampleUrls,
-                     "Presigned URLs of a sample's original and thumbnail")
+DELETE_SAMPLES = Command(
+    "loupe.catalog.sample.bulkdelete",
+    samples.DeleteSamplesRequest,
+    samples.DeletedSamples,
+    "Delete up to 10,000 samples by id, all or nothing",
+)
+MOVE_SAMPLES = Command(
+    "loupe.catalog.sample.move",
+    samples.MoveSamplesRequest,
+    samples.MovedSamples,
+    "Move samples into another dataset of the same project",
+)
+FIND_SAMPLES = Command(
+    "loupe.catalog.sample.find",
+    samples.FindSamplesByHash,
+    samples.SamplesByHash,
+    "Which images (by SHA-256) are already samples of a dataset",
+)
+LOCATE_MEDIA = Command(
+    "loupe.catalog.media.locate",
+    samples.SampleMediaRef,
+    common.Redirect,
+    "Where a sample's original or thumbnail can be downloaded (a presigned or external URL)",
+)
+SIGN_MEDIA = Command(
+    "loupe.catalog.media.sign",
+    samples.SampleRef,
+    samples.SampleUrls,
+    "Presigned URLs of a sample's original and thumbnail",
+)
 DATASET_CREATED = Event("loupe.evt.catalog.dataset.created", samples.Dataset, "A dataset was created")
-DATASET_UPDATED = Event("loupe.evt.catalog.dataset.updated", samples.DatasetUpdated,
-                        "A dataset was renamed or its description changed")
-DATASET_DELETED = Event("loupe.evt.catalog.dataset.deleted", samples.DatasetDeleted,
-                        "A dataset was deleted, and all its samples with it")
-SAMPLES_CREATED = Event("loupe.evt.catalog.sample.created", samples.SamplesCreated,
-                        "Samples were created in a dataset (one event per call or ingest batch)")
-SAMPLES_UPDATED = Event("loupe.evt.catalog.sample.updated", samples.SamplesUpdated,
-                        "Samples were changed (one event per call)")
-SAMPLES_DELETED = Event("loupe.evt.catalog.sample.deleted", samples.SamplesDeleted,
-                        "Samples were deleted (one event per call)")
-SAMPLES_MOVED = Event("loupe.evt.catalog.sample.moved", samples.SamplesMoved,
-                      "Samples were moved into another dataset of the project (one event per call)")
+DATASET_UPDATED = Event(
+    "loupe.evt.catalog.dataset.updated", samples.DatasetUpdated, "A dataset was renamed or its description changed"
+)
+DATASET_DELETED = Event(
+    "loupe.evt.catalog.dataset.deleted", samples.DatasetDeleted, "A dataset was deleted, and all its samples with it"
+)
+SAMPLES_CREATED = Event(
+    "loupe.evt.catalog.sample.created",
+    samples.SamplesCreated,
+    "Samples were created in a dataset (one event per call or ingest batch)",
+)
+SAMPLES_UPDATED = Event(
+    "loupe.evt.catalog.sample.updated", samples.SamplesUpdated, "Samples were changed (one event per call)"
+)
+SAMPLES_DELETED = Event(
+    "loupe.evt.catalog.sample.deleted", samples.SamplesDeleted, "Samples were deleted (one event per call)"
+)
+SAMPLES_MOVED = Event(
+    "loupe.evt.catalog.sample.moved",
+    samples.SamplesMoved,
+    "Samples were moved into another dataset of the project (one event per call)",
+)
 SAMPLE_COMMANDS: tuple[Command, ...] = (
-    CREATE_DATASET, LIST_DATASETS, GET_DATASET, UPDATE_DATASET, DELETE_DATASET, CREATE_SAMPLES, GET_SAMPLE,
-    UPDATE_SAMPLE, UPDATE_SAMPLES, DELETE_SAMPLE, DELETE_SAMPLES, MOVE_SAMPLES, FIND_SAMPLES, LOCATE_MEDIA, SIGN_MEDIA)
-SAMPLE_EVENTS: tuple[Event, ...] = (DATASET_CREATED, DATASET_UPDATED, DATASET_DELETED, SAMPLES_CREATED,
-                                    SAMPLES_UPDATED, SAMPLES_DELETED, SAMPLES_MOVED)
+    CREATE_DATASET,
+    LIST_DATASETS,
+    GET_DATASET,
+    UPDATE_DATASET,
+    DELETE_DATASET,
+    CREATE_SAMPLES,
+    GET_SAMPLE,
+    UPDATE_SAMPLE,
+    UPDATE_SAMPLES,
+    DELETE_SAMPLE,
+    DELETE_SAMPLES,
+    MOVE_SAMPLES,
+    FIND_SAMPLES,
+    LOCATE_MEDIA,
+    SIGN_MEDIA,
+)
+SAMPLE_EVENTS: tuple[Event, ...] = (
+    DATASET_CREATED,
+    DATASET_UPDATED,
+    DATASET_DELETED,
+    SAMPLES_CREATED,
+    SAMPLES_UPDATED,
+    SAMPLES_DELETED,
+    SAMPLES_MOVED,
+)
 
 # -- catalog: search and saved views (proto/search.py) ----------------------------------------------
-SEARCH_SAMPLES = Command("loupe.catalog.sample.search", search.SearchSamples, search.SamplePage,
-                         "Search a project's samples by fields, metadata and labels, sorted, a page at a time")
-CREATE_VIEW = Command("loupe.catalog.view.create", search.CreateViewRequest, search.View,
-                      "Save a view: a named filter, or a named set of samples")
-LIST_VIEWS = Command("loupe.catalog.view.list", search.ListViewsRequest, search.ViewPage,
-                     "List a project's saved views, oldest first, a page at a time")
+SEARCH_SAMPLES = Command(
+    "loupe.catalog.sample.search",
+    search.SearchSamples,
+    search.SamplePage,
+    "Search a project's samples by fields, metadata and labels, sorted, a page at a time",
+)
+CREATE_VIEW = Command(
+    "loupe.catalog.view.create",
+    search.CreateViewRequest,
+    search.View,
+    "Save a view: a named filter, or a named set of samples",
+)
+LIST_VIEWS = Command(
+    "loupe.catalog.view.list",
+    search.ListViewsRequest,
+    search.ViewPage,
+    "List a project's saved views, oldest first, a page at a time",
+)
 GET_VIEW = Command("loupe.catalog.view.get", search.ViewRef, search.View, "Get one saved view")
-UPDATE_VIEW = Command("loupe.catalog.view.update", search.UpdateViewRequest, search.View,
-                      "Rename a view, or change its description, filter or sort")
+UPDATE_VIEW = Command(
+    "loupe.catalog.view.update",
+    search.UpdateViewRequest,
+    search.View,
+    "Rename a view, or change its description, filter or sort",
+)
 DELETE_VIEW = Command("loupe.catalog.view.delete", search.ViewRef, common.Empty, "Delete a saved view")
-ADD_VIEW_ITEMS = Command("loupe.catalog.viewitem.add", search.ViewItemsRequest, search.View,
-                         "Add samples to a view that is a set of samples")
-REMOVE_VIEW_ITEMS = Command("loupe.catalog.viewitem.remove", search.ViewItemsRequest, search.View,
-                            "Remove samples from a view that is a set of samples")
-RUN_VIEW = Command("loupe.catalog.view.run", search.RunViewRequest, search.SamplePage,
-                   "The samples of a view (its filter as of now, or its items), a page at a time")
+ADD_VIEW_ITEMS = Command(
+    "loupe.catalog.viewitem.add", search.ViewItemsRequest, search.View, "Add samples to a view that is a set of samples"
+)
+REMOVE_VIEW_ITEMS = Command(
+    "loupe.catalog.viewitem.remove",
+    search.ViewItemsRequest,
+    search.View,
+    "Remove samples from a view that is a set of samples",
+)
+RUN_VIEW = Command(
+    "loupe.catalog.view.run",
+    search.RunViewRequest,
+    search.SamplePage,
+    "The samples of a view (its filter as of now, or its items), a page at a time",
+)
 VIEW_CREATED = Event("loupe.evt.catalog.view.created", search.View, "A saved view was created")
-VIEW_UPDATED = Event("loupe.evt.catalog.view.updated", search.ViewUpdated,
-                     "A saved view was changed, or samples were added to or removed from it")
+VIEW_UPDATED = Event(
+    "loupe.evt.catalog.view.updated",
+    search.ViewUpdated,
+    "A saved view was changed, or samples were added to or removed from it",
+)
 VIEW_DELETED = Event("loupe.evt.catalog.view.deleted", search.ViewDeleted, "A saved view was deleted")
-SEARCH_COMMANDS: tuple[Command, ...] = (SEARCH_SAMPLES, CREATE_VIEW, LIST_VIEWS, GET_VIEW, UPDATE_VIEW, DELETE_VIEW,
-                                        ADD_VIEW_ITEMS, REMOVE_VIEW_ITEMS, RUN_VIEW)
+SEARCH_COMMANDS: tuple[Command, ...] = (
+    SEARCH_SAMPLES,
+    CREATE_VIEW,
+    LIST_VIEWS,
+    GET_VIEW,
+    UPDATE_VIEW,
+    DELETE_VIEW,
+    ADD_VIEW_ITEMS,
+    REMOVE_VIEW_ITEMS,
+    RUN_VIEW,
+)
 SEARCH_EVENTS: tuple[Event, ...] = (VIEW_CREATED, VIEW_UPDATED, VIEW_DELETED)
 
 # -- annotation: labelsets, labels, objects (proto/annotation.py) -----------------------------------
-CREATE_LABELSET = Command("loupe.annotation.labelset.create", annotation.CreateLabelsetRequest, annotation.Labelset,
-                          "Create a labelset (e.g. a model's predictions) in a project")
-LIST_LABELSETS = Command("loupe.annotation.labelset.list", annotation.ProjectLabelsets, annotation.LabelsetList,
-                         "List a project's labelsets; ground-truth always exists")
-GET_LABELSET = Command("loupe.annotation.labelset.get", annotation.LabelsetRef, annotation.Labelset,
-                       "Get one labelset")
-UPDATE_LABELSET = Command("loupe.annotation.labelset.update", annotation.UpdateLabelsetRequest, annotation.Labelset,
-                          "Change a labelset's description")
-DELETE_LABELSET = Command("loupe.annotation.labelset.delete", annotation.LabelsetRef, common.Empty,
-                          "Delete a labelset with all its labels (ground-truth cannot be deleted)")
-GET_LABEL = Command("loupe.annotation.label.get", annotation.LabelRef, annotation.Label,
-                    "Get a sample's label in a labelset, with its objects (UNLABELED when never written)")
-PUT_LABEL = Command("loupe.annotation.label.put", annotation.PutLabelRequest, annotation.Label,
-                    "Write a sample's whole label: status, objects, tags and image attributes")
-UPDATE_LABEL = Command("loupe.annotation.label.update", annotation.UpdateLabelRequest, annotation.Label,
-                       "Change a label's status, score, tags or image attributes")
-DELETE_LABEL = Command("loupe.annotation.label.delete", annotation.LabelRef, common.Empty,
-                       "Delete a sample's label in a labelset, with its objects")
-UPSERT_OBJECTS = Command("loupe.annotation.object.upsert", annotation.UpsertObjectsRequest, annotation.WrittenObjects,
-                         "Create or replace up to 10,000 objects of many samples, all or nothing")
-DELETE_OBJECTS = Command("loupe.annotation.object.delete", annotation.DeleteObjectsRequest, annotation.DeletedObjects,
-                         "Delete up to 10,000 objects by id, all or nothing")
-LIST_OBJECTS = Command("loupe.annotation.object.list", annotation.ListObjectsRequest, annotation.ObjectPage,
-                       "List a labelset's objects, a page at a time")
-LIST_AUDIT = Command("loupe.annotation.audit.list", annotation.ListAuditRequest, annotation.AuditPage,
-                     "Who changed which label or object, when, and to what; newest first")
-LABEL_CHANGED = Event("loupe.evt.annotation.label.changed", annotation.LabelChanged,
-                      "A sample's label in a labelset changed; carries its per-class object counts and tags")
+CREATE_LABELSET = Command(
+    "loupe.annotation.labelset.create",
+    annotation.CreateLabelsetRequest,
+    annotation.Labelset,
+    "Create a labelset (e.g. a model's predictions) in a project",
+)
+LIST_LABELSETS = Command(
+    "loupe.annotation.labelset.list",
+    annotation.ProjectLabelsets,
+    annotation.LabelsetList,
+    "List a project's labelsets; ground-truth always exists",
+)
+GET_LABELSET = Command("loupe.annotation.labelset.get", annotation.LabelsetRef, annotation.Labelset, "Get one labelset")
+UPDATE_LABELSET = Command(
+    "loupe.annotation.labelset.update",
+    annotation.UpdateLabelsetRequest,
+    annotation.Labelset,
+    "Change a labelset's description",
+)
+DELETE_LABELSET = Command(
+    "loupe.annotation.labelset.delete",
+    annotation.LabelsetRef,
+    common.Empty,
+    "Delete a labelset with all its labels (ground-truth cannot be deleted)",
+)
+GET_LABEL = Command(
+    "loupe.annotation.label.get",
+    annotation.LabelRef,
+    annotation.Label,
+    "Get a sample's label in a labelset, with its objects (UNLABELED when never written)",
+)
+PUT_LABEL = Command(
+    "loupe.annotation.label.put",
+    annotation.PutLabelRequest,
+    annotation.Label,
+    "Write a sample's whole label: status, objects, tags and image attributes",
+)
+UPDATE_LABEL = Command(
+    "loupe.annotation.label.update",
+    annotation.UpdateLabelRequest,
+    annotation.Label,
+    "Change a label's status, score, tags or image attributes",
+)
+DELETE_LABEL = Command(
+    "loupe.annotation.label.delete",
+    annotation.LabelRef,
+    common.Empty,
+    "Delete a sample's label in a labelset, with its objects",
+)
+UPSERT_OBJECTS = Command(
+    "loupe.annotation.object.upsert",
+    annotation.UpsertObjectsRequest,
+    annotation.WrittenObjects,
+    "Create or replace up to 10,000 objects of many samples, all or nothing",
+)
+DELETE_OBJECTS = Command(
+    "loupe.annotation.object.delete",
+    annotation.DeleteObjectsRequest,
+    annotation.DeletedObjects,
+    "Delete up to 10,000 objects by id, all or nothing",
+)
+LIST_OBJECTS = Command(
+    "loupe.annotation.object.list",
+    annotation.ListObjectsRequest,
+    annotation.ObjectPage,
+    "List a labelset's objects, a page at a time",
+)
+LIST_AUDIT = Command(
+    "loupe.annotation.audit.list",
+    annotation.ListAuditRequest,
+    annotation.AuditPage,
+    "Who changed which label or object, when, and to what; newest first",
+)
+LABEL_CHANGED = Event(
+    "loupe.evt.annotation.label.changed",
+    annotation.LabelChanged,
+    "A sample's label in a labelset changed; carries its per-class object counts and tags",
+)
 LABELSET_CREATED = Event("loupe.evt.annotation.labelset.created", annotation.Labelset, "A labelset was created")
-LABELSET_DELETED = Event("loupe.evt.annotation.labelset.deleted", annotation.LabelsetDeleted,
-                         "A labelset was deleted with all its labels")
+LABELSET_DELETED = Event(
+    "loupe.evt.annotation.labelset.deleted", annotation.LabelsetDeleted, "A labelset was deleted with all its labels"
+)
 ANNOTATION_COMMANDS: tuple[Command, ...] = (
-    CREATE_LABELSET, LIST_LABELSETS, GET_LABELSET, UPDATE_LABELSET, DELETE_LABELSET, GET_LABEL, PUT_LABEL,
-    UPDATE_LABEL, DELETE_LABEL, UPSERT_OBJECTS, DELETE_OBJECTS, LIST_OBJECTS, LIST_AUDIT)
+    CREATE_LABELSET,
+    LIST_LABELSETS,
+    GET_LABELSET,
+    UPDATE_LABELSET,
+    DELETE_LABELSET,
+    GET_LABEL,
+    PUT_LABEL,
+    UPDATE_LABEL,
+    DELETE_LABEL,
+    UPSERT_OBJECTS,
+    DELETE_OBJECTS,
+    LIST_OBJECTS,
+    LIST_AUDIT,
+)
 ANNOTATION_EVENTS: tuple[Event, ...] = (LABEL_CHANGED, LABELSET_CREATED, LABELSET_DELETED)
 
 # -- annotation: work queues, issues, label QA (proto/review.py) ------------------------------------
-NEXT_SAMPLE = Command("loupe.annotation.queue.next", review.NextSampleRequest, review.NextSampleReply,
-                      "Hand out the next sample to label or review, locked for the caller until the lock expires")
-RELEASE_LOCK = Command("loupe.annotation.lock.release", review.LockRef, common.Empty,
-                       "Give a sample handed out by a queue back before its lock expires")
-CREATE_ISSUE = Command("loupe.annotation.issue.create", review.CreateIssueRequest, review.Issue,
-                       "Open an issue on a sample (optionally on one of its objects)")
-LIST_ISSUES = Command("loupe.annotation.issue.list", review.ListIssuesRequest, review.IssuePage,
-                      "List a project's issues, newest first, a page at a time")
+NEXT_SAMPLE = Command(
+    "loupe.annotation.queue.next",
+    review.NextSampleRequest,
+    review.NextSampleReply,
+    "Hand out the next sample to label or review, locked for the caller until the lock expires",
+)
+RELEASE_LOCK = Command(
+    "loupe.annotation.lock.release",
+    review.LockRef,
+    common.Empty,
+    "Give a sample handed out by a queue back before its lock expires",
+)
+CREATE_ISSUE = Command(
+    "loupe.annotation.issue.create",
+    review.CreateIssueRequest,
+    review.Issue,
+    "Open an issue on a sample (optionally on one of its objects)",
+)
+LIST_ISSUES = Command(
+    "loupe.annotation.issue.list",
+    review.ListIssuesRequest,
+    review.IssuePage,
+    "List a project's issues, newest first, a page at a time",
+)
 GET_ISSUE = Command("loupe.annotation.issue.get", review.IssueRef, review.Issue, "Get an issue with its comments")
-UPDATE_ISSUE = Command("loupe.annotation.issue.update", review.UpdateIssueRequest, review.Issue,
-                       "Close or reopen an issue, or change its description")
+UPDATE_ISSUE = Command(
+    "loupe.annotation.issue.update",
+    review.UpdateIssueRequest,
+    review.Issue,
+    "Close or reopen an issue, or change its description",
+)
 DELETE_ISSUE = Command("loupe.annotation.issue.delete", review.IssueRef, common.Empty, "Delete an issue")
-CREATE_COMMENT = Command("loupe.annotation.comment.create", review.CreateCommentRequest, review.Issue,
-                         "Comment on an issue")
-CREATE_QA_RUN = Command("loupe.annotation.qarun.create", review.CreateQaRunRequest, review.QaRun,
-                        "Start label QA: compare a predictions labelset with ground truth, as a job")
-LIST_QA_RUNS = Command("loupe.annotation.qarun.list", review.ListQaRunsRequest, review.QaRunList,
-                       "List a project's label QA runs, newest first")
-GET_QA_RUN = Command("loupe.annotation.qarun.get", review.QaRunRef, review.QaRun,
-                     "Get a label QA run: its state and counts by kind")
-LIST_FINDINGS = Command("loupe.annotation.finding.list", review.ListFindingsRequest, review.FindingPage,
-                        "List a QA run's findings")
-RESOLVE_FINDING = Command("loupe.annotation.finding.resolve", review.ResolveFindingRequest, review.Finding,
-                          "Resolve a finding (FIXED or NOT_AN_ERROR), or reopen it")
+CREATE_COMMENT = Command(
+    "loupe.annotation.comment.create", review.CreateCommentRequest, review.Issue, "Comment on an issue"
+)
+CREATE_QA_RUN = Command(
+    "loupe.annotation.qarun.create",
+    review.CreateQaRunRequest,
+    review.QaRun,
+    "Start label QA: compare a predictions labelset with ground truth, as a job",
+)
+LIST_QA_RUNS = Command(
+    "loupe.annotation.qarun.list",
+    review.ListQaRunsRequest,
+    review.QaRunList,
+    "List a project's label QA runs, newest first",
+)
+GET_QA_RUN = Command(
+    "loupe.annotation.qarun.get", review.QaRunRef, review.QaRun, "Get a label QA run: its state and counts by kind"
+)
+LIST_FINDINGS = Command(
+    "loupe.annotation.finding.list", review.ListFindingsRequest, review.FindingPage, "List a QA run's findings"
+)
+RESOLVE_FINDING = Command(
+    "loupe.annotation.finding.resolve",
+    review.ResolveFindingRequest,
+    review.Finding,
+    "Resolve a finding (FIXED or NOT_AN_ERROR), or reopen it",
+)
 QA_JOB = Job("loupe.job.annotation.qa", review.QaJob, "Compare the labelsets of a label QA run")
-QA_RUN_FINISHED = Event("loupe.evt.annotation.qarun.finished", review.QaRun,
-                        "A label QA run succeeded or failed")
+QA_RUN_FINISHED = Event("loupe.evt.annotation.qarun.finished", review.QaRun, "A label QA run succeeded or failed")
 REVIEW_COMMANDS: tuple[Command, ...] = (
-    NEXT_SAMPLE, RELEASE_LOCK, CREATE_ISSUE, LIST_ISSUES, GET_ISSUE, UPDATE_ISSUE, DELETE_ISSUE, CREATE_COMMENT,
-    CREATE_QA_RUN, LIST_QA_RUNS, GET_QA_RUN, LIST_FINDINGS, RESOLVE_FINDING)
+    NEXT_SAMPLE,
+    RELEASE_LOCK,
+    CREATE_ISSUE,
+    LIST_ISSUES,
+    GET_ISSUE,
+    UPDATE_ISSUE,
+    DELETE_ISSUE,
+    CREATE_COMMENT,
+    CREATE_QA_RUN,
+    LIST_QA_RUNS,
+    GET_QA_RUN,
+    LIST_FINDINGS,
+    RESOLVE_FINDING,
+)
 
 # -- annotation: releases, exports, imports (proto/releases.py) -------------------------------------
-CREATE_RELEASE = Command("loupe.annotation.release.create", releases.CreateReleaseRequest, releases.Release,
-                         "Cut a release: an immutable snapshot of samples, labels and schema, built as a job")
-LIST_RELEASES = Command("loupe.annotation.release.list", releases.ListReleasesRequest, releases.ReleasePage,
-                        "List a project's releases, newest first")
+CREATE_RELEASE = Command(
+    "loupe.annotation.release.create",
+    releases.CreateReleaseRequest,
+    releases.Release,
+    "Cut a release: an immutable snapshot of samples, labels and schema, built as a job",
+)
+LIST_RELEASES = Command(
+    "loupe.annotation.release.list",
+    releases.ListReleasesRequest,
+    releases.ReleasePage,
+    "List a project's releases, newest first",
+)
 GET_RELEASE = Command("loupe.annotation.release.get", releases.ReleaseRef, releases.Release, "Get a release")
-DELETE_RELEASE = Command("loupe.annotation.release.delete", releases.ReleaseRef, common.Empty,
-                         "Delete a release and its exports")
-CREATE_EXPORT = Command("loupe.annotation.export.create", releases.CreateExportRequest, releases.Export,
-                        "Export a release to a format (COCO, YOLO, VOC, PNG masks, Segments, Hasty, native), as a job")
-LIST_EXPORTS = Command("loupe.annotation.export.list", releases.ListExportsRequest, releases.ExportList,
-                       "List a release's exports")
-GET_EXPORT = Command("loupe.annotation.export.get", releases.ExportRef, releases.Export,
-                     "Get an export; once SUCCEEDED it carries a presigned download URL")
-LOCATE_EXPORT = Command("loupe.annotation.export.locate", releases.ExportRef, common.Redirect,
-                        "Where a finished export can be downloaded (a presigned URL)")
-CREATE_IMPORT = Command("loupe.annotation.import.create", releases.CreateImportRequest, releases.Import,
-                        "Prepare an import of labelled data: answers a presigned URL to upload the file to")
-START_IMPORT = Command("loupe.annotation.import.start", releases.ImportRef, releases.Import,
-                       "Start an import once its file is uploaded")
-GET_IMPORT = Command("loupe.annotation.import.get", releases.ImportRef, releases.Import, "Get an import and its counts")
-LIST_IMPORT_ITEMS = Command("loupe.annotation.importitem.list", releases.ListImportItemsRequest,
-                            releases.ImportItemPage, "What became of each image of an import")
-RELEASE_JOB = Job("loupe.job.annotation.release", releases.ReleaseJob,
-                  "Build a release snapshot, an export of one, or run an import")
-RELEASE_FINISHED = Event("loupe.evt.annotation.release.finished", releases.Release,
-                         "A release was built (SUCCEEDED) or could not be (FAILED)")
-EXPORT_FINISHED = Event("loupe.evt.annotation.export.finished", releases.Export,
-                        "An export finished (SUCCEEDED or FAILED)")
-IMPORT_FINISHED = Event("loupe.evt.annotation.import.finished", releases.Import, "An import finished")
+DELETE_RELEASE = Command(
+    "loupe.annotation.release.delete", releases.ReleaseRef, common.Empty, "Delete a release and its exports"
+)
+CREATE_EXPORT = Command(
+    "loupe.annotation.export.create",
+    releases.CreateExportRequest,
+    releases.Export,
+    "Export a release to a format (COCO, YOLO, VOC, PNG masks, Segments, Hasty, native), as a job",
+)
+LIST_EXPORTS = Command(
+    "loupe.annotation.export.list", releases.ListExportsRequest, releases.ExportList, "List a release's exports"
+)
+GET_EXPORT = Command(
+    "loupe.annotation.export.get",
+    releases.ExportRef,
+    releases.Export,
+    "Get an export; once SUCCEEDED it carries a presigned download URL",
+)
+LOCATE_EXPORT = Command(
+    "loupe.annotation.export.locate",
+    releases.ExportRef,
+    common.Redirect,
+    "Where a finished export can be downloaded (a presigned URL)",
+)
+CREATE_LABEL_IMPORT = Command(
+    "loupe.annotation.import.create",
+    releases.CreateImportRequest,
+    releases.Import,
+    "Prepare an import of labelled data: answers a presigned URL to upload the file to",
+)
+START_LABEL_IMPORT = Command(
+    "loupe.annotation.import.start", releases.ImportRef, releases.Import, "Start an import once its file is uploaded"
+)
+GET_LABEL_IMPORT = Command(
+    "loupe.annotation.import.get", releases.ImportRef, releases.Import, "Get an import and its counts"
+)
+LIST_LABEL_IMPORT_ITEMS = Command(
+    "loupe.annotation.importitem.list",
+    releases.ListImportItemsRequest,
+    releases.ImportItemPage,
+    "What became of each image of an import",
+)
+RELEASE_JOB = Job("loupe.job.annotation.release", releases.ReleaseJob, "Build a release snapshot, or an export of one")
+LABEL_IMPORT_JOB = Job(
+    "loupe.job.annotation.label-import",
+    releases.LabelImportJob,
+    "Take a label import through a step: hand its images to ingest, or write its labels",
+)
+RELEASE_FINISHED = Event(
+    "loupe.evt.annotation.release.finished",
+    releases.Release,
+    "A release was built (SUCCEEDED) or could not be (FAILED)",
+)
+EXPORT_FINISHED = Event(
+    "loupe.evt.annotation.export.finished", releases.Export, "An export finished (SUCCEEDED or FAILED)"
+)
+LABEL_IMPORT_FINISHED = Event("loupe.evt.annotation.import.finished", releases.Import, "An import finished")
 RELEASE_COMMANDS: tuple[Command, ...] = (
-    CREATE_RELEASE, LIST_RELEASES, GET_RELEASE, DELETE_RELEASE, CREATE_EXPORT, LIST_EXPORTS, GET_EXPORT,
-    LOCATE_EXPORT, CREATE_IMPORT, START_IMPORT, GET_IMPORT, LIST_IMPORT_ITEMS)
-ANNOTATION_JOBS: tuple[Job, ...] = (QA_JOB, RELEASE_JOB)
+    CREATE_RELEASE,
+    LIST_RELEASES,
+    GET_RELEASE,
+    DELETE_RELEASE,
+    CREATE_EXPORT,
+    LIST_EXPORTS,
+    GET_EXPORT,
+    LOCATE_EXPORT,
+    CREATE_LABEL_IMPORT,
+    START_LABEL_IMPORT,
+    GET_LABEL_IMPORT,
+    LIST_LABEL_IMPORT_ITEMS,
+)
+ANNOTATION_JOBS: tuple[Job, ...] = (QA_JOB, RELEASE_JOB, LABEL_IMPORT_JOB)
 
 # -- ingest (proto/ingest.py) -----------------------------------------------------------------------
-MEDIA_STORED = Event("loupe.evt.ingest.media.stored", ingest.MediaStored,
-                     "Ingest validated and stored images for a dataset; the catalog registers them as samples")
-RUN_PROGRESSED = Event("loupe.evt.ingest.run.progressed", ingest.RunProgressed,
-                       "An import run moved on: its counts changed or it finished")
-CREATE_UPLOAD = Command("loupe.ingest.upload.create", ingest.CreateUploadRequest, ingest.Upload,
-                        "Hand out presigned PUT URLs for images a client uploads straight to S3")
-COMPLETE_UPLOAD = Command("loupe.ingest.upload.complete", ingest.CompleteUploadRequest, ingest.Run,
-                          "Tell ingest the uploads are in S3; it validates, stores and registers them")
-IMPORT_URLS = Command("loupe.ingest.urls.import", ingest.ImportUrlsRequest, ingest.Run,
-                      "Fetch images from URLs server-side (never from private addresses) into a dataset")
-IMPORT_BUCKET = Command("loupe.ingest.bucket.import", ingest.ImportBucketRequest, ingest.Run,
-                        "Import every image under a prefix of a bucket on the user's S3, resumably")
-REGISTER_MEDIA = Command("loupe.ingest.media.register", ingest.RegisterMediaRequest, ingest.Run,
-                         "Make samples of images the caller's organisation already stored, by their SHA-256")
-OWNED_MEDIA = Command("loupe.ingest.media.owned", ingest.OwnedMediaRequest, ingest.OwnedMedia,
-                      "Which images (by SHA-256) an organisation stored; asked before a sample names one")
-SEAL_BUCKET_KEYS = Command("loupe.ingest.bucket.seal", ingest.BucketSource, ingest.SealedKeys,
-                           "Check a bucket source and encrypt its keys, for a service that starts its import later")
+MEDIA_STORED = Event(
+    "loupe.evt.ingest.media.stored",
+    ingest.MediaStored,
+    "Ingest validated and stored images for a dataset; the catalog registers them as samples",
+)
+RUN_PROGRESSED = Event(
+    "loupe.evt.ingest.run.progressed", ingest.RunProgressed, "An import run moved on: its counts changed or it finished"
+)
+CREATE_UPLOAD = Command(
+    "loupe.ingest.upload.create",
+    ingest.CreateUploadRequest,
+    ingest.Upload,
+    "Hand out presigned PUT URLs for images a client uploads straight to S3",
+)
+COMPLETE_UPLOAD = Command(
+    "loupe.ingest.upload.complete",
+    ingest.CompleteUploadRequest,
+    ingest.Run,
+    "Tell ingest the uploads are in S3; it validates, stores and registers them",
+)
+IMPORT_URLS = Command(
+    "loupe.ingest.urls.import",
+    ingest.ImportUrlsRequest,
+    ingest.Run,
+    "Fetch images from URLs server-side (never from private addresses) into a dataset",
+)
+IMPORT_BUCKET = Command(
+    "loupe.ingest.bucket.import",
+    ingest.ImportBucketRequest,
+    ingest.Run,
+    "Import every image under a prefix of a bucket on the user's S3, resumably",
+)
+REGISTER_MEDIA = Command(
+    "loupe.ingest.media.register",
+    ingest.RegisterMediaRequest,
+    ingest.Run,
+    "Make samples of images the caller's organisation already stored, by their SHA-256",
+)
+OWNED_MEDIA = Command(
+    "loupe.ingest.media.owned",
+    ingest.OwnedMediaRequest,
+    ingest.OwnedMedia,
+    "Which images (by SHA-256) an organisation stored; asked before a sample names one",
+)
+SEAL_BUCKET_KEYS = Command(
+    "loupe.ingest.bucket.seal",
+    ingest.BucketSource,
+    ingest.SealedKeys,
+    "Check a bucket source and encrypt its keys, for a service that starts its import later",
+)
 GET_RUN = Command("loupe.ingest.run.get", ingest.RunRef, ingest.Run, "Get an import run and its counts")
-LIST_RUNS = Command("loupe.ingest.run.list", ingest.ListRunsRequest, ingest.RunList,
-                    "List a project's import runs, newest first")
-CANCEL_RUN = Command("loupe.ingest.run.cancel", ingest.RunRef, ingest.Run,
-                     "Stop an import run; what it already registered stays")
-LIST_RUN_ITEMS = Command("loupe.ingest.item.list", ingest.ListRunItemsRequest, ingest.RunItemPage,
-                         "List a run's files with their outcome and, for failures, the reason")
-IMPORT_JOB = Job("loupe.job.ingest.import", ingest.ImportJob, "Process a slice of an import run's pending files")
-BUS_MEDIA = Job("loupe.job.ingest.media", ingest.BusMedia,
-                "Publish here to ingest an image (bytes or URL) from outside, durably, for a dataset")
-INGEST_COMMANDS: tuple[Command, ...] = (CREATE_UPLOAD, COMPLETE_UPLOAD, IMPORT_URLS, IMPORT_BUCKET, REGISTER_MEDIA,
-                                        OWNED_MEDIA, SEAL_BUCKET_KEYS, GET_RUN, LIST_RUNS, CANCEL_RUN, LIST_RUN_ITEMS)
+LIST_RUNS = Command(
+    "loupe.ingest.run.list", ingest.ListRunsRequest, ingest.RunList, "List a project's import runs, newest first"
+)
+CANCEL_RUN = Command(
+    "loupe.ingest.run.cancel", ingest.RunRef, ingest.Run, "Stop an import run; what it already registered stays"
+)
+LIST_RUN_ITEMS = Command(
+    "loupe.ingest.item.list",
+    ingest.ListRunItemsRequest,
+    ingest.RunItemPage,
+    "List a run's files with their outcome and, for failures, the reason",
+)
+MEDIA_IMPORT_JOB = Job(
+    "loupe.job.ingest.import", ingest.MediaImportJob, "Process a slice of an import run's pending files"
+)
+BUS_MEDIA = Job(
+    "loupe.job.ingest.media",
+    ingest.BusMedia,
+    "Publish here to ingest an image (bytes or URL) from outside, durably, for a dataset",
+)
+INGEST_COMMANDS: tuple[Command, ...] = (
+    CREATE_UPLOAD,
+    COMPLETE_UPLOAD,
+    IMPORT_URLS,
+    IMPORT_BUCKET,
+    REGISTER_MEDIA,
+    OWNED_MEDIA,
+    SEAL_BUCKET_KEYS,
+    GET_RUN,
+    LIST_RUNS,
+    CANCEL_RUN,
+    LIST_RUN_ITEMS,
+)
 INGEST_EVENTS: tuple[Event, ...] = (MEDIA_STORED, RUN_PROGRESSED)
-INGEST_JOBS: tuple[Job, ...] = (IMPORT_JOB, BUS_MEDIA)
+INGEST_JOBS: tuple[Job, ...] = (MEDIA_IMPORT_JOB, BUS_MEDIA)
 
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]
 
 COMMANDS: tuple[Command, ...] = (
-    VERIFY_API_KEY, CREATE_PROJECT, LIST_PROJECTS, GET_PROJECT, UPDATE_PROJECT, DELETE_PROJECT,
-    *ACCESS_COMMANDS, *SCHEMA_COMMANDS, *SAMPLE_COMMANDS, *SEARCH_COMMANDS, *INGEST_COMMANDS,
-    *ANNOTATION_COMMANDS, *REVIEW_COMMANDS, *RELEASE_COMMANDS,
+    VERIFY_API_KEY,
+    CREATE_PROJECT,
+    LIST_PROJECTS,
+    GET_PROJECT,
+    UPDATE_PROJECT,
+    DELETE_PROJECT,
+    *ACCESS_COMMANDS,
+    *SCHEMA_COMMANDS,
+    *SAMPLE_COMMANDS,
+    *SEARCH_COMMANDS,
+    *INGEST_COMMANDS,
+    *ANNOTATION_COMMANDS,
+    *REVIEW_COMMANDS,
+    *RELEASE_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )
-EVENTS: tuple[Event, ...] = (PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED, *ACCESS_EVENTS, *SCHEMA_EVENTS,
-                             *SAMPLE_EVENTS, *SEARCH_EVENTS, *ANNOTATION_EVENTS, QA_RUN_FINISHED,
-                             RELEASE_FINISHED, EXPORT_FINISHED, IMPORT_FINISHED, *INGEST_EVENTS)
+EVENTS: tuple[Event, ...] = (
+    PROJECT_CREATED,
+    PROJECT_UPDATED,
+    PROJECT_DELETED,
+    *ACCESS_EVENTS,
+    *SCHEMA_EVENTS,
+    *SAMPLE_EVENTS,
+    *SEARCH_EVENTS,
+    *ANNOTATION_EVENTS,
+    QA_RUN_FINISHED,
+    RELEASE_FINISHED,
+    EXPORT_FINISHED,
+    LABEL_IMPORT_FINISHED,
+    *INGEST_EVENTS,
+)
 JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS)

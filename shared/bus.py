@@ -65,8 +65,9 @@ def decode(kind: type, data: bytes) -> Any:
 
 def nests_too_deeply() -> LoupeError:
     """JSON deeper than the recursion limit lets msgspec go (about a thousand levels) is refused."""
-    return LoupeError("malformed", "the body nests too deeply; keep JSON within a few hundred levels of "
-                      "arrays and objects")
+    return LoupeError(
+        "malformed", "the body nests too deeply; keep JSON within a few hundred levels of arrays and objects"
+    )
 
 
 # An escaped backslash followed by "u0000" matches too; walking the decoded value tells them apart.
@@ -201,34 +202,67 @@ class Bus:
                 await self.js.add_stream(config)
             except nats.js.errors.BadRequestError:
                 await self.js.update_stream(config)
+        # Read from the stream's leader (no direct gets): a version written is seen by every later read.
+        await self.js.create_key_value(
+            nats.js.api.KeyValueConfig(
+                bucket=subjects.SCHEMA_VERSIONS,
+                history=1,
+                direct=False,
+                storage=nats.js.api.StorageType.FILE,
+                replicas=self.settings.stream_replicas,
+            )
+        )
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def request(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
-                      request_id: str | None = None, timeout: float | None = None) -> Any:
+    async def request(
+        self,
+        command: Command,
+        payload: msgspec.Struct,
+        *,
+        caller: Caller | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         raw = await self.request_raw(command, payload, caller=caller, request_id=request_id, timeout=timeout)
         return decoder(command.reply).decode(raw)
 
-    async def request_raw(self, command: Command, payload: msgspec.Struct, *, caller: Caller | None = None,
-                          request_id: str | None = None, timeout: float | None = None) -> bytes:
+    async def request_raw(
+        self,
+        command: Command,
+        payload: msgspec.Struct,
+        *,
+        caller: Caller | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
         """The reply's JSON as it came, for callers (the gateway) that pass it on unchanged."""
         headers = {subjects.HEADER_REQUEST_ID: request_id or request_id_var.get() or new_request_id()}
         if caller is not None:
             headers[subjects.HEADER_CALLER] = caller_header(caller)
         service = command.subject.split(".")[1]
         try:
-            reply = await self.nc.request(command.subject, encoder.encode(payload),
-                                          timeout=timeout or self.settings.request_timeout_s, headers=headers)
+            reply = await self.nc.request(
+                command.subject,
+                encoder.encode(payload),
+                timeout=timeout or self.settings.request_timeout_s,
+                headers=headers,
+            )
         except nats.errors.NoRespondersError:
-            raise LoupeError("unavailable", f"the {service} service is not running; start it and retry",
-                             subject=command.subject) from None
+            raise LoupeError(
+                "unavailable", f"the {service} service is not running; start it and retry", subject=command.subject
+            ) from None
         except nats.errors.TimeoutError:
-            raise LoupeError("unavailable", f"the {service} service did not answer in time; retry later",
-                             subject=command.subject) from None
+            raise LoupeError(
+                "unavailable", f"the {service} service did not answer in time; retry later", subject=command.subject
+            ) from None
         except nats.errors.MaxPayloadError:
-            raise LoupeError("too_large", f"the request is over the bus's message limit "
-                             f"({self.nc.max_payload:,} bytes); split it into smaller calls",
-                             subject=command.subject) from None
+            raise LoupeError(
+                "too_large",
+                f"the request is over the bus's message limit "
+                f"({self.nc.max_payload:,} bytes); split it into smaller calls",
+                subject=command.subject,
+            ) from None
         if reply.headers and subjects.HEADER_ERROR in reply.headers:
             raise LoupeError.from_reply(decoder(ErrorReply).decode(reply.data))
         return reply.data
@@ -266,8 +300,13 @@ class Bus:
         except Exception:
             outcome = "internal"
             log.exception("command %s failed", command.subject)
-            await self._respond_error(msg, LoupeError(
-                "internal", f"{self.service} failed on this request; quote request id {request_id} when reporting it"))
+            await self._respond_error(
+                msg,
+                LoupeError(
+                    "internal",
+                    f"{self.service} failed on this request; quote request id {request_id} when reporting it",
+                ),
+            )
         finally:
             metrics.BUS_HANDLED.labels(command.subject, outcome).inc()
             metrics.BUS_HANDLE_SECONDS.labels(command.subject).observe(time.perf_counter() - started)
@@ -275,8 +314,7 @@ class Bus:
 
     async def _respond_error(self, msg: Msg, exc: LoupeError) -> None:
         if msg.reply:
-            await self.nc.publish(msg.reply, encoder.encode(exc.to_reply()),
-                                  headers={subjects.HEADER_ERROR: exc.code})
+            await self.nc.publish(msg.reply, encoder.encode(exc.to_reply()), headers={subjects.HEADER_ERROR: exc.code})
 
     async def stop_serving(self, grace_s: float) -> None:
         """Stop taking new commands, then let those already taken finish within `grace_s`."""

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import msgspec
@@ -47,14 +47,17 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MessageHandler = Callable[[Any, Delivery], Awaitable[None]]
+# What `handler` is: a MessageHandler for a Consumer, or a service's handler that takes its Runtime first
+# until the process binds it (shared/service.py).
+H = TypeVar("H")
 
 
-class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ConsumerSpec(msgspec.Struct, Generic[H], frozen=True, kw_only=True):
     durable: str  # `<service>-<kind>`; the name autoscalers watch for lag
     stream: str
     filter_subjects: tuple[str, ...]
     payload_type: Any
-    handler: MessageHandler
+    handler: H
     # Messages of one fetch handled at once. Above 1 they may finish out of order: only for handlers
     # whose effect does not depend on the order (insert-if-absent, keep-the-newest-revision).
     concurrency: int = 1
@@ -62,8 +65,11 @@ class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 def msg_id_of(msg: Msg) -> str:
     headers = msg.headers or {}
-    return (headers.get(HEADER_ORIGINAL_MSG_ID) or headers.get(subjects.HEADER_MSG_ID)
-            or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}")
+    return (
+        headers.get(HEADER_ORIGINAL_MSG_ID)
+        or headers.get(subjects.HEADER_MSG_ID)
+        or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
+    )
 
 
 @contextlib.asynccontextmanager
@@ -76,12 +82,14 @@ async def once(pool: asyncpg.Pool, consumer: str, msg_id: str) -> AsyncIterator[
     async with pool.acquire() as conn, conn.transaction():
         fresh = await conn.fetchval(
             "INSERT INTO inbox (consumer, msg_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-            consumer, msg_id)
+            consumer,
+            msg_id,
+        )
         yield conn if fresh else None
 
 
 class Consumer:
-    def __init__(self, spec: ConsumerSpec, bus: Bus, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, spec: ConsumerSpec[MessageHandler], bus: Bus, pool: asyncpg.Pool, settings: Settings) -> None:
         self.spec = spec
         self.bus = bus
         self.pool = pool
@@ -107,7 +115,7 @@ class Consumer:
         while not self._stopping.is_set():
             try:
                 messages = await self._subscription.fetch(batch=max(10, self.spec.concurrency), timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception:
                 if self._stopping.is_set():
@@ -117,8 +125,9 @@ class Consumer:
                 continue
             for start in range(0, len(messages), self.spec.concurrency):
                 # Shielded: a message we started is finished (acked or nakked) even while stopping.
-                await asyncio.shield(asyncio.gather(
-                    *(self._process(msg) for msg in messages[start:start + self.spec.concurrency])))
+                await asyncio.shield(
+                    asyncio.gather(*(self._process(msg) for msg in messages[start : start + self.spec.concurrency]))
+                )
 
     async def _process(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
@@ -128,8 +137,12 @@ class Consumer:
         started = time.perf_counter()
         try:
             if attempt > limit:
-                await self._dead_letter(msg, delivery, f"delivered {attempt - 1} times without an answer "
-                                        "(the handling process died or exceeded the ack wait)")
+                await self._dead_letter(
+                    msg,
+                    delivery,
+                    f"delivered {attempt - 1} times without an answer "
+                    "(the handling process died or exceeded the ack wait)",
+                )
                 return
             try:
                 async with self._working(msg):
@@ -140,8 +153,14 @@ class Consumer:
                     await self._dead_letter(msg, delivery, error)
                     return
                 delay = self.settings.job_backoff_s[min(attempt - 1, len(self.settings.job_backoff_s) - 1)]
-                log.warning("consumer %s: delivery %d of %s failed (%s); retrying in %ss",
-                            self.spec.durable, attempt, delivery.msg_id, error, delay)
+                log.warning(
+                    "consumer %s: delivery %d of %s failed (%s); retrying in %ss",
+                    self.spec.durable,
+                    attempt,
+                    delivery.msg_id,
+                    error,
+                    delay,
+                )
                 metrics.CONSUMED.labels(self.spec.durable, "retry").inc()
                 await msg.nak(delay=delay)
                 return
@@ -155,6 +174,7 @@ class Consumer:
     async def _working(self, msg: Msg) -> AsyncIterator[None]:
         """Tell JetStream the message is still being worked on, so a long job is not redelivered to
         another replica while this one is alive; a dead process stops telling, and it is redelivered."""
+
         async def beat() -> None:
             while True:
                 await asyncio.sleep(self.settings.job_ack_wait_s / 3)
@@ -171,13 +191,24 @@ class Consumer:
         await self.pool.execute(
             "INSERT INTO dead_letters (consumer, subject, msg_id, payload, error, deliveries) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
-            self.spec.durable, msg.subject, delivery.msg_id, msg.data, error, delivery.attempt)
+            self.spec.durable,
+            msg.subject,
+            delivery.msg_id,
+            msg.data,
+            error,
+            delivery.attempt,
+        )
         # Ack, not term: on a work queue an ack removes it, and the copy now lives in dead_letters.
         await msg.ack()
         metrics.DEAD_LETTERS.labels(self.spec.durable).inc()
         metrics.CONSUMED.labels(self.spec.durable, "dead_letter").inc()
-        log.error("consumer %s gave up on %s after %d deliveries: %s",
-                  self.spec.durable, delivery.msg_id, delivery.attempt, error)
+        log.error(
+            "consumer %s gave up on %s after %d deliveries: %s",
+            self.spec.durable,
+            delivery.msg_id,
+            delivery.attempt,
+            error,
+        )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -189,15 +220,25 @@ class Consumer:
 
 
 def _to_dead_letter(row: asyncpg.Record) -> DeadLetter:
-    return DeadLetter(id=row["id"], consumer=row["consumer"], subject=row["subject"], msg_id=row["msg_id"],
-                      payload=bytes(row["payload"]).decode("utf-8", "replace"), error=row["error"],
-                      deliveries=row["deliveries"], failed_at=row["failed_at"], replayed_at=row["replayed_at"])
+    return DeadLetter(
+        id=row["id"],
+        consumer=row["consumer"],
+        subject=row["subject"],
+        msg_id=row["msg_id"],
+        payload=bytes(row["payload"]).decode("utf-8", "replace"),
+        error=row["error"],
+        deliveries=row["deliveries"],
+        failed_at=row["failed_at"],
+        replayed_at=row["replayed_at"],
+    )
 
 
 async def list_dead_letters(pool: asyncpg.Pool, query: ListDeadLetters) -> DeadLetterList:
     rows = await pool.fetch(
         "SELECT * FROM dead_letters WHERE $1 OR replayed_at IS NULL ORDER BY id LIMIT $2",
-        query.include_replayed, query.limit)
+        query.include_replayed,
+        query.limit,
+    )
     return DeadLetterList(items=[_to_dead_letter(row) for row in rows])
 
 
@@ -208,11 +249,16 @@ async def replay_dead_letter(pool: asyncpg.Pool, bus: Bus, query: ReplayDeadLett
         if row is None:
             raise not_found("dead letter", str(query.id))
         if row["replayed_at"] is not None:
-            raise LoupeError("conflict", f"dead letter {query.id} was already replayed at {row['replayed_at']}",
-                             id=query.id)
-        await bus.js.publish(row["subject"], bytes(row["payload"]), headers={
-            subjects.HEADER_MSG_ID: f"{row['msg_id']}:replay:{row['id']}",
-            HEADER_ORIGINAL_MSG_ID: row["msg_id"],
-        })
+            raise LoupeError(
+                "conflict", f"dead letter {query.id} was already replayed at {row['replayed_at']}", id=query.id
+            )
+        await bus.js.publish(
+            row["subject"],
+            bytes(row["payload"]),
+            headers={
+                subjects.HEADER_MSG_ID: f"{row['msg_id']}:replay:{row['id']}",
+                HEADER_ORIGINAL_MSG_ID: row["msg_id"],
+            },
+        )
         row = await conn.fetchrow("UPDATE dead_letters SET replayed_at = now() WHERE id = $1 RETURNING *", query.id)
     return _to_dead_letter(row)

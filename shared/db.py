@@ -47,8 +47,12 @@ async def migrate(conn: asyncpg.Connection, schema: str, sources: dict[str, Path
                     continue
                 async with conn.transaction():
                     await conn.execute(path.read_text())
-                    await conn.execute("INSERT INTO schema_migrations (source, version, name) VALUES ($1, $2, $3)",
-                                       source, version, path.name)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (source, version, name) VALUES ($1, $2, $3)",
+                        source,
+                        version,
+                        path.name,
+                    )
                 applied_now.append(f"{source}/{path.name}")
                 log.info("applied migration %s/%s to schema %s", source, path.name, schema)
     finally:
@@ -72,6 +76,9 @@ async def open_pool(dsn: str, schema: str, migrations: Path | None, max_size: in
     finally:
         await conn.close()
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=_init_connection,
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
         server_settings={"search_path": f'"{schema}", public', "application_name": f"loupe-{schema}"},
     )

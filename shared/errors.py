@@ -48,8 +48,9 @@ def invalid(message: str, **details: Any) -> LoupeError:
 
 
 def not_found(what: str, ident: str) -> LoupeError:
-    return LoupeError("not_found", f"{what} {ident!r} does not exist or is not visible to this API key",
-                      resource=what, id=ident)
+    return LoupeError(
+        "not_found", f"{what} {ident!r} does not exist or is not visible to this API key", resource=what, id=ident
+    )
 
 
 def conflict(message: str, **details: Any) -> LoupeError:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import typing
 import uuid
 from datetime import UTC, datetime
+from types import UnionType
 
 import asyncpg
 import msgspec
@@ -34,17 +36,29 @@ def _notify_channel(schema: str) -> str:
     return f"loupe_outbox_{schema}"
 
 
+def _refuse_other_types(subject: str, message: msgspec.Struct, carried: type | UnionType) -> None:
+    """A message of another type than its subject carries is a bug in the caller: fail before writing it."""
+    if not isinstance(message, carried):
+        kinds = typing.get_args(carried) if isinstance(carried, UnionType) else (carried,)
+        raise TypeError(f"{subject} carries {' | '.join(k.__name__ for k in kinds)}, not {type(message).__name__}")
+
+
 async def emit_many(conn: asyncpg.Connection, event: Event, items: list[msgspec.Struct], project: str | None) -> None:
     """Record one `event` per item in a single statement (a bulk write changes many labels at once)."""
     if not items:
         return
     now = datetime.now(UTC)
     type_ = event.subject.removeprefix(subjects.EVENT_PREFIX)
-    envelopes = [EventEnvelope(id=str(uuid.uuid4()), type=type_, time=now, project=project, data=data)
-                 for data in items]
-    await conn.execute("INSERT INTO outbox (msg_id, subject, payload) "
-                       "SELECT id, $1, payload FROM unnest($2::text[], $3::bytea[]) AS t (id, payload)",
-                       event.subject, [e.id for e in envelopes], [encoder.encode(e) for e in envelopes])
+    envelopes = [
+        EventEnvelope(id=str(uuid.uuid4()), type=type_, time=now, project=project, data=data) for data in items
+    ]
+    await conn.execute(
+        "INSERT INTO outbox (msg_id, subject, payload) "
+        "SELECT id, $1, payload FROM unnest($2::text[], $3::bytea[]) AS t (id, payload)",
+        event.subject,
+        [e.id for e in envelopes],
+        [encoder.encode(e) for e in envelopes],
+    )
     await conn.execute("SELECT pg_notify('loupe_outbox_' || current_schema(), '')")
 
 
@@ -57,8 +71,7 @@ async def enqueue(conn: asyncpg.Connection, subject: str, payload: bytes, msg_id
 
 async def emit(conn: asyncpg.Connection, event: Event, data: msgspec.Struct, project: str | None) -> EventEnvelope:
     """Record `event` with `data`; it reaches `loupe.evt.>` once the transaction commits."""
-    if not isinstance(data, event.data):
-        raise TypeError(f"{event.subject} carries {event.data.__name__}, not {type(data).__name__}")
+    _refuse_other_types(event.subject, data, event.data)
     envelope = EventEnvelope(
         id=str(uuid.uuid4()),
         type=event.subject.removeprefix(subjects.EVENT_PREFIX),
@@ -72,8 +85,7 @@ async def emit(conn: asyncpg.Connection, event: Event, data: msgspec.Struct, pro
 
 async def submit_job(conn: asyncpg.Connection, job: Job, payload: msgspec.Struct, job_id: str) -> None:
     """Queue a job; `job_id` doubles as its message id, so submitting the same job twice runs it once."""
-    if not isinstance(payload, job.payload):
-        raise TypeError(f"{job.subject} carries {job.payload.__name__}, not {type(payload).__name__}")
+    _refuse_other_types(job.subject, payload, job.payload)
     await enqueue(conn, job.subject, encoder.encode(payload), job_id)
 
 
@@ -85,10 +97,13 @@ async def publish_pending(conn: asyncpg.Connection, js: JetStreamContext) -> lis
     """
     rows = await conn.fetch(
         "SELECT seq, msg_id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
-        BATCH)
+        BATCH,
+    )
     # Sent in order, acknowledged together: one round trip per batch instead of one per row.
-    acks = [await js.publish_async(row["subject"], bytes(row["payload"]), headers={subjects.HEADER_MSG_ID: row["msg_id"]})
-            for row in rows]
+    acks = [
+        await js.publish_async(row["subject"], bytes(row["payload"]), headers={subjects.HEADER_MSG_ID: row["msg_id"]})
+        for row in rows
+    ]
     await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
     return [row["seq"] for row in rows]
 
@@ -113,17 +128,20 @@ async def prune(pool: asyncpg.Pool, published_keep_s: float, inbox_keep_s: float
     be the events stream's retention.
     """
     published = await pool.execute(
-        "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", published_keep_s)
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", published_keep_s
+    )
     processed = await pool.execute(
-        "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", inbox_keep_s)
+        "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", inbox_keep_s
+    )
     return int(published.split()[-1]), int(processed.split()[-1])
 
 
 class Relay:
     """Publishes the outbox of one schema: woken by NOTIFY on commit, and by a poll as a safety net."""
 
-    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float,
-                 inbox_keep_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float, inbox_keep_s: float
+    ) -> None:
         self.pool = pool
         self.js = js
         self.schema = schema

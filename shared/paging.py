@@ -10,8 +10,7 @@ from typing import Any
 
 from shared.errors import invalid
 
-PARSERS: dict[type, Callable[[str], Any]] = {int: int, uuid.UUID: uuid.UUID, datetime: datetime.fromisoformat,
-                                             str: str}
+PARSERS: dict[type, Callable[[str], Any]] = {int: int, uuid.UUID: uuid.UUID, datetime: datetime.fromisoformat, str: str}
 
 
 def encode_cursor(*key: object) -> str:
@@ -29,5 +28,6 @@ def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
             raise ValueError(cursor)
         return tuple(PARSERS[kind](part) for kind, part in zip(types, parts, strict=True))
     except (ValueError, UnicodeDecodeError):
-        raise invalid("cursor is not one this API returned; pass next_cursor from the previous page unchanged",
-                      path="$.cursor") from None
+        raise invalid(
+            "cursor is not one this API returned; pass next_cursor from the previous page unchanged", path="$.cursor"
+        ) from None

@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 import msgspec
@@ -24,11 +24,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proto import subjects
-from proto.common import Empty, ListDeadLetters, ReplayDeadLetter, ServiceInfo
+from proto.common import DeadLetter, DeadLetterList, Empty, ListDeadLetters, ReplayDeadLetter, ServiceInfo
 from proto.subjects import Command, Event
 from shared import consumers, db
 from shared.bus import Bus, RequestContext, decode
-from shared.consumers import Consumer, ConsumerSpec, Delivery
+from shared.consumers import Consumer, ConsumerSpec, Delivery, MessageHandler
 from shared.logs import configure_logging
 from shared.outbox import Relay
 from shared.settings import Settings, SettingsError, load_settings
@@ -42,7 +42,41 @@ VERSION = "0.1.0"
 # middleware sees. These sit far above what the gateway takes (services/gateway/problems.py), so that
 # going over the gateway's limits is answered as a problem; only absurd sizes still meet the parser.
 # At most 128 headers of 64 KiB keep a request's head within 8 MiB, like a body.
-HTTP_PARSER_LIMITS = {"max_line_size": 1 << 20, "max_field_size": 1 << 16}
+HTTP_PARSER_LIMITS: dict[str, Any] = {"max_line_size": 1 << 20, "max_field_size": 1 << 16}
+
+
+T = TypeVar("T")
+
+
+class StateKey(Generic[T]):
+    """A key of `Runtime.state` that carries the type of its value, as aiohttp's `AppKey` does for an
+    application: `rt.state[KEY]` is a `T` to mypy, wherever it is read."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str, kind: type[T]) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<StateKey {self.name}>"
+
+
+class State:
+    """What a service opens in its own contexts and start-up hooks (a Triton client, caches), by typed key."""
+
+    def __init__(self) -> None:
+        self._values: dict[StateKey[Any], Any] = {}
+
+    def __getitem__(self, key: StateKey[T]) -> T:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise KeyError(
+                f"{key.name} is not in the runtime's state yet: the context or hook that makes it has not run"
+            ) from None
+
+    def __setitem__(self, key: StateKey[T], value: T) -> None:
+        self._values[key] = value
 
 
 class Runtime:
@@ -55,8 +89,7 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.storage = Storage(settings)
         self.ready = False
-        # Clients a service opens in its own contexts (e.g. Triton), keyed by the module that owns them.
-        self.state: dict[str, Any] = {}
+        self.state = State()
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -84,14 +117,23 @@ class RawEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     project: str | None
     data: msgspec.Raw
+
+
 Hook = Callable[[Runtime], Awaitable[None]]
 Context = Callable[[Runtime], AsyncIterator[None]]
 
 
 class Service:
-    def __init__(self, name: str, *, migrations: Path | None = None, buckets: tuple[str, ...] = (),
-                 uses_db: bool = True, events_concurrency: int = 1,
-                 make_app: Callable[[Settings], web.Application] = lambda settings: web.Application()) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        migrations: Path | None = None,
+        buckets: tuple[str, ...] = (),
+        uses_db: bool = True,
+        events_concurrency: int = 1,
+        make_app: Callable[[Settings], web.Application] = lambda settings: web.Application(),
+    ) -> None:
         self.name = name
         self.events_concurrency = events_concurrency
         self.migrations = migrations
@@ -99,7 +141,7 @@ class Service:
         self.uses_db = uses_db
         self.make_app = make_app
         self.commands: list[tuple[Command, CommandHandler]] = []
-        self.consumer_specs: list[ConsumerSpec] = []  # handlers still take the Runtime first
+        self.consumer_specs: list[ConsumerSpec[ConsumerHandler]] = []
         self.event_handlers: dict[str, tuple[Event, EventHandler]] = {}
         self.startup_hooks: list[Hook] = []
         self.contexts: list[Context] = []
@@ -107,46 +149,60 @@ class Service:
         # Checks of other services rather than of this process: `/readyz?scope=self` leaves them out.
         self.dependency_checks: set[str] = set()
 
-    def command(self, command: Command) -> Callable[[CommandHandler], CommandHandler]:
-        def register(handler: CommandHandler) -> CommandHandler:
-            self.commands.append((command, handler))
-            return handler
-        return register
-
     def answer(self, pairs: Iterable[tuple[Command, CommandHandler]]) -> None:
         """Answer each command with its handler."""
-        for command, handler in pairs:
-            self.command(command)(handler)
+        self.commands.extend(pairs)
 
-    def consumer(self, kind: str, stream: str, filter_subject: str, payload_type: Any
-                 ) -> Callable[[ConsumerHandler], ConsumerHandler]:
+    def consumer(
+        self, kind: str, stream: str, filter_subject: str, payload_type: Any
+    ) -> Callable[[ConsumerHandler], ConsumerHandler]:
         """Register a durable consumer named `<service>-<kind>`."""
+
         def register(handler: ConsumerHandler) -> ConsumerHandler:
-            self.consumer_specs.append(ConsumerSpec(durable=f"{self.name}-{kind}", stream=stream,
-                                                    filter_subjects=(filter_subject,), payload_type=payload_type,
-                                                    handler=handler))
+            self.consumer_specs.append(
+                ConsumerSpec(
+                    durable=f"{self.name}-{kind}",
+                    stream=stream,
+                    filter_subjects=(filter_subject,),
+                    payload_type=payload_type,
+                    handler=handler,
+                )
+            )
             return handler
+
         return register
 
     def on_event(self, event: Event) -> Callable[[EventHandler], EventHandler]:
         """Handle another service's event. All of a service's event handlers share one durable
         consumer, `<service>-events`, so one lag figure says how far behind its read models are."""
+
         def register(handler: EventHandler) -> EventHandler:
             self.event_handlers[event.subject] = (event, handler)
             return handler
+
         return register
 
-    def _events_consumer(self) -> list[ConsumerSpec]:
+    def consumers(self) -> list[ConsumerSpec[ConsumerHandler]]:
+        """Every durable consumer the service creates: its own, and `<service>-events` when it handles
+        events. The names are what deploy/k8s/keda.yaml scales on."""
         if not self.event_handlers:
-            return []
+            return list(self.consumer_specs)
 
         async def dispatch(rt: Runtime, envelope: RawEnvelope, delivery: Delivery) -> None:
             event, handler = self.event_handlers[delivery.subject]
             await handler(rt, envelope.project, decode(event.data, envelope.data), delivery)
 
-        return [ConsumerSpec(durable=f"{self.name}-events", stream=subjects.EVENTS_STREAM,
-                             filter_subjects=tuple(self.event_handlers), payload_type=RawEnvelope,
-                             handler=dispatch, concurrency=self.events_concurrency)]
+        return [
+            *self.consumer_specs,
+            ConsumerSpec(
+                durable=f"{self.name}-events",
+                stream=subjects.EVENTS_STREAM,
+                filter_subjects=tuple(self.event_handlers),
+                payload_type=RawEnvelope,
+                handler=dispatch,
+                concurrency=self.events_concurrency,
+            ),
+        ]
 
     def context(self, context: Context) -> Context:
         """An async generator that opens a client before `yield` and closes it after, like aiohttp's
@@ -160,11 +216,13 @@ class Service:
 
     def ready_check(self, name: str, *, dependency: bool = False) -> Callable[[Hook], Hook]:
         """A check `/readyz` runs once started; a `dependency` check is about another service."""
+
         def register(check: Hook) -> Hook:
             self.ready_checks[name] = check
             if dependency:
                 self.dependency_checks.add(name)
             return check
+
         return register
 
     def main(self) -> None:
@@ -223,8 +281,11 @@ class Process:
             await self.relay.start()
         for command, handler in self._all_commands():
             await rt.bus.serve(command, functools.partial(handler, rt))
-        for spec in [*service.consumer_specs, *service._events_consumer()]:
-            bound = msgspec.structs.replace(spec, handler=functools.partial(spec.handler, rt))
+        for spec in service.consumers():
+            # The same spec with its handler bound to this runtime (`replace` cannot say the type changes).
+            bound = cast(
+                ConsumerSpec[MessageHandler], msgspec.structs.replace(spec, handler=functools.partial(spec.handler, rt))
+            )
             consumer = Consumer(bound, rt.bus, rt.db, settings)
             await consumer.start()
             self.consumers.append(consumer)
@@ -236,18 +297,21 @@ class Process:
         names = [c.subject for c, _ in self.service.commands]
 
         async def info(rt: Runtime, _: Empty, ctx: RequestContext) -> ServiceInfo:
-            return ServiceInfo(service=name, version=VERSION, commands=names,
-                               consumers=[spec.durable for spec in
-                                          [*self.service.consumer_specs, *self.service._events_consumer()]])
+            return ServiceInfo(
+                service=name,
+                version=VERSION,
+                commands=names,
+                consumers=[spec.durable for spec in self.service.consumers()],
+            )
 
-        own = [(subjects.info_command(name), info)]
+        own: list[tuple[Command, CommandHandler]] = [(subjects.info_command(name), info)]
         if self.service.uses_db:
             list_command, replay_command = subjects.dead_letter_commands(name)
 
-            async def list_letters(rt: Runtime, query: ListDeadLetters, ctx: RequestContext):
+            async def list_letters(rt: Runtime, query: ListDeadLetters, ctx: RequestContext) -> DeadLetterList:
                 return await consumers.list_dead_letters(rt.db, query)
 
-            async def replay(rt: Runtime, query: ReplayDeadLetter, ctx: RequestContext):
+            async def replay(rt: Runtime, query: ReplayDeadLetter, ctx: RequestContext) -> DeadLetter:
                 return await consumers.replay_dead_letter(rt.db, rt.nats, query)
 
             own += [(list_command, list_letters), (replay_command, replay)]
@@ -279,8 +343,13 @@ class Process:
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
         app.router.add_get("/metrics", _metrics)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                               shutdown_timeout=self.settings.shutdown_grace_s, **HTTP_PARSER_LIMITS)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=self.settings.shutdown_grace_s,
+            **HTTP_PARSER_LIMITS,
+        )
         await runner.setup()
         await web.TCPSite(runner, self.settings.http_host, self.settings.http_port).start()
         return runner
@@ -300,18 +369,24 @@ async def _readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     scope = request.query.get("scope", "all")
     if scope not in READY_SCOPES:
-        return web.json_response({"code": "invalid", "detail": f"scope must be one of {', '.join(READY_SCOPES)}",
-                                  "path": "query.scope"}, status=422, content_type="application/problem+json")
+        return web.json_response(
+            {"code": "invalid", "detail": f"scope must be one of {', '.join(READY_SCOPES)}", "path": "query.scope"},
+            status=422,
+            content_type="application/problem+json",
+        )
     checks: dict[str, str] = {"started": "ok" if rt.ready else "starting"}
     if rt.ready:
         checks["nats"] = "ok" if rt.nats.nc.is_connected else "disconnected"
-        probes: dict[str, Hook] = {name: check for name, check in rt.service.ready_checks.items()
-                                   if scope == "all" or name not in rt.service.dependency_checks}
+        probes: dict[str, Hook] = {
+            name: check
+            for name, check in rt.service.ready_checks.items()
+            if scope == "all" or name not in rt.service.dependency_checks
+        }
         if rt.pool is not None:
             probes["postgres"] = _ping_postgres
         # Together, so that five slow backends cost one timeout, not five.
         results = await asyncio.gather(*(_probe(check, rt) for check in probes.values()))
-        checks.update(zip(probes, results))
+        checks.update(zip(probes, results, strict=True))
     ok = all(v == "ok" for v in checks.values())
     return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import GenericAlias
 
 import msgspec
-
-from proto.subjects import SERVICES  # re-exported: the one list of services
 
 ENV_PREFIX = "LOUPE_"
 # Variables of the local stack runner (``loupe up``), not of the services.
 STACK_PREFIX = "LOUPE_STACK_"
-
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +75,7 @@ DESCRIPTIONS: dict[str, str] = {
     "public_url": "base URL clients use to reach the gateway; empty = http://http_host:http_port",
     "log_level": "DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr",
     "request_timeout_s": "how long a bus request waits for its reply, and the gateway for a request body "
-                         "(for each read of an upload) before answering 408",
+    "(for each read of an upload) before answering 408",
     "shutdown_grace_s": "how long a stopping process waits for in-flight work",
     "max_body_bytes": "largest request body the gateway accepts (413 beyond)",
     "max_upload_bytes": "largest multipart upload (POST .../files, all files together) the gateway accepts (413 beyond)",
@@ -112,8 +110,8 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def _parse(field: str, kind: type, raw: str) -> object:
-    if kind is tuple or (getattr(kind, "__origin__", None) is tuple):
+def _parse(field: str, kind: type | GenericAlias, raw: str) -> object:
+    if isinstance(kind, GenericAlias):  # tuple[float, ...], the only generic type of a setting
         return tuple(float(part) for part in raw.split(",") if part.strip())
     if kind is bool:
         lowered = raw.strip().lower()
@@ -131,8 +129,7 @@ def _parse(field: str, kind: type, raw: str) -> object:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every ``LOUPE_*`` variable; unknown ``LOUPE_*`` names are refused to catch typos."""
     environ = os.environ if environ is None else environ
-    info = msgspec.inspect.type_info(Settings)
-    known = {env_name(f.name): f for f in info.fields}
+    known = {env_name(f.name): f for f in msgspec.structs.fields(Settings)}
     values: dict[str, object] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name.startswith(STACK_PREFIX):
@@ -140,22 +137,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         field = known.get(name)
         if field is None:
             raise SettingsError(f"unknown setting {name}; known settings: {', '.join(sorted(known))}")
-        values[field.name] = _parse(field.name, _python_type(field.type), raw)
-    settings = Settings(**values)
+        values[field.name] = _parse(field.name, field.type, raw)
+    settings = msgspec.convert(values, Settings)
     if settings.job_max_deliveries < 1:
         raise SettingsError(f"{env_name('job_max_deliveries')} must be at least 1")
     return settings
-
-
-def _python_type(info: msgspec.inspect.Type) -> type:
-    mapping = {
-        msgspec.inspect.StrType: str,
-        msgspec.inspect.IntType: int,
-        msgspec.inspect.FloatType: float,
-        msgspec.inspect.BoolType: bool,
-        msgspec.inspect.VarTupleType: tuple,
-    }
-    return mapping[type(info)]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -178,6 +164,6 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     defaults = Settings()
     for name, text in settings_env(defaults).items():
-        field = name[len(ENV_PREFIX):].lower()
+        field = name[len(ENV_PREFIX) :].lower()
         rows.append(f"| `{name}` | `{text}` | {DESCRIPTIONS[field]} |")
     return "\n".join(rows)

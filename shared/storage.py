@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import aiohttp
 from minio import Minio
@@ -31,6 +32,20 @@ TRANSFER_URL_EXPIRY = timedelta(minutes=10)
 
 class ObjectMissing(LookupError):
     """The key is not in the bucket."""
+
+
+class StorageError(RuntimeError):
+    """S3 refused a request this module made itself (the SDK's own requests raise its `S3Error`)."""
+
+
+async def _refused(method: str, bucket: str, key: str, response: aiohttp.ClientResponse) -> StorageError:
+    body = await response.text()
+    try:  # S3 says why in XML: <Error><Code>…</Code><Message>…</Message>…</Error>
+        error = ElementTree.fromstring(body)
+        detail = f"{error.findtext('Code')}: {error.findtext('Message')}"
+    except ElementTree.ParseError:  # not S3 itself answering (a proxy), or no body
+        detail = body
+    return StorageError(f"{method} {bucket}/{key} failed: HTTP {response.status} {detail}")
 
 
 class Storage:
@@ -53,8 +68,13 @@ class Storage:
 
     @staticmethod
     def _client(settings: Settings, endpoint: str) -> Minio:
-        return Minio(endpoint, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
-                     secure=settings.s3_secure, region=settings.s3_region)
+        return Minio(
+            endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
 
     def bucket(self, name: str) -> str:
         if name not in BUCKETS:
@@ -81,7 +101,7 @@ class Storage:
         # A Content-Type spares SeaweedFS sniffing one, which costs it a third more CPU per object.
         async with self._session().put(url, data=data, headers={"Content-Type": content_type}) as response:
             if response.status >= 300:
-                raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
+                raise await _refused("PUT", self.bucket(bucket), key, response)
 
     @contextlib.asynccontextmanager
     async def _get(self, bucket: str, key: str) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -90,7 +110,7 @@ class Storage:
             if response.status == 404:
                 raise ObjectMissing(f"{key} is not in bucket {self.bucket(bucket)}")
             if response.status >= 300:
-                raise S3Error(f"HTTP{response.status}", await response.text(), key, None, None, None)
+                raise await _refused("GET", self.bucket(bucket), key, response)
             yield response
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
@@ -99,8 +119,7 @@ class Storage:
 
     async def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
         """Upload a file of any size; the SDK sends it in parts, so memory stays flat."""
-        await asyncio.to_thread(self.client.fput_object, self.bucket(bucket), key, str(path),
-                                content_type=content_type)
+        await asyncio.to_thread(self.client.fput_object, self.bucket(bucket), key, str(path), content_type=content_type)
 
     async def get_file(self, bucket: str, key: str, path: Path) -> None:
         """Download an object of any size into `path`, a chunk at a time."""
@@ -124,6 +143,7 @@ class Storage:
 
     async def delete_prefix(self, bucket: str, prefix: str) -> None:
         """Delete every object whose key starts with `prefix`."""
+
         def keys() -> Iterator[str]:
             for listed in self.client.list_objects(self.bucket(bucket), prefix=prefix, recursive=True):
                 yield listed.object_name
@@ -133,7 +153,9 @@ class Storage:
     def _remove(self, bucket: str, keys: Iterable[str]) -> None:
         errors = list(self.client.remove_objects(self.bucket(bucket), (DeleteObject(key) for key in keys)))
         if errors:
-            raise S3Error(errors[0].code, errors[0].message, errors[0].name, None, None, None)
+            raise StorageError(
+                f"deleting {self.bucket(bucket)}/{errors[0].name} failed: {errors[0].code}: {errors[0].message}"
+            )
 
     def presigned_get(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         return self.public.presigned_get_object(self.bucket(bucket), key, expires=timedelta(seconds=expires_s))

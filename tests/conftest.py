@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from loupe.stack import Stack, StackPorts
-from tests import owned_media
+from tests import helpers
 from tests.external_s3 import ExternalS3
 from tests.media_server import MediaServer
 from shared.bus import Bus
@@ -55,7 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer, e
         "label_lock_s": 2.0,
     }
     with Stack(tmp_path_factory.mktemp("stack"), ports, overrides=overrides) as running:
-        owned_media.database_url = running.settings.database_url
+        helpers.database_url = running.settings.database_url
         yield running
 
 

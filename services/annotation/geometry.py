@@ -12,21 +12,23 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from typing import overload
 
 import numpy as np
 import shapely
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
-from proto.annotation import (BoxShape, KeypointsShape, MaskShape, PointShape, PolygonShape, PolylineShape, Rle,
-                              Shape)
+from proto.annotation import BoxShape, KeypointsShape, MaskShape, PointShape, PolygonShape, PolylineShape, Rle, Shape
 from shared.errors import invalid
 
 XYWH = tuple[float, float, float, float]
 AREA_SHAPES = (BoxShape, PolygonShape, MaskShape)  # the shapes that cover pixels
+AreaShape = BoxShape | PolygonShape | MaskShape
 
 
 # -- RLE --------------------------------------------------------------------------------------------
+
 
 def rle_counts(rle: Rle) -> list[int]:
     """The plain run lengths of `rle`. A compressed string is read here, not by pycocotools: it does
@@ -90,8 +92,11 @@ def png_to_rle(png_base64: str, height: int, width: int, *, path: str = "$", wha
     if image.format != "PNG":
         raise invalid(f"{what}: `png` is a {image.format} image; send a PNG", path=path)
     if image.size != (width, height):
-        raise invalid(f"{what}: the mask's PNG is {image.width}×{image.height} pixels but the image is "
-                      f"{width}×{height}; send a mask of the image's size", path=path)
+        raise invalid(
+            f"{what}: the mask's PNG is {image.width}×{image.height} pixels but the image is "
+            f"{width}×{height}; send a mask of the image's size",
+            path=path,
+        )
     try:
         pixels = np.asarray(image)
     except OSError as error:
@@ -130,6 +135,11 @@ def _flat(points: list[tuple[float, float]]) -> list[float]:
 
 # -- measures ---------------------------------------------------------------------------------------
 
+
+@overload
+def bbox_xywh(shape: AreaShape, height: int, width: int) -> XYWH: ...
+@overload
+def bbox_xywh(shape: Shape, height: int, width: int) -> XYWH | None: ...
 def bbox_xywh(shape: Shape, height: int, width: int) -> XYWH | None:
     """COCO's bounding box (x, y, width, height) of a shape: the extent of its points (for keypoints,
     of the labelled ones: None when there are none); a point is a box of size zero; a mask's box is

@@ -12,19 +12,42 @@ from proto.catalog import Role
 from shared import workflow
 
 TRANSITIONS: dict[LabelStatus, dict[LabelStatus, Role]] = {
-    "UNLABELED": {"LABELING_IN_PROGRESS": "labeler", "LABELED": "labeler", "SKIPPED": "labeler",
-                  "PRELABELED": "labeler"},
-    "PRELABELED": {"LABELING_IN_PROGRESS": "labeler", "LABELED": "labeler", "SKIPPED": "labeler",
-                   "UNLABELED": "labeler", "REVIEWING_IN_PROGRESS": "reviewer"},
-    "LABELING_IN_PROGRESS": {"LABELED": "labeler", "SKIPPED": "labeler", "UNLABELED": "labeler",
-                             "PRELABELED": "labeler"},
+    "UNLABELED": {
+        "LABELING_IN_PROGRESS": "labeler",
+        "LABELED": "labeler",
+        "SKIPPED": "labeler",
+        "PRELABELED": "labeler",
+    },
+    "PRELABELED": {
+        "LABELING_IN_PROGRESS": "labeler",
+        "LABELED": "labeler",
+        "SKIPPED": "labeler",
+        "UNLABELED": "labeler",
+        "REVIEWING_IN_PROGRESS": "reviewer",
+    },
+    "LABELING_IN_PROGRESS": {
+        "LABELED": "labeler",
+        "SKIPPED": "labeler",
+        "UNLABELED": "labeler",
+        "PRELABELED": "labeler",
+    },
     "SKIPPED": {"LABELING_IN_PROGRESS": "labeler", "LABELED": "labeler", "UNLABELED": "labeler"},
-    "LABELED": {"LABELING_IN_PROGRESS": "labeler", "REVIEWING_IN_PROGRESS": "reviewer", "REVIEWED": "reviewer",
-                "REJECTED": "reviewer", "UNLABELED": "manager"},
+    "LABELED": {
+        "LABELING_IN_PROGRESS": "labeler",
+        "REVIEWING_IN_PROGRESS": "reviewer",
+        "REVIEWED": "reviewer",
+        "REJECTED": "reviewer",
+        "UNLABELED": "manager",
+    },
     "REVIEWING_IN_PROGRESS": {"REVIEWED": "reviewer", "REJECTED": "reviewer", "LABELED": "reviewer"},
     "REJECTED": {"LABELING_IN_PROGRESS": "labeler", "LABELED": "labeler", "UNLABELED": "manager"},
-    "REVIEWED": {"VERIFIED": "reviewer", "REJECTED": "reviewer", "REVIEWING_IN_PROGRESS": "reviewer",
-                 "LABELING_IN_PROGRESS": "manager", "UNLABELED": "manager"},
+    "REVIEWED": {
+        "VERIFIED": "reviewer",
+        "REJECTED": "reviewer",
+        "REVIEWING_IN_PROGRESS": "reviewer",
+        "LABELING_IN_PROGRESS": "manager",
+        "UNLABELED": "manager",
+    },
     "VERIFIED": {"REJECTED": "manager", "REVIEWED": "manager", "UNLABELED": "manager"},
 }
 

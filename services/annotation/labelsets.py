@@ -8,33 +8,49 @@ import uuid
 import asyncpg
 
 from proto import subjects
-from proto.annotation import (GROUND_TRUTH, CreateLabelsetRequest, Labelset, LabelsetDeleted, LabelsetList,
-                              LabelsetRef, ProjectLabelsets, UpdateLabelsetRequest)
+from proto.annotation import (
+    GROUND_TRUTH,
+    CreateLabelsetRequest,
+    Labelset,
+    LabelsetDeleted,
+    LabelsetList,
+    LabelsetRef,
+    ProjectLabelsets,
+    UpdateLabelsetRequest,
+)
 from proto.common import Empty
-from services.annotation.refs import parse_uuid
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
 COLUMNS = "id, project_id, name, description, is_ground_truth, created_at"
 
 
 def to_labelset(row: asyncpg.Record) -> Labelset:
-    return Labelset(id=str(row["id"]), project_id=str(row["project_id"]), name=row["name"],
-                    description=row["description"], is_ground_truth=row["is_ground_truth"], created_at=row["created_at"])
+    return Labelset(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        name=row["name"],
+        description=row["description"],
+        is_ground_truth=row["is_ground_truth"],
+        created_at=row["created_at"],
+    )
 
 
 async def ensure_ground_truth(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID) -> None:
-    await conn.execute("INSERT INTO labelsets (project_id, name, is_ground_truth, description) "
-                       "VALUES ($1, $2, true, 'The labels people make and review') ON CONFLICT DO NOTHING",
-                       project_id, GROUND_TRUTH)
+    await conn.execute(
+        "INSERT INTO labelsets (project_id, name, is_ground_truth, description) "
+        "VALUES ($1, $2, true, 'The labels people make and review') ON CONFLICT DO NOTHING",
+        project_id,
+        GROUND_TRUTH,
+    )
 
 
 async def resolve(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID, name: str) -> asyncpg.Record:
     """The labelset called `name` in the project; ground-truth is made on first use."""
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM labelsets WHERE project_id = $1 AND name = $2",
-                              project_id, name)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM labelsets WHERE project_id = $1 AND name = $2", project_id, name)
     if row is None and name == GROUND_TRUTH:
         await ensure_ground_truth(conn, project_id)
         return await resolve(conn, project_id, name)
@@ -49,10 +65,17 @@ async def create(rt: Runtime, request: CreateLabelsetRequest, ctx: RequestContex
         await ensure_ground_truth(conn, project)
         row = await conn.fetchrow(
             f"INSERT INTO labelsets (project_id, name, description) VALUES ($1, $2, $3) "
-            f"ON CONFLICT DO NOTHING RETURNING {COLUMNS}", project, request.labelset.name, request.labelset.description)
+            f"ON CONFLICT DO NOTHING RETURNING {COLUMNS}",
+            project,
+            request.labelset.name,
+            request.labelset.description,
+        )
         if row is None:
-            raise conflict(f"the project already has a labelset named {request.labelset.name!r}",
-                           path="$.name", name=request.labelset.name)
+            raise conflict(
+                f"the project already has a labelset named {request.labelset.name!r}",
+                path="$.name",
+                name=request.labelset.name,
+            )
         labelset = to_labelset(row)
         await outbox.emit(conn, subjects.LABELSET_CREATED, labelset, request.project_id)
     return labelset
@@ -61,8 +84,10 @@ async def create(rt: Runtime, request: CreateLabelsetRequest, ctx: RequestContex
 async def list_all(rt: Runtime, request: ProjectLabelsets, ctx: RequestContext) -> LabelsetList:
     project = parse_uuid(request.project_id, "project")
     await ensure_ground_truth(rt.db, project)
-    rows = await rt.db.fetch(f"SELECT {COLUMNS} FROM labelsets WHERE project_id = $1 "
-                             "ORDER BY is_ground_truth DESC, created_at, name", project)
+    rows = await rt.db.fetch(
+        f"SELECT {COLUMNS} FROM labelsets WHERE project_id = $1 ORDER BY is_ground_truth DESC, created_at, name",
+        project,
+    )
     return LabelsetList(items=[to_labelset(row) for row in rows])
 
 
@@ -73,21 +98,26 @@ async def get(rt: Runtime, request: LabelsetRef, ctx: RequestContext) -> Labelse
 async def update(rt: Runtime, request: UpdateLabelsetRequest, ctx: RequestContext) -> Labelset:
     project = parse_uuid(request.project_id, "project")
     row = await resolve(rt.db, project, request.labelset)
-    row = await rt.db.fetchrow(f"UPDATE labelsets SET description = $2 WHERE id = $1 RETURNING {COLUMNS}",
-                               row["id"], request.changes.description)
+    row = await rt.db.fetchrow(
+        f"UPDATE labelsets SET description = $2 WHERE id = $1 RETURNING {COLUMNS}",
+        row["id"],
+        request.changes.description,
+    )
     return to_labelset(row)
 
 
 async def delete(rt: Runtime, request: LabelsetRef, ctx: RequestContext) -> Empty:
     project = parse_uuid(request.project_id, "project")
     if request.labelset == GROUND_TRUTH:
-        raise LoupeError("conflict", "ground-truth cannot be deleted; delete its labels instead",
-                         path="labelset")
+        raise LoupeError("conflict", "ground-truth cannot be deleted; delete its labels instead", path="labelset")
     async with rt.db.acquire() as conn, conn.transaction():
         row = await resolve(conn, project, request.labelset)
         labels = await conn.fetchval("SELECT count(*) FROM labels WHERE labelset_id = $1", row["id"])
         await conn.execute("DELETE FROM labelsets WHERE id = $1", row["id"])
-        await outbox.emit(conn, subjects.LABELSET_DELETED,
-                          LabelsetDeleted(project_id=request.project_id, id=str(row["id"]), name=row["name"],
-                                          labels=labels), request.project_id)
+        await outbox.emit(
+            conn,
+            subjects.LABELSET_DELETED,
+            LabelsetDeleted(project_id=request.project_id, id=str(row["id"]), name=row["name"], labels=labels),
+            request.project_id,
+        )
     return Empty()

@@ -69,8 +69,15 @@ class _Pair(msgspec.Struct, frozen=True):
     iou: float
 
 
-def compare(ground_truth: ReleaseLabel | None, predictions: ReleaseLabel | None, *, width: int, height: int,
-            options: QaOptions, schema: LabelSchema) -> list[FindingDraft]:
+def compare(
+    ground_truth: ReleaseLabel | None,
+    predictions: ReleaseLabel | None,
+    *,
+    width: int,
+    height: int,
+    options: QaOptions,
+    schema: LabelSchema,
+) -> list[FindingDraft]:
     """What the predictions say is wrong with the ground truth of one `width` × `height` image."""
     if predictions is None:
         return []
@@ -82,12 +89,22 @@ def compare(ground_truth: ReleaseLabel | None, predictions: ReleaseLabel | None,
     findings: list[FindingDraft] = []
     for pair in pairs:
         findings += _pair_findings(pair, width=width, height=height, options=options, defaults=defaults)
-    findings += [FindingDraft(kind="MISSING_LABEL", prediction_object_id=p.id, class_id=p.class_id,
-                              predicted_class_id=p.class_id, confidence=p.confidence) for p in missing]
+    findings += [
+        FindingDraft(
+            kind="MISSING_LABEL",
+            prediction_object_id=p.id,
+            class_id=p.class_id,
+            predicted_class_id=p.class_id,
+            confidence=p.confidence,
+        )
+        for p in missing
+    ]
     findings += [FindingDraft(kind="EXTRA_LABEL", ground_truth_object_id=t.id, class_id=t.class_id) for t in extra]
     findings += _tag_findings(truth.tag_class_ids, predictions.tag_class_ids, schema)
-    findings += [FindingDraft(kind=kind, attribute_id=attribute_id)
-                 for kind, attribute_id in _attribute_differences(truth.attributes, predictions.attributes, defaults)]
+    findings += [
+        FindingDraft(kind=kind, attribute_id=attribute_id)
+        for kind, attribute_id in _attribute_differences(truth.attributes, predictions.attributes, defaults)
+    ]
     return findings
 
 
@@ -95,8 +112,9 @@ def _confidence(prediction: LabelObject) -> float:
     return 1.0 if prediction.confidence is None else prediction.confidence
 
 
-def _match(truth: list[LabelObject], predictions: list[LabelObject], *, width: int, height: int,
-           min_iou: float) -> tuple[list[_Pair], list[LabelObject], list[LabelObject]]:
+def _match(
+    truth: list[LabelObject], predictions: list[LabelObject], *, width: int, height: int, min_iou: float
+) -> tuple[list[_Pair], list[LabelObject], list[LabelObject]]:
     """Greedy matching: matched pairs, unmatched predictions, unmatched ground truth objects."""
     unmatched = dict(enumerate(truth))  # keeps label order, so ties go to the first object
     pairs, missing = [], []
@@ -113,14 +131,22 @@ def _match(truth: list[LabelObject], predictions: list[LabelObject], *, width: i
     return pairs, missing, list(unmatched.values())
 
 
-def _pair_findings(pair: _Pair, *, width: int, height: int, options: QaOptions,
-                   defaults: dict[str, Any]) -> list[FindingDraft]:
+def _pair_findings(
+    pair: _Pair, *, width: int, height: int, options: QaOptions, defaults: dict[str, Any]
+) -> list[FindingDraft]:
     truth, prediction = pair.truth, pair.prediction
 
     def finding(kind: FindingKind, attribute_id: str | None = None) -> FindingDraft:
-        return FindingDraft(kind=kind, ground_truth_object_id=truth.id, prediction_object_id=prediction.id,
-                            class_id=truth.class_id, predicted_class_id=prediction.class_id,
-                            attribute_id=attribute_id, iou=pair.iou, confidence=prediction.confidence)
+        return FindingDraft(
+            kind=kind,
+            ground_truth_object_id=truth.id,
+            prediction_object_id=prediction.id,
+            class_id=truth.class_id,
+            predicted_class_id=prediction.class_id,
+            attribute_id=attribute_id,
+            iou=pair.iou,
+            confidence=prediction.confidence,
+        )
 
     if truth.class_id != prediction.class_id:
         return [finding("MISCLASSIFICATION")]
@@ -132,15 +158,17 @@ def _pair_findings(pair: _Pair, *, width: int, height: int, options: QaOptions,
         kinds = []
     return [finding(kind) for kind in kinds] + [
         finding(kind, attribute_id)
-        for kind, attribute_id in _attribute_differences(truth.attributes, prediction.attributes, defaults)]
+        for kind, attribute_id in _attribute_differences(truth.attributes, prediction.attributes, defaults)
+    ]
 
 
 def _is_region(obj: LabelObject) -> bool:
     return isinstance(obj.shape, (PolygonShape, MaskShape))
 
 
-def _area_differences(truth: LabelObject, prediction: LabelObject, *, width: int, height: int,
-                      threshold: float) -> list[FindingKind]:
+def _area_differences(
+    truth: LabelObject, prediction: LabelObject, *, width: int, height: int, threshold: float
+) -> list[FindingKind]:
     truth_rle, predicted_rle = to_rle(truth.shape, height, width), to_rle(prediction.shape, height, width)
     common_rle = coco_mask.merge([truth_rle, predicted_rle], intersect=True)
     truth_area, predicted_area, common = (int(a) for a in coco_mask.area([truth_rle, predicted_rle, common_rle]))
@@ -153,8 +181,9 @@ def _area_differences(truth: LabelObject, prediction: LabelObject, *, width: int
     return kinds
 
 
-def _attribute_differences(truth: AttributeValues, predicted: AttributeValues,
-                           defaults: dict[str, Any]) -> list[tuple[FindingKind, str]]:
+def _attribute_differences(
+    truth: AttributeValues, predicted: AttributeValues, defaults: dict[str, Any]
+) -> list[tuple[FindingKind, str]]:
     differences: list[tuple[FindingKind, str]] = []
     for attribute_id in dict.fromkeys([*truth, *predicted]):
         expected = _comparable(truth.get(attribute_id, defaults.get(attribute_id)))
@@ -178,8 +207,9 @@ def _comparable(value: Any) -> Any:
 
 
 def _tag_findings(truth: list[str], predicted: list[str], schema: LabelSchema) -> list[FindingDraft]:
-    single_group_of = {tag.id: group.id for group in schema.tag_groups if group.selection == "SINGLE"
-                       for tag in group.tags}
+    single_group_of = {
+        tag.id: group.id for group in schema.tag_groups if group.selection == "SINGLE" for tag in group.tags
+    }
     missing = [tag for tag in dict.fromkeys(predicted) if tag not in truth]
     findings: list[FindingDraft] = []
     for tag in dict.fromkeys(truth):

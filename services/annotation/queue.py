@@ -21,9 +21,9 @@ from proto.catalog import Role, role_at_least
 from proto.common import Caller, Empty
 from proto.review import Assignment, LockRef, NextSampleReply, NextSampleRequest, QueueKind
 from services.annotation import labels
-from services.annotation.refs import parse_uuid
 from shared.bus import RequestContext
 from shared.errors import LoupeError
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
 
@@ -69,29 +69,66 @@ def user_of(caller: Caller | None) -> uuid.UUID | None:
     return uuid.UUID(caller.user_id) if caller and caller.user_id else None
 
 
-async def pick(conn: asyncpg.Connection, scope: labels.Scope, kind: QueueKind, dataset: uuid.UUID | None,
-               user: uuid.UUID | None) -> asyncpg.Record | None:
+async def pick(
+    conn: asyncpg.Connection, scope: labels.Scope, kind: QueueKind, dataset: uuid.UUID | None, user: uuid.UUID | None
+) -> asyncpg.Record | None:
     """Lock the first waiting sample. The candidate is checked again once its row is ours: the
     statement that found it may have looked before a rival holding that row committed its lock."""
     queue = QUEUES[kind]
     sql = PICK.format(assignee=queue.assignee)
     while True:
-        found = await conn.fetchrow(sql, scope.project_id, scope.labelset_id, kind, dataset, None, user,
-                                    queue.eligible, queue.in_progress, scope.now)
+        found = await conn.fetchrow(
+            sql,
+            scope.project_id,
+            scope.labelset_id,
+            kind,
+            dataset,
+            None,
+            user,
+            queue.eligible,
+            queue.in_progress,
+            scope.now,
+        )
         if found is None:
             return None
-        confirmed = await conn.fetchrow(sql, scope.project_id, scope.labelset_id, kind, dataset, found["id"], user,
-                                        queue.eligible, queue.in_progress, scope.now)
+        confirmed = await conn.fetchrow(
+            sql,
+            scope.project_id,
+            scope.labelset_id,
+            kind,
+            dataset,
+            found["id"],
+            user,
+            queue.eligible,
+            queue.in_progress,
+            scope.now,
+        )
         if confirmed is not None:
             return confirmed
 
 
-def to_reply(request: NextSampleRequest, scope: labels.Scope, holder: str, sample: asyncpg.Record, version: int,
-             expires_at: datetime) -> NextSampleReply:
-    return NextSampleReply(assignment=Assignment(
-        project_id=request.project_id, sample_id=str(sample["id"]), dataset_id=str(sample["dataset_id"]),
-        name=sample["name"], labelset=scope.labelset, queue=request.queue,
-        status=QUEUES[request.queue].in_progress, label_version=version, locked_by=holder, expires_at=expires_at))
+def to_reply(
+    request: NextSampleRequest,
+    scope: labels.Scope,
+    holder: str,
+    sample: asyncpg.Record,
+    version: int,
+    expires_at: datetime,
+) -> NextSampleReply:
+    return NextSampleReply(
+        assignment=Assignment(
+            project_id=request.project_id,
+            sample_id=str(sample["id"]),
+            dataset_id=str(sample["dataset_id"]),
+            name=sample["name"],
+            labelset=scope.labelset,
+            queue=request.queue,
+            status=QUEUES[request.queue].in_progress,
+            label_version=version,
+            locked_by=holder,
+            expires_at=expires_at,
+        )
+    )
 
 
 async def next_sample(rt: Runtime, request: NextSampleRequest, ctx: RequestContext) -> NextSampleReply:
@@ -99,16 +136,22 @@ async def next_sample(rt: Runtime, request: NextSampleRequest, ctx: RequestConte
     body = request.body
     role = ctx.caller.role if ctx.caller else None
     if role is not None and not role_at_least(role, queue.role):
-        raise LoupeError("forbidden", f"the {request.queue} queue needs the {queue.role} role; you are {role}",
-                         path="queue", role=role, needed=queue.role)
-    dataset = body.dataset_id and parse_uuid(body.dataset_id, "dataset", "$.dataset_id")
+        raise LoupeError(
+            "forbidden",
+            f"the {request.queue} queue needs the {queue.role} role; you are {role}",
+            path="queue",
+            role=role,
+            needed=queue.role,
+        )
+    dataset = parse_uuid(body.dataset_id, "dataset", "$.dataset_id") if body.dataset_id is not None else None
     async with rt.db.acquire() as conn, conn.transaction():
         scope = await labels.scope_of(conn, request.project_id, body.labelset, ctx.caller)
         holder = scope.actor
         if holder is None:
             raise LoupeError("forbidden", "work queues hand samples to a user or an API key; send a caller")
-        held = await conn.fetchrow(HELD, scope.labelset_id, request.queue, holder, scope.now, queue.in_progress,
-                                   dataset)
+        held = await conn.fetchrow(
+            HELD, scope.labelset_id, request.queue, holder, scope.now, queue.in_progress, dataset
+        )
         if held is not None:
             return to_reply(request, scope, holder, held, held["version"], held["expires_at"])
         found = await pick(conn, scope, request.queue, dataset, user_of(ctx.caller))
@@ -123,7 +166,13 @@ async def next_sample(rt: Runtime, request: NextSampleRequest, ctx: RequestConte
             "INSERT INTO queue_locks (labelset_id, sample_id, queue, locked_by, expires_at, previous_status) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (labelset_id, sample_id) DO UPDATE SET queue = $3, "
             "locked_by = $4, expires_at = $5, previous_status = $6",
-            scope.labelset_id, found["id"], request.queue, holder, expires_at, previous)
+            scope.labelset_id,
+            found["id"],
+            request.queue,
+            holder,
+            expires_at,
+            previous,
+        )
         return to_reply(request, scope, holder, found, version, expires_at)
 
 
@@ -133,15 +182,24 @@ async def release(rt: Runtime, request: LockRef, ctx: RequestContext) -> Empty:
     sample = parse_uuid(request.sample_id, "sample")
     async with rt.db.acquire() as conn, conn.transaction():
         scope = await labels.scope_of(conn, request.project_id, request.labelset, ctx.caller)
-        lock = await conn.fetchrow("SELECT queue, locked_by, previous_status FROM queue_locks "
-                                   "WHERE labelset_id = $1 AND sample_id = $2 FOR UPDATE", scope.labelset_id, sample)
+        lock = await conn.fetchrow(
+            "SELECT queue, locked_by, previous_status FROM queue_locks "
+            "WHERE labelset_id = $1 AND sample_id = $2 FOR UPDATE",
+            scope.labelset_id,
+            sample,
+        )
         if lock is None:
             return Empty()
         if lock["locked_by"] != scope.actor and scope.role is not None and not role_at_least(scope.role, "manager"):
-            raise LoupeError("forbidden", f"sample {sample} is locked by {lock['locked_by']}; only they or a "
-                             "manager may release it", path="sample_id", locked_by=lock["locked_by"])
-        await conn.execute("DELETE FROM queue_locks WHERE labelset_id = $1 AND sample_id = $2",
-                           scope.labelset_id, sample)
+            raise LoupeError(
+                "forbidden",
+                f"sample {sample} is locked by {lock['locked_by']}; only they or a manager may release it",
+                path="sample_id",
+                locked_by=lock["locked_by"],
+            )
+        await conn.execute(
+            "DELETE FROM queue_locks WHERE labelset_id = $1 AND sample_id = $2", scope.labelset_id, sample
+        )
         label = (await labels.lock_labels(conn, scope, [sample]))[sample]
         in_progress = label["status"] == QUEUES[lock["queue"]].in_progress
         if in_progress and label["status"] != lock["previous_status"]:

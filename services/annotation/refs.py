@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 from proto import subjects
 from proto.common import Caller
 from proto.schema import GetSchema, LabelSchema
-from shared.errors import invalid, not_found
 from shared.service import Runtime
-
-
-def parse_uuid(value: str, what: str, path: str | None = None) -> uuid.UUID:
-    """An id from a URL path (a bad one names nothing: 404) or from a body (`path` given: 400)."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        if path is None:
-            raise not_found(what, value) from None
-        raise invalid(f"{value!r} is not the id of a {what} (ids are UUIDs)", path=path) from None
 
 
 def actor(caller: Caller | None) -> str | None:
@@ -36,8 +24,9 @@ def service_caller(org_id: str) -> Caller:
 
 async def label_schema(rt: Runtime, project_id: str, caller: Caller | None) -> LabelSchema:
     """The project's whole schema, archived items included: labels that use them stay valid."""
-    return await rt.nats.request(subjects.GET_LABEL_SCHEMA, GetSchema(project_id=project_id, include_archived=True),
-                                 caller=caller)
+    return await rt.nats.request(
+        subjects.GET_LABEL_SCHEMA, GetSchema(project_id=project_id, include_archived=True), caller=caller
+    )
 
 
 def new_ids(count: int) -> list[str]:
@@ -45,5 +34,7 @@ def new_ids(count: int) -> list[str]:
     bulk writes make thousands per call."""
     digits = os.urandom(16 * count).hex()
     variant = "89ab"
-    return [f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{variant[int(d[16], 16) & 3]}{d[17:20]}-{d[20:32]}"
-            for d in (digits[i:i + 32] for i in range(0, 32 * count, 32))]
+    return [
+        f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{variant[int(d[16], 16) & 3]}{d[17:20]}-{d[20:32]}"
+        for d in (digits[i : i + 32] for i in range(0, 32 * count, 32))
+    ]

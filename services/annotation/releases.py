@@ -18,10 +18,10 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import asyncpg
 import msgspec
@@ -29,18 +29,36 @@ import msgspec
 from proto import subjects
 from proto.catalog import ProjectRef
 from proto.common import Caller, Empty, Redirect
-from proto.releases import (NATIVE_FORMAT_VERSION, BuildExport, BuildRelease, CreateExportRequest,
-                            CreateReleaseRequest, Export, ExportFilter, ExportList, ExportRef, ListExportsRequest,
-                            ListReleasesRequest, Release, ReleaseDataset, ReleaseHeader, ReleaseInfo,
-                            ReleasePage, ReleaseProject, ReleaseRef, ReleaseSample, RunImport)
+from proto.releases import (
+    NATIVE_FORMAT_VERSION,
+    BuildExport,
+    BuildRelease,
+    CreateExportRequest,
+    CreateReleaseRequest,
+    Export,
+    ExportFilter,
+    ExportList,
+    ExportRef,
+    ListExportsRequest,
+    ListReleasesRequest,
+    Release,
+    ReleaseDataset,
+    ReleaseHeader,
+    ReleaseInfo,
+    ReleasePage,
+    ReleaseProject,
+    ReleaseRef,
+    ReleaseSample,
+)
 from proto.samples import DatasetPage, ListDatasets, ListDatasetsRequest
-from services.annotation import imports, labelsets
+from services.annotation import labelsets
 from services.annotation.formats import coco, hasty, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
-from services.annotation.refs import actor, label_schema, parse_uuid, service_caller
-from shared import outbox
+from services.annotation.refs import actor, label_schema, service_caller
+from shared import object_keys, outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.ids import parse_uuid
 from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
@@ -49,39 +67,71 @@ encode = msgspec.json.Encoder().encode
 
 
 class Writer(Protocol):
-    def __call__(self, header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-                 task: str, image_url) -> ExportStats: ...
+    """Writes the files of an export format for the samples into `out_dir`; `image_url` says where a
+    sample's image can be fetched (None: nowhere)."""
+
+    def __call__(
+        self,
+        header: ReleaseHeader,
+        samples: Iterable[ReleaseSample],
+        out_dir: Path,
+        *,
+        labelset: str,
+        task: Literal["detection", "segmentation"],
+        image_url: Callable[[ReleaseSample], str | None],
+    ) -> ExportStats: ...
 
 
 WRITERS: dict[str, Writer] = {
-    "native": native_export.export, "coco": coco.export, "yolo": yolo.export, "voc": voc.export,
-    "semantic_png": semantic_png.export, "segments": segments.export, "hasty": hasty.export,
+    "native": native_export.export,
+    "coco": coco.export,
+    "yolo": yolo.export,
+    "voc": voc.export,
+    "semantic_png": semantic_png.export,
+    "segments": segments.export,
+    "hasty": hasty.export,
 }
 
-RELEASE_COLUMNS = ("id, project_id, name, description, labelsets, state, samples, objects, error, created_by, "
-                   "created_at, finished_at")
-EXPORT_COLUMNS = ("id, project_id, release_id, format, labelset, filter, task, state, samples, objects, size_bytes, "
-                  "error, created_at, finished_at, key")
+RELEASE_COLUMNS = (
+    "id, project_id, name, description, labelsets, state, samples, objects, error, created_by, created_at, finished_at"
+)
+EXPORT_COLUMNS = (
+    "id, project_id, release_id, format, labelset, filter, task, state, samples, objects, size_bytes, "
+    "error, created_at, finished_at, key"
+)
 
 
 def to_release(row: asyncpg.Record) -> Release:
     values = {k: row[k] for k in RELEASE_COLUMNS.split(", ")}
-    return Release(**{**values, "id": str(row["id"]), "project_id": str(row["project_id"]),
-                      "labelsets": list(row["labelsets"])})
+    return Release(
+        **{**values, "id": str(row["id"]), "project_id": str(row["project_id"]), "labelsets": list(row["labelsets"])}
+    )
 
 
 def to_export(rt: Runtime, row: asyncpg.Record) -> Export:
     done = row["state"] == "SUCCEEDED"
-    return Export(id=str(row["id"]), project_id=str(row["project_id"]), release_id=str(row["release_id"]),
-                  format=row["format"], labelset=row["labelset"],
-                  filter=msgspec.json.decode(row["filter"], type=ExportFilter), task=row["task"], state=row["state"],
-                  samples=row["samples"], objects=row["objects"], size_bytes=row["size_bytes"], error=row["error"],
-                  created_at=row["created_at"], finished_at=row["finished_at"],
-                  download_url=rt.storage.presigned_get("releases", row["key"], DOWNLOAD_EXPIRES_S) if done else None,
-                  expires_in=DOWNLOAD_EXPIRES_S if done else None)
+    return Export(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        release_id=str(row["release_id"]),
+        format=row["format"],
+        labelset=row["labelset"],
+        filter=msgspec.json.decode(row["filter"], type=ExportFilter),
+        task=row["task"],
+        state=row["state"],
+        samples=row["samples"],
+        objects=row["objects"],
+        size_bytes=row["size_bytes"],
+        error=row["error"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        download_url=rt.storage.presigned_get("releases", row["key"], DOWNLOAD_EXPIRES_S) if done else None,
+        expires_in=DOWNLOAD_EXPIRES_S if done else None,
+    )
 
 
 # -- releases ---------------------------------------------------------------------------------------
+
 
 async def create(rt: Runtime, request: CreateReleaseRequest, ctx: RequestContext) -> Release:
     caller = ctx.require_caller()
@@ -92,23 +142,35 @@ async def create(rt: Runtime, request: CreateReleaseRequest, ctx: RequestContext
         known = {row["name"] for row in await conn.fetch("SELECT name FROM labelsets WHERE project_id = $1", project)}
         for index, name in enumerate(body.labelsets):
             if name not in known:
-                raise invalid(f"the project has no labelset {name!r}; it has {', '.join(sorted(known))}",
-                              path=f"$.labelsets[{index}]")
+                raise invalid(
+                    f"the project has no labelset {name!r}; it has {', '.join(sorted(known))}",
+                    path=f"$.labelsets[{index}]",
+                )
         row = await conn.fetchrow(
             f"INSERT INTO releases (project_id, org_id, name, description, labelsets, created_by) "
             f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING {RELEASE_COLUMNS}",
-            project, uuid.UUID(caller.org_id), body.name, body.description, body.labelsets or sorted(known),
-            actor(caller))
+            project,
+            uuid.UUID(caller.org_id),
+            body.name,
+            body.description,
+            body.labelsets or sorted(known),
+            actor(caller),
+        )
         if row is None:
-            raise conflict(f"the project already has a release named {body.name!r}; releases are immutable, "
-                           "choose another name", path="$.name")
+            raise conflict(
+                f"the project already has a release named {body.name!r}; releases are immutable, choose another name",
+                path="$.name",
+            )
         await outbox.submit_job(conn, subjects.RELEASE_JOB, BuildRelease(release_id=str(row["id"])), str(row["id"]))
     return to_release(row)
 
 
 async def fetch_release(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, release_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(f"SELECT {RELEASE_COLUMNS}, org_id, key FROM releases WHERE id = $1 AND project_id = $2",
-                              parse_uuid(release_id, "release"), parse_uuid(project_id, "project"))
+    row = await conn.fetchrow(
+        f"SELECT {RELEASE_COLUMNS}, org_id, key FROM releases WHERE id = $1 AND project_id = $2",
+        parse_uuid(release_id, "release"),
+        parse_uuid(project_id, "project"),
+    )
     if row is None:
         raise not_found("release", release_id)
     return row
@@ -125,9 +187,13 @@ async def list_page(rt: Runtime, request: ListReleasesRequest, ctx: RequestConte
     rows = await rt.db.fetch(
         f"SELECT {RELEASE_COLUMNS} FROM releases WHERE project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
-        project, after and after[0], after and after[1], page.limit + 1)
+        project,
+        after and after[0],
+        after and after[1],
+        page.limit + 1,
+    )
     more = len(rows) > page.limit
-    rows = rows[:page.limit]
+    rows = rows[: page.limit]
     cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
     return ReleasePage(items=[to_release(row) for row in rows], next_cursor=cursor)
 
@@ -135,8 +201,10 @@ async def list_page(rt: Runtime, request: ListReleasesRequest, ctx: RequestConte
 async def delete(rt: Runtime, request: ReleaseRef, ctx: RequestContext) -> Empty:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await fetch_release(conn, request.project_id, request.release_id)
-        keys = [r["key"] for r in await conn.fetch("SELECT key FROM exports WHERE release_id = $1 AND key IS NOT NULL",
-                                                    row["id"])]
+        keys = [
+            r["key"]
+            for r in await conn.fetch("SELECT key FROM exports WHERE release_id = $1 AND key IS NOT NULL", row["id"])
+        ]
         await conn.execute("DELETE FROM releases WHERE id = $1", row["id"])
     await rt.storage.delete_many("releases", [*keys, *([row["key"]] if row["key"] else [])])
     return Empty()
@@ -164,8 +232,11 @@ async def project_facts(rt: Runtime, project_id: str, caller: Caller) -> tuple[R
     datasets: list[ReleaseDataset] = []
     cursor = None
     while True:
-        page: DatasetPage = await rt.nats.request(subjects.LIST_DATASETS, ListDatasetsRequest(
-            project_id=project_id, page=ListDatasets(limit=500, cursor=cursor)), caller=caller)
+        page: DatasetPage = await rt.nats.request(
+            subjects.LIST_DATASETS,
+            ListDatasetsRequest(project_id=project_id, page=ListDatasets(limit=500, cursor=cursor)),
+            caller=caller,
+        )
         datasets += [ReleaseDataset(id=d.id, name=d.name) for d in page.items]
         if not page.next_cursor:
             return ReleaseProject(id=project.id, name=project.name, task_type=project.task_type), datasets
@@ -173,8 +244,9 @@ async def project_facts(rt: Runtime, project_id: str, caller: Caller) -> tuple[R
 
 
 async def build(rt: Runtime, job: BuildRelease) -> None:
-    row = await rt.db.fetchrow(f"SELECT {RELEASE_COLUMNS}, org_id FROM releases WHERE id = $1",
-                               uuid.UUID(job.release_id))
+    row = await rt.db.fetchrow(
+        f"SELECT {RELEASE_COLUMNS}, org_id FROM releases WHERE id = $1", uuid.UUID(job.release_id)
+    )
     if row is None or row["state"] in ("SUCCEEDED", "FAILED"):
         return  # deleted since, or a redelivery of a finished job
     await rt.db.execute("UPDATE releases SET state = 'RUNNING' WHERE id = $1", row["id"])
@@ -183,14 +255,29 @@ async def build(rt: Runtime, job: BuildRelease) -> None:
         caller = service_caller(str(row["org_id"]))
         schema = await label_schema(rt, project_id, caller)
         project, datasets = await project_facts(rt, project_id, caller)
-        key = f"{project_id}/releases/{row['id']}/release.jsonl"
+        key = object_keys.release_snapshot(project_id, row["id"])
         with tempfile.TemporaryDirectory(prefix="loupe-release-") as scratch:
             path = Path(scratch) / "release.jsonl"
-            samples, objects = await snapshot(rt, row, ReleaseHeader(
-                format=NATIVE_FORMAT_VERSION, project=project,
-                release=ReleaseInfo(id=str(row["id"]), name=row["name"], description=row["description"],
-                                    created_at=row["created_at"]),
-                label_schema=schema, labelsets=list(row["labelsets"]), datasets=datasets, samples=0, objects=0), path)
+            samples, objects = await snapshot(
+                rt,
+                row,
+                ReleaseHeader(
+                    format=NATIVE_FORMAT_VERSION,
+                    project=project,
+                    release=ReleaseInfo(
+                        id=str(row["id"]),
+                        name=row["name"],
+                        description=row["description"],
+                        created_at=row["created_at"],
+                    ),
+                    label_schema=schema,
+                    labelsets=list(row["labelsets"]),
+                    datasets=datasets,
+                    samples=0,
+                    objects=0,
+                ),
+                path,
+            )
             await rt.storage.put_file("releases", key, path, "application/x-ndjson")
     except LoupeError as exc:
         await finish_release(rt, row["id"], project_id, error=exc.message)
@@ -202,12 +289,19 @@ async def snapshot(rt: Runtime, release: asyncpg.Record, header: ReleaseHeader, 
     """Write the native release file of one moment of the project; its sample and object counts."""
     project = release["project_id"]
     async with rt.db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        ids = [r["id"] for r in await conn.fetch("SELECT id FROM labelsets WHERE project_id = $1 AND name = ANY($2)",
-                                                 project, list(release["labelsets"]))]
+        ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM labelsets WHERE project_id = $1 AND name = ANY($2)", project, list(release["labelsets"])
+            )
+        ]
         samples = await conn.fetchval("SELECT count(*) FROM samples WHERE project_id = $1", project)
         objects = await conn.fetchval(
             "SELECT count(*) FROM objects o JOIN samples s ON s.id = o.sample_id "
-            "WHERE s.project_id = $1 AND o.labelset_id = ANY($2::uuid[])", project, ids)
+            "WHERE s.project_id = $1 AND o.labelset_id = ANY($2::uuid[])",
+            project,
+            ids,
+        )
         header = msgspec.structs.replace(header, samples=samples, objects=objects)
         with path.open("wb") as out:
             out.write(encode(header) + b"\n")
@@ -222,52 +316,84 @@ async def snapshot(rt: Runtime, release: asyncpg.Record, header: ReleaseHeader, 
     return samples, objects
 
 
-async def finish_release(rt: Runtime, release_id: uuid.UUID, project_id: str, *, key: str | None = None,
-                         samples: int = 0, objects: int = 0, error: str | None = None) -> None:
+async def finish_release(
+    rt: Runtime,
+    release_id: uuid.UUID,
+    project_id: str,
+    *,
+    key: str | None = None,
+    samples: int = 0,
+    objects: int = 0,
+    error: str | None = None,
+) -> None:
     """Record the outcome, announce it, and start the exports that were waiting for it."""
     async with rt.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             f"UPDATE releases SET state = $2, key = $3, samples = $4, objects = $5, error = $6, finished_at = now() "
-            f"WHERE id = $1 RETURNING {RELEASE_COLUMNS}", release_id, "FAILED" if error else "SUCCEEDED", key,
-            samples, objects, error)
+            f"WHERE id = $1 RETURNING {RELEASE_COLUMNS}",
+            release_id,
+            "FAILED" if error else "SUCCEEDED",
+            key,
+            samples,
+            objects,
+            error,
+        )
         if row is None:
             return
         await outbox.emit(conn, subjects.RELEASE_FINISHED, to_release(row), project_id)
         waiting = await conn.fetch("SELECT id FROM exports WHERE release_id = $1 AND state = 'PENDING'", release_id)
         if error:
-            await conn.execute("UPDATE exports SET state = 'FAILED', error = $2, finished_at = now() "
-                               "WHERE release_id = $1 AND state = 'PENDING'", release_id,
-                               f"the release could not be built: {error}")
+            await conn.execute(
+                "UPDATE exports SET state = 'FAILED', error = $2, finished_at = now() "
+                "WHERE release_id = $1 AND state = 'PENDING'",
+                release_id,
+                f"the release could not be built: {error}",
+            )
             return
         for export in waiting:
-            await outbox.submit_job(conn, subjects.RELEASE_JOB, BuildExport(export_id=str(export["id"])),
-                                    str(export["id"]))
+            await outbox.submit_job(
+                conn, subjects.RELEASE_JOB, BuildExport(export_id=str(export["id"])), str(export["id"])
+            )
 
 
 # -- exports ----------------------------------------------------------------------------------------
+
 
 async def create_export(rt: Runtime, request: CreateExportRequest, ctx: RequestContext) -> Export:
     body = request.export
     async with rt.db.acquire() as conn, conn.transaction():
         release = await fetch_release(conn, request.project_id, request.release_id)
         if release["state"] == "FAILED":
-            raise conflict(f"release {release['name']!r} failed ({release['error']}); cut a new one to export",
-                           path="release_id")
+            raise conflict(
+                f"release {release['name']!r} failed ({release['error']}); cut a new one to export", path="release_id"
+            )
         if body.labelset not in release["labelsets"]:
-            raise invalid(f"release {release['name']!r} has no labelset {body.labelset!r}; it has "
-                          f"{', '.join(release['labelsets'])}", path="$.labelset")
+            raise invalid(
+                f"release {release['name']!r} has no labelset {body.labelset!r}; it has "
+                f"{', '.join(release['labelsets'])}",
+                path="$.labelset",
+            )
         row = await conn.fetchrow(
             f"INSERT INTO exports (release_id, project_id, format, labelset, filter, task) "
-            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EXPORT_COLUMNS}", release["id"], release["project_id"],
-            body.format, body.labelset, encode(body.filter).decode(), body.task)
+            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EXPORT_COLUMNS}",
+            release["id"],
+            release["project_id"],
+            body.format,
+            body.labelset,
+            encode(body.filter).decode(),
+            body.task,
+        )
         if release["state"] == "SUCCEEDED":  # otherwise the release's job starts it when it is done
             await outbox.submit_job(conn, subjects.RELEASE_JOB, BuildExport(export_id=str(row["id"])), str(row["id"]))
     return to_export(rt, row)
 
 
 async def fetch_export(rt: Runtime, request: ExportRef) -> asyncpg.Record:
-    row = await rt.db.fetchrow(f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1 AND project_id = $2",
-                               parse_uuid(request.export_id, "export"), parse_uuid(request.project_id, "project"))
+    row = await rt.db.fetchrow(
+        f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1 AND project_id = $2",
+        parse_uuid(request.export_id, "export"),
+        parse_uuid(request.project_id, "project"),
+    )
     if row is None:
         raise not_found("export", request.export_id)
     return row
@@ -280,15 +406,17 @@ async def get_export(rt: Runtime, request: ExportRef, ctx: RequestContext) -> Ex
 async def locate_export(rt: Runtime, request: ExportRef, ctx: RequestContext) -> Redirect:
     export = to_export(rt, await fetch_export(rt, request))
     if export.download_url is None:
-        raise LoupeError("conflict", f"export {export.id} is {export.state}; it can be downloaded once SUCCEEDED",
-                         state=export.state)
+        raise LoupeError(
+            "conflict", f"export {export.id} is {export.state}; it can be downloaded once SUCCEEDED", state=export.state
+        )
     return Redirect(url=export.download_url)
 
 
 async def list_exports(rt: Runtime, request: ListExportsRequest, ctx: RequestContext) -> ExportList:
     release = await fetch_release(rt.db, request.project_id, request.release_id)
-    rows = await rt.db.fetch(f"SELECT {EXPORT_COLUMNS} FROM exports WHERE release_id = $1 ORDER BY created_at, id",
-                             release["id"])
+    rows = await rt.db.fetch(
+        f"SELECT {EXPORT_COLUMNS} FROM exports WHERE release_id = $1 ORDER BY created_at, id", release["id"]
+    )
     return ExportList(items=[to_export(rt, row) for row in rows])
 
 
@@ -311,8 +439,14 @@ def write_export(release_file: Path, out_dir: Path, export: asyncpg.Record, imag
     wrote several)."""
     header, samples = native_export.read(release_file)
     rule = msgspec.json.decode(export["filter"], type=ExportFilter)
-    stats = WRITERS[export["format"]](header, filtered(samples, rule, export["labelset"]), out_dir,
-                                      labelset=export["labelset"], task=export["task"], image_url=image_url)
+    stats = WRITERS[export["format"]](
+        header,
+        filtered(samples, rule, export["labelset"]),
+        out_dir,
+        labelset=export["labelset"],
+        task=export["task"],
+        image_url=image_url,
+    )
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     if len(files) == 1:
         return stats, files[0]
@@ -333,7 +467,7 @@ async def run_export(rt: Runtime, job: BuildExport) -> None:
     def image_url(sample: ReleaseSample) -> str | None:
         if sample.content_hash is None:
             return sample.media_url
-        return rt.storage.presigned_get("media", sample.content_hash, DOWNLOAD_EXPIRES_S * 24 * 7)
+        return rt.storage.presigned_get("media", object_keys.original(sample.content_hash), DOWNLOAD_EXPIRES_S * 24 * 7)
 
     scratch = Path(tempfile.mkdtemp(prefix="loupe-export-"))
     try:
@@ -347,37 +481,54 @@ async def run_export(rt: Runtime, job: BuildExport) -> None:
         except LoupeError as exc:
             await finish_export(rt, export, error=exc.message)
             return
-        key = f"{export['project_id']}/exports/{export['id']}/{result.name}"
-        content_type = {".json": "application/json", ".jsonl": "application/x-ndjson",
-                        ".zip": "application/zip"}.get(result.suffix, "application/octet-stream")
+        key = object_keys.export_file(export["project_id"], export["id"], result.name)
+        content_type = {".json": "application/json", ".jsonl": "application/x-ndjson", ".zip": "application/zip"}.get(
+            result.suffix, "application/octet-stream"
+        )
         await rt.storage.put_file("releases", key, result, content_type)
         await finish_export(rt, export, key=key, stats=stats, size=result.stat().st_size)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def finish_export(rt: Runtime, export: asyncpg.Record, *, key: str | None = None,
-                        stats: ExportStats | None = None, size: int | None = None, error: str | None = None) -> None:
+async def finish_export(
+    rt: Runtime,
+    export: asyncpg.Record,
+    *,
+    key: str | None = None,
+    stats: ExportStats | None = None,
+    size: int | None = None,
+    error: str | None = None,
+) -> None:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             f"UPDATE exports SET state = $2, key = $3, samples = $4, objects = $5, size_bytes = $6, error = $7, "
-            f"finished_at = now() WHERE id = $1 RETURNING {EXPORT_COLUMNS}", export["id"],
-            "FAILED" if error else "SUCCEEDED", key, stats.samples if stats else 0, stats.objects if stats else 0,
-            size, error)
+            f"finished_at = now() WHERE id = $1 RETURNING {EXPORT_COLUMNS}",
+            export["id"],
+            "FAILED" if error else "SUCCEEDED",
+            key,
+            stats.samples if stats else 0,
+            stats.objects if stats else 0,
+            size,
+            error,
+        )
         await outbox.emit(conn, subjects.EXPORT_FINISHED, to_export(rt, row), str(export["project_id"]))
 
 
-async def run_job(rt: Runtime, job: BuildRelease | BuildExport | RunImport) -> None:
+async def run_job(rt: Runtime, job: BuildRelease | BuildExport) -> None:
     if isinstance(job, BuildRelease):
         await build(rt, job)
-    elif isinstance(job, RunImport):
-        await imports.run(rt, job)
     else:
         await run_export(rt, job)
 
 
 COMMAND_HANDLERS = (
-    (subjects.CREATE_RELEASE, create), (subjects.LIST_RELEASES, list_page), (subjects.GET_RELEASE, get),
-    (subjects.DELETE_RELEASE, delete), (subjects.CREATE_EXPORT, create_export), (subjects.LIST_EXPORTS, list_exports),
-    (subjects.GET_EXPORT, get_export), (subjects.LOCATE_EXPORT, locate_export),
+    (subjects.CREATE_RELEASE, create),
+    (subjects.LIST_RELEASES, list_page),
+    (subjects.GET_RELEASE, get),
+    (subjects.DELETE_RELEASE, delete),
+    (subjects.CREATE_EXPORT, create_export),
+    (subjects.LIST_EXPORTS, list_exports),
+    (subjects.GET_EXPORT, get_export),
+    (subjects.LOCATE_EXPORT, locate_export),
 )

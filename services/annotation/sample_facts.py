@@ -16,14 +16,24 @@ import msgspec
 from proto import subjects
 from proto.catalog import ProjectDeleted
 from proto.common import Caller
-from proto.samples import (DatasetDeleted, SampleFacts, SampleRef, SamplesCreated, SamplesDeleted, SamplesMoved,
-                           SamplesUpdated)
+from proto.samples import (
+    DatasetDeleted,
+    SampleFacts,
+    SampleRef,
+    SamplesCreated,
+    SamplesDeleted,
+    SamplesMoved,
+    SamplesUpdated,
+)
+from shared import object_keys
 from shared.consumers import Delivery
 from shared.errors import LoupeError, not_found
 from shared.service import Runtime
 
-COLUMNS = ("id, project_id, dataset_id, name, content_hash, media_url, width, height, external_id, metadata, "
-           "priority, labeler_id, reviewer_id")
+COLUMNS = (
+    "id, project_id, dataset_id, name, content_hash, media_url, width, height, external_id, metadata, "
+    "priority, labeler_id, reviewer_id"
+)
 
 UPSERT = f"""
 INSERT INTO samples ({COLUMNS})
@@ -61,8 +71,12 @@ async def on_updated(rt: Runtime, project_id: str | None, event: SamplesUpdated,
 
 
 async def on_moved(rt: Runtime, project_id: str | None, event: SamplesMoved, delivery: Delivery) -> None:
-    await rt.db.execute("UPDATE samples SET dataset_id = $1 WHERE id = ANY($2::uuid[]) AND project_id = $3",
-                        uuid.UUID(event.dataset_id), event.ids, uuid.UUID(event.project_id))
+    await rt.db.execute(
+        "UPDATE samples SET dataset_id = $1 WHERE id = ANY($2::uuid[]) AND project_id = $3",
+        uuid.UUID(event.dataset_id),
+        event.ids,
+        uuid.UUID(event.project_id),
+    )
 
 
 async def on_deleted(rt: Runtime, project_id: str | None, event: SamplesDeleted, delivery: Delivery) -> None:
@@ -83,15 +97,18 @@ async def on_project_deleted(rt: Runtime, project_id: str | None, event: Project
         await conn.execute("DELETE FROM audit WHERE project_id = $1", project)
         await conn.execute("DELETE FROM releases WHERE project_id = $1", project)
         await conn.execute("DELETE FROM imports WHERE project_id = $1", project)
+        await conn.execute("DELETE FROM label_schemas WHERE project_id = $1", project)
     # Release files, exports and uploaded imports are all keyed under the project's id.
-    await rt.storage.delete_prefix("releases", f"{project}/")
+    await rt.storage.delete_prefix("releases", object_keys.project_files(project))
 
 
-async def ask_catalog(rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, caller: Caller | None,
-                      paths: dict[uuid.UUID, str] | None) -> SampleFacts:
+async def ask_catalog(
+    rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, caller: Caller | None, paths: dict[uuid.UUID, str] | None
+) -> SampleFacts:
     try:
-        sample = await rt.nats.request(subjects.GET_SAMPLE, SampleRef(project_id=str(project_id), sample_id=str(ident)),
-                                       caller=caller)
+        sample = await rt.nats.request(
+            subjects.GET_SAMPLE, SampleRef(project_id=str(project_id), sample_id=str(ident)), caller=caller
+        )
     except LoupeError as exc:
         if exc.code == "not_found":
             error = not_found("sample", str(ident))
@@ -99,29 +116,49 @@ async def ask_catalog(rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, call
                 error.details["path"] = paths[ident]
             raise error from None
         raise
-    return SampleFacts(id=sample.id, dataset_id=sample.dataset_id, name=sample.name, content_hash=sample.content_hash,
-                       media_url=sample.media_url, width=sample.width, height=sample.height, status=sample.status,
-                       external_id=sample.external_id, metadata=sample.metadata, priority=sample.priority,
-                       labeler_id=sample.labeler_id, reviewer_id=sample.reviewer_id)
+    return SampleFacts(
+        id=sample.id,
+        dataset_id=sample.dataset_id,
+        name=sample.name,
+        content_hash=sample.content_hash,
+        media_url=sample.media_url,
+        width=sample.width,
+        height=sample.height,
+        status=sample.status,
+        external_id=sample.external_id,
+        metadata=sample.metadata,
+        priority=sample.priority,
+        labeler_id=sample.labeler_id,
+        reviewer_id=sample.reviewer_id,
+    )
 
 
-async def load(rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sample_ids: Iterable[uuid.UUID],
-               caller: Caller | None, paths: dict[uuid.UUID, str] | None = None) -> dict[uuid.UUID, asyncpg.Record]:
+async def load(
+    rt: Runtime,
+    conn: asyncpg.Connection,
+    project_id: uuid.UUID,
+    sample_ids: Iterable[uuid.UUID],
+    caller: Caller | None,
+    paths: dict[uuid.UUID, str] | None = None,
+) -> dict[uuid.UUID, asyncpg.Record]:
     """The facts of these samples of the project; one the read model lacks is asked of the catalog
     (its creation event may not have arrived yet). A sample that does not exist is 404, naming the
     request field in `paths`."""
     wanted = set(sample_ids)
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2",
-                            list(wanted), project_id)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2", list(wanted), project_id
+    )
     found = {row["id"]: row for row in rows}
     missing = sorted(wanted - found.keys())
     fetched: list[SampleFacts] = []
     for start in range(0, len(missing), FETCH_AT_ONCE):
-        fetched += await asyncio.gather(*(ask_catalog(rt, project_id, ident, caller, paths)
-                                          for ident in missing[start:start + FETCH_AT_ONCE]))
+        fetched += await asyncio.gather(
+            *(ask_catalog(rt, project_id, ident, caller, paths) for ident in missing[start : start + FETCH_AT_ONCE])
+        )
     if fetched:
         await upsert(conn, str(project_id), fetched)
-        rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])",
-                                [uuid.UUID(f.id) for f in fetched])
+        rows = await conn.fetch(
+            f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])", [uuid.UUID(f.id) for f in fetched]
+        )
         found.update({row["id"]: row for row in rows})
     return found

@@ -1,26 +1,34 @@
 """The annotation service: labelsets, labels and their objects, review, label QA, releases, exports
-and imports. It keeps its own read model of the catalog's samples (sample_facts)."""
+and label imports. It keeps its own read models of the catalog's samples (sample_facts) and label
+schemas (schema_facts)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from proto import subjects
-from proto.releases import ReleaseJob
+from proto.releases import LabelImportJob, ReleaseJob
 from proto.review import QaJob
-from services.annotation import imports, issues, labels, labelsets, qa, queue, releases, sample_facts
+from services.annotation import issues, labels, labelsets, qa, queue, releases, sample_facts, schema_facts
+from services.annotation.label_imports import commands as label_import_commands
+from services.annotation.label_imports import images as label_import_images
+from services.annotation.label_imports import stages as label_import_stages
 from shared.consumers import Delivery
 from shared.service import Runtime, Service
 
 service = Service("annotation", migrations=Path(__file__).parent / "migrations", buckets=("releases",))
 
 # -- labelsets, labels, objects
-service.answer([
-    (subjects.CREATE_LABELSET, labelsets.create), (subjects.LIST_LABELSETS, labelsets.list_all),
-    (subjects.GET_LABELSET, labelsets.get), (subjects.UPDATE_LABELSET, labelsets.update),
-    (subjects.DELETE_LABELSET, labelsets.delete),
-    *labels.COMMAND_HANDLERS,
-])
+service.answer(
+    [
+        (subjects.CREATE_LABELSET, labelsets.create),
+        (subjects.LIST_LABELSETS, labelsets.list_all),
+        (subjects.GET_LABELSET, labelsets.get),
+        (subjects.UPDATE_LABELSET, labelsets.update),
+        (subjects.DELETE_LABELSET, labelsets.delete),
+        *labels.COMMAND_HANDLERS,
+    ]
+)
 
 # -- work queues and issues
 service.answer([*queue.COMMAND_HANDLERS, *issues.COMMAND_HANDLERS])
@@ -29,14 +37,21 @@ service.answer([*queue.COMMAND_HANDLERS, *issues.COMMAND_HANDLERS])
 service.answer(qa.COMMAND_HANDLERS)
 service.consumer("qa", subjects.JOBS_STREAM, subjects.QA_JOB.subject, QaJob)(qa.run_job)
 
-# -- releases, exports, imports
+# -- releases and exports
 service.answer(releases.COMMAND_HANDLERS)
-service.answer(imports.COMMAND_HANDLERS)
 
 
 @service.consumer("release", subjects.JOBS_STREAM, subjects.RELEASE_JOB.subject, ReleaseJob)
 async def release_job(rt: Runtime, job: ReleaseJob, delivery: Delivery) -> None:
     await releases.run_job(rt, job)
+
+
+# -- label imports: an images job, then a labels job, which the finish of ingest's run submits
+service.answer(label_import_commands.COMMAND_HANDLERS)
+service.consumer("label-import", subjects.JOBS_STREAM, subjects.LABEL_IMPORT_JOB.subject, LabelImportJob)(
+    label_import_stages.run_job
+)
+service.on_event(subjects.RUN_PROGRESSED)(label_import_images.on_run_progressed)
 
 
 # -- read models and labels kept in step with the catalog's events
@@ -46,4 +61,8 @@ service.on_event(subjects.SAMPLES_MOVED)(sample_facts.on_moved)
 service.on_event(subjects.SAMPLES_DELETED)(sample_facts.on_deleted)
 service.on_event(subjects.DATASET_DELETED)(sample_facts.on_dataset_deleted)
 service.on_event(subjects.PROJECT_DELETED)(sample_facts.on_project_deleted)
+service.context(schema_facts.open_schemas)
+for event in subjects.SCHEMA_EVENTS:
+    if event != subjects.LABEL_CLASS_MERGED:
+        service.on_event(event)(schema_facts.on_changed)
 service.on_event(subjects.LABEL_CLASS_MERGED)(labels.on_class_merged)

@@ -13,12 +13,20 @@ import asyncpg
 
 from proto import subjects
 from proto.common import Empty
-from proto.samples import (CreateDatasetRequest, Dataset, DatasetDeleted, DatasetPage, DatasetRef, DatasetUpdated,
-                           ListDatasetsRequest, UpdateDatasetRequest)
-from services.catalog.access import parse_uuid
+from proto.samples import (
+    CreateDatasetRequest,
+    Dataset,
+    DatasetDeleted,
+    DatasetPage,
+    DatasetRef,
+    DatasetUpdated,
+    ListDatasetsRequest,
+    UpdateDatasetRequest,
+)
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
+from shared.ids import parse_uuid
 from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
@@ -26,9 +34,15 @@ COLUMNS = "id, project_id, name, description, version, created_at, updated_at"
 
 
 def to_dataset(row: asyncpg.Record) -> Dataset:
-    return Dataset(id=str(row["id"]), project_id=str(row["project_id"]), name=row["name"],
-                   description=row["description"], version=row["version"], created_at=row["created_at"],
-                   updated_at=row["updated_at"])
+    return Dataset(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        name=row["name"],
+        description=row["description"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def name_taken(name: str) -> LoupeError:
@@ -41,7 +55,10 @@ async def create(rt: Runtime, request: CreateDatasetRequest, ctx: RequestContext
         try:
             row = await conn.fetchrow(
                 f"INSERT INTO datasets (project_id, name, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}",
-                parse_uuid(request.project_id, "project"), name, request.dataset.description)
+                parse_uuid(request.project_id, "project"),
+                name,
+                request.dataset.description,
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(name) from None
         except asyncpg.ForeignKeyViolationError:
@@ -57,17 +74,27 @@ async def list_page(rt: Runtime, request: ListDatasetsRequest, ctx: RequestConte
     rows = await rt.db.fetch(
         f"SELECT {COLUMNS} FROM datasets WHERE project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
-        parse_uuid(request.project_id, "project"), after and after[0], after and after[1], page.limit + 1)
+        parse_uuid(request.project_id, "project"),
+        after and after[0],
+        after and after[1],
+        page.limit + 1,
+    )
     items = [to_dataset(row) for row in rows[: page.limit]]
-    return DatasetPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None)
+    return DatasetPage(
+        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None
+    )
 
 
-async def fetch(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, dataset_id: str, lock: str = ""
-                ) -> asyncpg.Record:
+async def fetch(
+    conn: asyncpg.Connection | asyncpg.Pool, project_id: str, dataset_id: str, lock: str = ""
+) -> asyncpg.Record:
     """The dataset's row, or 404 when the project has no such dataset. `lock`: "FOR UPDATE" to change
     it, "FOR KEY SHARE" to add samples to it (it cannot be deleted meanwhile)."""
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM datasets WHERE id = $1 AND project_id = $2 {lock}",
-                              parse_uuid(dataset_id, "dataset"), parse_uuid(project_id, "project"))
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM datasets WHERE id = $1 AND project_id = $2 {lock}",
+        parse_uuid(dataset_id, "dataset"),
+        parse_uuid(project_id, "project"),
+    )
     if row is None:
         raise not_found("dataset", dataset_id)
     return row
@@ -82,23 +109,35 @@ async def update(rt: Runtime, request: UpdateDatasetRequest, ctx: RequestContext
     async with rt.db.acquire() as conn, conn.transaction():
         current = to_dataset(await fetch(conn, request.project_id, request.dataset_id, "FOR UPDATE"))
         if changes.version is not None and changes.version != current.version:
-            raise conflict(f"dataset {current.id} is at version {current.version}, not {changes.version}; "
-                           "get it again and reapply your change", path="$.version", current_version=current.version)
+            raise conflict(
+                f"dataset {current.id} is at version {current.version}, not {changes.version}; "
+                "get it again and reapply your change",
+                path="$.version",
+                current_version=current.version,
+            )
         name = changes.name.strip() if changes.name is not None else current.name
         description = changes.description if changes.description is not None else current.description
-        changed = [field for field, old, new in (("name", current.name, name),
-                                                 ("description", current.description, description)) if old != new]
+        changed = [
+            field
+            for field, old, new in (("name", current.name, name), ("description", current.description, description))
+            if old != new
+        ]
         if not changed:
             return current
         try:
             row = await conn.fetchrow(
                 f"UPDATE datasets SET name = $2, description = $3, version = version + 1, updated_at = now() "
-                f"WHERE id = $1 RETURNING {COLUMNS}", uuid.UUID(current.id), name, description)
+                f"WHERE id = $1 RETURNING {COLUMNS}",
+                uuid.UUID(current.id),
+                name,
+                description,
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(name) from None
         dataset = to_dataset(row)
-        await outbox.emit(conn, subjects.DATASET_UPDATED, DatasetUpdated(dataset=dataset, changed=changed),
-                          dataset.project_id)
+        await outbox.emit(
+            conn, subjects.DATASET_UPDATED, DatasetUpdated(dataset=dataset, changed=changed), dataset.project_id
+        )
     return dataset
 
 
@@ -106,10 +145,13 @@ async def delete(rt: Runtime, request: DatasetRef, ctx: RequestContext) -> Empty
     """Its samples go with it; the one event says how many, instead of one event per sample."""
     async with rt.db.acquire() as conn, conn.transaction():
         current = await fetch(conn, request.project_id, request.dataset_id, "FOR UPDATE")
-        count = await conn.fetchval("WITH gone AS (DELETE FROM samples WHERE dataset_id = $1 RETURNING 1) "
-                                    "SELECT count(*) FROM gone", current["id"])
+        count = await conn.fetchval(
+            "WITH gone AS (DELETE FROM samples WHERE dataset_id = $1 RETURNING 1) SELECT count(*) FROM gone",
+            current["id"],
+        )
         await conn.execute("DELETE FROM datasets WHERE id = $1", current["id"])
-        deleted = DatasetDeleted(id=str(current["id"]), project_id=str(current["project_id"]), name=current["name"],
-                                 sample_count=count)
+        deleted = DatasetDeleted(
+            id=str(current["id"]), project_id=str(current["project_id"]), name=current["name"], sample_count=count
+        )
         await outbox.emit(conn, subjects.DATASET_DELETED, deleted, deleted.project_id)
     return Empty()

@@ -66,27 +66,42 @@ async def apply_label_changed(rt: Runtime, project_id: str | None, event: LabelC
     # Retrying cannot make an id valid; such a label describes nothing this catalog holds.
     labels = [label for label in event.labels if is_uuid(label.sample_id)]
     if len(labels) < len(event.labels) or not is_uuid(event.project_id):
-        log.warning("label event %s names samples or a project that are not ids; those labels are ignored",
-                    delivery.msg_id)
+        log.warning(
+            "label event %s names samples or a project that are not ids; those labels are ignored", delivery.msg_id
+        )
         if not is_uuid(event.project_id):
             return
-    summaries = [SummaryRow(label.sample_id, label.revision, label.status, sorted(set(label.tag_class_ids)))
-                 for label in labels]
-    counts = [CountRow(label.sample_id, class_id, count) for label in labels
-              for class_id, count in label.class_counts.items() if count > 0]
+    summaries = [
+        SummaryRow(label.sample_id, label.revision, label.status, sorted(set(label.tag_class_ids))) for label in labels
+    ]
+    counts = [
+        CountRow(label.sample_id, class_id, count)
+        for label in labels
+        for class_id, count in label.class_counts.items()
+        if count > 0
+    ]
     async with rt.db.acquire() as conn, conn.transaction():
         # Nothing is inserted for a sample the project does not have (deleted since, or never its).
-        applied = [row["sample_id"] for row in await conn.fetch(
-            UPSERT, uuid.UUID(event.project_id), event.labelset, event.changed_at, encode(summaries).decode())]
+        applied = [
+            row["sample_id"]
+            for row in await conn.fetch(
+                UPSERT, uuid.UUID(event.project_id), event.labelset, event.changed_at, encode(summaries).decode()
+            )
+        ]
         if not applied:
             return
-        await conn.execute("DELETE FROM label_class_counts WHERE labelset = $1 AND sample_id = ANY($2::uuid[])",
-                           event.labelset, applied)
+        await conn.execute(
+            "DELETE FROM label_class_counts WHERE labelset = $1 AND sample_id = ANY($2::uuid[])",
+            event.labelset,
+            applied,
+        )
         await conn.execute(INSERT_COUNTS, event.labelset, encode(counts).decode(), applied)
 
 
-async def apply_labelset_deleted(rt: Runtime, project_id: str | None, event: LabelsetDeleted,
-                                 delivery: Delivery) -> None:
+async def apply_labelset_deleted(
+    rt: Runtime, project_id: str | None, event: LabelsetDeleted, delivery: Delivery
+) -> None:
     """A labelset made again under the same name starts its revisions anew: forget the old ones."""
-    await rt.db.execute("DELETE FROM label_summaries WHERE project_id = $1 AND labelset = $2",
-                        uuid.UUID(event.project_id), event.name)
+    await rt.db.execute(
+        "DELETE FROM label_summaries WHERE project_id = $1 AND labelset = $2", uuid.UUID(event.project_id), event.name
+    )

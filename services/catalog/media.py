@@ -12,9 +12,10 @@ import asyncpg
 
 from proto.common import Redirect
 from proto.samples import SampleMediaRef, SampleRef, SampleUrls
-from services.catalog.access import parse_uuid
+from shared import object_keys
 from shared.bus import RequestContext
 from shared.errors import LoupeError, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 from shared.storage import Storage
 
@@ -22,19 +23,25 @@ EXPIRES_S = 3600
 
 
 def original_url(storage: Storage, content_hash: str | None, media_url: str | None) -> str:
-    return media_url if content_hash is None else storage.presigned_get("media", content_hash, EXPIRES_S)
+    if content_hash is not None:
+        return storage.presigned_get("media", object_keys.original(content_hash), EXPIRES_S)
+    assert media_url is not None, "a CHECK on samples keeps content_hash or media_url set"
+    return media_url
 
 
 async def thumbnail_url(storage: Storage, content_hash: str | None) -> str | None:
     """None while there is no thumbnail (not made yet, or external media Loupe never stored)."""
-    if content_hash is None or not await storage.exists("thumbs", content_hash):
+    if content_hash is None or not await storage.exists("thumbs", object_keys.thumbnail(content_hash)):
         return None
-    return storage.presigned_get("thumbs", content_hash, EXPIRES_S)
+    return storage.presigned_get("thumbs", object_keys.thumbnail(content_hash), EXPIRES_S)
 
 
 async def fetch(rt: Runtime, project_id: str, sample_id: str) -> asyncpg.Record:
-    row = await rt.db.fetchrow("SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2",
-                               parse_uuid(sample_id, "sample"), parse_uuid(project_id, "project"))
+    row = await rt.db.fetchrow(
+        "SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2",
+        parse_uuid(sample_id, "sample"),
+        parse_uuid(project_id, "project"),
+    )
     if row is None:
         raise not_found("sample", sample_id)
     return row
@@ -46,15 +53,25 @@ async def locate(rt: Runtime, request: SampleMediaRef, ctx: RequestContext) -> R
         return Redirect(url=original_url(rt.storage, row["content_hash"], row["media_url"]))
     url = await thumbnail_url(rt.storage, row["content_hash"])
     if url is None:
-        raise LoupeError("not_found", f"sample {request.sample_id} has no thumbnail yet" +
-                         (": its media is external, Loupe keeps no copy" if row["content_hash"] is None else
-                          "; ingest makes one when it stores the image, try again shortly"),
-                         resource="thumbnail", id=request.sample_id)
+        raise LoupeError(
+            "not_found",
+            f"sample {request.sample_id} has no thumbnail yet"
+            + (
+                ": its media is external, Loupe keeps no copy"
+                if row["content_hash"] is None
+                else "; ingest makes one when it stores the image, try again shortly"
+            ),
+            resource="thumbnail",
+            id=request.sample_id,
+        )
     return Redirect(url=url)
 
 
 async def sign(rt: Runtime, request: SampleRef, ctx: RequestContext) -> SampleUrls:
     row = await fetch(rt, request.project_id, request.sample_id)
-    return SampleUrls(sample_id=request.sample_id,
-                      original_url=original_url(rt.storage, row["content_hash"], row["media_url"]),
-                      thumbnail_url=await thumbnail_url(rt.storage, row["content_hash"]), expires_in=EXPIRES_S)
+    return SampleUrls(
+        sample_id=request.sample_id,
+        original_url=original_url(rt.storage, row["content_hash"], row["media_url"]),
+        thumbnail_url=await thumbnail_url(rt.storage, row["content_hash"]),
+        expires_in=EXPIRES_S,
+    )

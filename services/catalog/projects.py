@@ -8,8 +8,18 @@ from datetime import datetime
 import asyncpg
 
 from proto import subjects
-from proto.catalog import (CreateProject, ListProjects, Project, ProjectDeleted, ProjectPage, ProjectRef,
-                           ProjectUpdated, UpdateProjectRequest)
+from proto.catalog import (
+    ROLES,
+    CreateProject,
+    ListProjects,
+    Project,
+    ProjectDeleted,
+    ProjectPage,
+    ProjectRef,
+    ProjectUpdated,
+    Role,
+    UpdateProjectRequest,
+)
 from proto.common import Caller, Empty
 from shared import outbox
 from shared.bus import RequestContext
@@ -19,17 +29,29 @@ from shared.service import Runtime
 
 COLUMNS = "id, org_id, name, description, task_type, content_type, public, metadata, version, created_at, updated_at"
 # The projects a caller can see, each with the caller's role on it ($1 org, $2 user or NULL, $3 is admin).
-VISIBLE = (f"SELECT {', '.join('p.' + c for c in COLUMNS.split(', '))}, "
-           "CASE WHEN $3 THEN 'admin' ELSE coalesce(m.role, CASE WHEN p.public THEN 'viewer' END) END AS role "
-           "FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 "
-           "WHERE p.org_id = $1 AND ($3 OR m.role IS NOT NULL OR p.public)")
+VISIBLE = (
+    f"SELECT {', '.join('p.' + c for c in COLUMNS.split(', '))}, "
+    "CASE WHEN $3 THEN 'admin' ELSE coalesce(m.role, CASE WHEN p.public THEN 'viewer' END) END AS role "
+    "FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 "
+    "WHERE p.org_id = $1 AND ($3 OR m.role IS NOT NULL OR p.public)"
+)
 
 
-def to_project(row: asyncpg.Record, role: str | None = None) -> Project:
-    return Project(id=str(row["id"]), org_id=str(row["org_id"]), name=row["name"], description=row["description"],
-                   task_type=row["task_type"], content_type=row["content_type"], public=row["public"],
-                   metadata=row["metadata"], version=row["version"], created_at=row["created_at"],
-                   updated_at=row["updated_at"], role=role or row.get("role"))
+def to_project(row: asyncpg.Record, role: Role | None = None) -> Project:
+    return Project(
+        id=str(row["id"]),
+        org_id=str(row["org_id"]),
+        name=row["name"],
+        description=row["description"],
+        task_type=row["task_type"],
+        content_type=row["content_type"],
+        public=row["public"],
+        metadata=row["metadata"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        role=role or row.get("role"),
+    )
 
 
 def visibility_args(caller: Caller) -> tuple[uuid.UUID, uuid.UUID | None, bool]:
@@ -44,8 +66,7 @@ def parse_id(ident: str) -> uuid.UUID:
 
 
 def name_taken(name: str) -> LoupeError:
-    return conflict(f"a project named {name!r} already exists in this organisation; choose another name",
-                    path="$.name")
+    return conflict(f"a project named {name!r} already exists in this organisation; choose another name", path="$.name")
 
 
 async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Project:
@@ -56,13 +77,22 @@ async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Pr
             row = await conn.fetchrow(
                 f"INSERT INTO projects (org_id, name, description, task_type, content_type, public, metadata) "
                 f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}",
-                uuid.UUID(caller.org_id), name, request.description, request.task_type, request.content_type,
-                request.public, request.metadata)
+                uuid.UUID(caller.org_id),
+                name,
+                request.description,
+                request.task_type,
+                request.content_type,
+                request.public,
+                request.metadata,
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(name) from None
         if caller.user_id:  # whoever creates a project administers it
-            await conn.execute("INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'admin')",
-                               row["id"], uuid.UUID(caller.user_id))
+            await conn.execute(
+                "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'admin')",
+                row["id"],
+                uuid.UUID(caller.user_id),
+            )
         project = to_project(row, "admin")
         await outbox.emit(conn, subjects.PROJECT_CREATED, project, project.id)
     return project
@@ -74,7 +104,11 @@ async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> 
     rows = await rt.db.fetch(
         f"{VISIBLE} AND ($4::timestamptz IS NULL OR (p.created_at, p.id) > ($4, $5)) "
         "ORDER BY p.created_at, p.id LIMIT $6",
-        *visibility_args(caller), after and after[0], after and after[1], request.limit + 1)
+        *visibility_args(caller),
+        after and after[0],
+        after and after[1],
+        request.limit + 1,
+    )
     items = [to_project(row) for row in rows[: request.limit]]
     next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > request.limit else None
     return ProjectPage(items=items, next_cursor=next_cursor)
@@ -94,16 +128,27 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
     caller = ctx.require_caller()
     changes = request.changes
     async with rt.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(f"SELECT {COLUMNS} FROM projects WHERE id = $1 AND org_id = $2 FOR UPDATE",
-                                  parse_id(request.id), uuid.UUID(caller.org_id))
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM projects WHERE id = $1 AND org_id = $2 FOR UPDATE",
+            parse_id(request.id),
+            uuid.UUID(caller.org_id),
+        )
         if row is None:
             raise not_found("project", request.id)
         current = to_project(row)
         if changes.version is not None and changes.version != current.version:
-            raise conflict(f"project {current.id} is at version {current.version}, not {changes.version}; "
-                           "get it again and reapply your change", path="$.version", current_version=current.version)
-        wanted = {"name": changes.name.strip() if changes.name is not None else None,
-                  "description": changes.description, "public": changes.public, "metadata": changes.metadata}
+            raise conflict(
+                f"project {current.id} is at version {current.version}, not {changes.version}; "
+                "get it again and reapply your change",
+                path="$.version",
+                current_version=current.version,
+            )
+        wanted = {
+            "name": changes.name.strip() if changes.name is not None else None,
+            "description": changes.description,
+            "public": changes.public,
+            "metadata": changes.metadata,
+        }
         new = {field: value for field, value in wanted.items() if value is not None}
         changed = [field for field, value in new.items() if getattr(current, field) != value]
         if not changed:
@@ -112,10 +157,13 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
         try:
             row = await conn.fetchrow(
                 f"UPDATE projects SET name = $2, description = $3, public = $4, metadata = $5, version = version + 1, "
-                f"updated_at = now() WHERE id = $1 RETURNING {COLUMNS}", row["id"], *merged.values())
+                f"updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+                row["id"],
+                *merged.values(),
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(merged["name"]) from None
-        project = to_project(row, ctx.caller and ctx.caller.role)
+        project = to_project(row, caller.role if caller.role in ROLES else None)  # the role the gateway checked
         await outbox.emit(conn, subjects.PROJECT_UPDATED, ProjectUpdated(project=project, changed=changed), project.id)
     return project
 
@@ -123,8 +171,11 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
 async def delete(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> Empty:
     caller = ctx.require_caller()
     async with rt.db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("DELETE FROM projects WHERE id = $1 AND org_id = $2 RETURNING id, org_id, name",
-                                  parse_id(request.id), uuid.UUID(caller.org_id))
+        row = await conn.fetchrow(
+            "DELETE FROM projects WHERE id = $1 AND org_id = $2 RETURNING id, org_id, name",
+            parse_id(request.id),
+            uuid.UUID(caller.org_id),
+        )
         if row is None:
             raise not_found("project", request.id)
         deleted = ProjectDeleted(id=str(row["id"]), org_id=str(row["org_id"]), name=row["name"])

@@ -14,8 +14,13 @@ from shared import workflow
 
 # current status → {allowed next status: least project role that may take the step}
 TRANSITIONS: dict[SampleStatus, dict[SampleStatus, Role]] = {
-    "NEW": {"IN_PROGRESS": "labeler", "TO_REVIEW": "labeler", "SKIPPED": "labeler",
-            "AUTO_LABELLED": "manager", "DONE": "manager"},
+    "NEW": {
+        "IN_PROGRESS": "labeler",
+        "TO_REVIEW": "labeler",
+        "SKIPPED": "labeler",
+        "AUTO_LABELLED": "manager",
+        "DONE": "manager",
+    },
     "IN_PROGRESS": {"NEW": "labeler", "TO_REVIEW": "labeler", "SKIPPED": "labeler", "DONE": "manager"},
     "SKIPPED": {"NEW": "labeler", "IN_PROGRESS": "labeler"},
     "AUTO_LABELLED": {"IN_PROGRESS": "labeler", "TO_REVIEW": "labeler", "DONE": "reviewer", "NEW": "manager"},

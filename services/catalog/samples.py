@@ -19,24 +19,48 @@ import msgspec
 from proto import subjects
 from proto.common import Empty
 from proto.ingest import MediaStored, OwnedMediaRequest
-from proto.samples import (EVENT_SAMPLES, CreatedSample, CreatedSamples, CreateSamplesRequest, DeletedSamples,
-                           DeleteSamplesRequest, FindSamplesByHash, MovedSamples, MoveSamplesRequest, NewSample,
-                           Sample, SampleChanges, SampleFacts, SampleRef, SamplesByHash, SampleStatus, SamplesCreated,
-                           SamplesDeleted, SamplesMoved, SamplesUpdated, UpdatedSample, UpdatedSamples,
-                           UpdateSampleRequest, UpdateSamplesRequest, sample_id_for)
+from proto.samples import (
+    EVENT_SAMPLES,
+    CreatedSample,
+    CreatedSamples,
+    CreateSamplesRequest,
+    DeletedSamples,
+    DeleteSamplesRequest,
+    FindSamplesByHash,
+    MovedSamples,
+    MoveSamplesRequest,
+    NewSample,
+    Sample,
+    SampleChanges,
+    SampleFacts,
+    SampleRef,
+    SamplesByHash,
+    SamplesCreated,
+    SamplesDeleted,
+    SamplesMoved,
+    SampleStatus,
+    SamplesUpdated,
+    UpdatedSample,
+    UpdatedSamples,
+    UpdateSampleRequest,
+    UpdateSamplesRequest,
+    sample_id_for,
+)
 from services.catalog import datasets
-from services.catalog.access import parse_uuid
 from services.catalog.sample_status import check_transition
 from shared import outbox
 from shared.bus import RequestContext, encoder
 from shared.consumers import Delivery, once
 from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("id, project_id, dataset_id, name, external_id, content_hash, media_url, format, width, height, "
-           "size_bytes, metadata, tags, priority, status, labeler_id, reviewer_id, version, created_at, updated_at")
+COLUMNS = (
+    "id, project_id, dataset_id, name, external_id, content_hash, media_url, format, width, height, "
+    "size_bytes, metadata, tags, priority, status, labeler_id, reviewer_id, version, created_at, updated_at"
+)
 
 
 def to_sample(row: asyncpg.Record) -> Sample:
@@ -47,19 +71,31 @@ def to_sample(row: asyncpg.Record) -> Sample:
 
 
 def facts(sample: Sample | NewRow, dataset_id: str, status: SampleStatus) -> SampleFacts:
-    return SampleFacts(id=sample.id, dataset_id=dataset_id, name=sample.name, content_hash=sample.content_hash,
-                       media_url=sample.media_url, width=sample.width, height=sample.height, status=status,
-                       external_id=sample.external_id, metadata=sample.metadata, priority=sample.priority,
-                       labeler_id=sample.labeler_id, reviewer_id=sample.reviewer_id)
+    return SampleFacts(
+        id=sample.id,
+        dataset_id=dataset_id,
+        name=sample.name,
+        content_hash=sample.content_hash,
+        media_url=sample.media_url,
+        width=sample.width,
+        height=sample.height,
+        status=status,
+        external_id=sample.external_id,
+        metadata=sample.metadata,
+        priority=sample.priority,
+        labeler_id=sample.labeler_id,
+        reviewer_id=sample.reviewer_id,
+    )
 
 
 def chunks(items: list[Any]) -> list[list[Any]]:
     """Events of at most EVENT_SAMPLES samples: one per call, unless the call is large enough to
     exceed what one NATS message may carry."""
-    return [items[i:i + EVENT_SAMPLES] for i in range(0, len(items), EVENT_SAMPLES)]
+    return [items[i : i + EVENT_SAMPLES] for i in range(0, len(items), EVENT_SAMPLES)]
 
 
 # -- creating ---------------------------------------------------------------------------------------
+
 
 class NewRow(msgspec.Struct, frozen=True, kw_only=True):
     """A sample to insert, as `json_to_recordset` reads it."""
@@ -91,8 +127,9 @@ INSERT = """
     RETURNING id"""
 
 
-async def _insert(conn: asyncpg.Connection, project_id: uuid.UUID, dataset_id: uuid.UUID, rows: list[NewRow]
-                  ) -> set[str]:
+async def _insert(
+    conn: asyncpg.Connection, project_id: uuid.UUID, dataset_id: uuid.UUID, rows: list[NewRow]
+) -> set[str]:
     """Insert what is new; returns the ids created."""
     created = await conn.fetch(INSERT, project_id, dataset_id, encoder.encode(rows).decode())
     return {str(row["id"]) for row in created}
@@ -101,8 +138,9 @@ async def _insert(conn: asyncpg.Connection, project_id: uuid.UUID, dataset_id: u
 Outcome = Literal["created", "existing"]
 
 
-async def insert_samples(conn: asyncpg.Connection, project_id: uuid.UUID, dataset_id: uuid.UUID,
-                         rows: list[NewRow], chosen: Sequence[bool]) -> tuple[list[tuple[str, Outcome]], list[NewRow]]:
+async def insert_samples(
+    conn: asyncpg.Connection, project_id: uuid.UUID, dataset_id: uuid.UUID, rows: list[NewRow], chosen: Sequence[bool]
+) -> tuple[list[tuple[str, Outcome]], list[NewRow]]:
     """Create the rows that are new, in one statement. Returns per row its sample id and whether it
     was created or already there, and the rows created. `chosen[i]`: row i's id was given by the
     caller (else derived, and replaceable)."""
@@ -114,9 +152,15 @@ async def insert_samples(conn: asyncpg.Connection, project_id: uuid.UUID, datase
     clashes = await conn.fetch(
         "SELECT id, dataset_id, content_hash, media_url FROM samples "
         "WHERE id = ANY($1::uuid[]) OR (dataset_id = $2 AND content_hash = ANY($3::text[]))",
-        [rows[i].id for i in left], dataset_id, [rows[i].content_hash for i in left if rows[i].content_hash])
-    in_dataset = {row["content_hash"]: str(row["id"]) for row in clashes
-                  if row["dataset_id"] == dataset_id and row["content_hash"]}
+        [rows[i].id for i in left],
+        dataset_id,
+        [rows[i].content_hash for i in left if rows[i].content_hash],
+    )
+    in_dataset = {
+        row["content_hash"]: str(row["id"])
+        for row in clashes
+        if row["dataset_id"] == dataset_id and row["content_hash"]
+    }
     by_id = {str(row["id"]): row for row in clashes}
     fresh: dict[int, NewRow] = {}
     for i in left:
@@ -124,11 +168,18 @@ async def insert_samples(conn: asyncpg.Connection, project_id: uuid.UUID, datase
         if row.content_hash in in_dataset:
             results[i] = (in_dataset[row.content_hash], "existing")
         elif same_id is not None and (same_id["dataset_id"], same_id["content_hash"], same_id["media_url"]) == (
-                dataset_id, row.content_hash, row.media_url):
+            dataset_id,
+            row.content_hash,
+            row.media_url,
+        ):
             results[i] = (row.id, "existing")
         elif chosen[i]:
-            raise conflict(f"sample id {row.id} is already taken by a sample with other media or in another "
-                           "dataset; choose another id or leave `id` out", path=f"$.items[{i}].id", id=row.id)
+            raise conflict(
+                f"sample id {row.id} is already taken by a sample with other media or in another "
+                "dataset; choose another id or leave `id` out",
+                path=f"$.items[{i}].id",
+                id=row.id,
+            )
         else:
             # Its derived id went with the same image when it was moved to another dataset.
             fresh[i] = msgspec.structs.replace(row, id=str(uuid.uuid4()))
@@ -147,8 +198,11 @@ def new_rows(dataset_id: str, items: list[NewSample]) -> list[NewRow]:
     hashes: dict[str, int] = {}
     for i, item in enumerate(items):
         if (item.content_hash is None) == (item.media_url is None):
-            raise invalid("give exactly one of content_hash (an image in the media bucket) and media_url "
-                          "(an image kept outside Loupe)", path=f"$.items[{i}]")
+            raise invalid(
+                "give exactly one of content_hash (an image in the media bucket) and media_url "
+                "(an image kept outside Loupe)",
+                path=f"$.items[{i}]",
+            )
         if item.id is not None:
             ident = str(item.id)
         elif item.content_hash is not None:
@@ -157,25 +211,42 @@ def new_rows(dataset_id: str, items: list[NewSample]) -> list[NewRow]:
             ident = str(uuid.uuid4())
         if item.content_hash is not None:
             if item.content_hash in hashes:
-                raise invalid(f"items {hashes[item.content_hash]} and {i} are the same image; a dataset holds an "
-                              "image once", path=f"$.items[{i}].content_hash")
+                raise invalid(
+                    f"items {hashes[item.content_hash]} and {i} are the same image; a dataset holds an image once",
+                    path=f"$.items[{i}].content_hash",
+                )
             hashes[item.content_hash] = i
         if ident in ids:
             raise invalid(f"items {ids[ident]} and {i} have the same id {ident}", path=f"$.items[{i}].id")
         ids[ident] = i
-        rows.append(NewRow(id=ident, name=item.name.strip(), external_id=item.external_id,
-                           content_hash=item.content_hash, media_url=item.media_url, format=item.format,
-                           width=item.width, height=item.height, size_bytes=item.size, metadata=item.metadata,
-                           priority=item.priority))
+        rows.append(
+            NewRow(
+                id=ident,
+                name=item.name.strip(),
+                external_id=item.external_id,
+                content_hash=item.content_hash,
+                media_url=item.media_url,
+                format=item.format,
+                width=item.width,
+                height=item.height,
+                size_bytes=item.size,
+                metadata=item.metadata,
+                priority=item.priority,
+            )
+        )
     return rows
 
 
-async def emit_created(conn: asyncpg.Connection, project_id: str, dataset_id: str, rows: list[NewRow],
-                       run_id: str | None = None) -> None:
+async def emit_created(
+    conn: asyncpg.Connection, project_id: str, dataset_id: str, rows: list[NewRow], run_id: str | None = None
+) -> None:
     for part in chunks([facts(row, dataset_id, "NEW") for row in rows]):
-        await outbox.emit(conn, subjects.SAMPLES_CREATED,
-                          SamplesCreated(project_id=project_id, dataset_id=dataset_id, samples=part, run_id=run_id),
-                          project_id)
+        await outbox.emit(
+            conn,
+            subjects.SAMPLES_CREATED,
+            SamplesCreated(project_id=project_id, dataset_id=dataset_id, samples=part, run_id=run_id),
+            project_id,
+        )
 
 
 NOT_STORED = "no image with this SHA-256 was stored by your organisation; upload it first"
@@ -190,11 +261,14 @@ async def check_media_owned(rt: Runtime, project_id: str, dataset_id: str, items
         return
     org_id = await rt.db.fetchval(
         "SELECT p.org_id FROM datasets d JOIN projects p ON p.id = d.project_id WHERE d.id = $1 AND p.id = $2",
-        parse_uuid(dataset_id, "dataset"), parse_uuid(project_id, "project"))
+        parse_uuid(dataset_id, "dataset"),
+        parse_uuid(project_id, "project"),
+    )
     if org_id is None:
         raise not_found("dataset", dataset_id)
-    owned = set((await rt.nats.request(subjects.OWNED_MEDIA, OwnedMediaRequest(
-        org_id=str(org_id), hashes=list(hashes)))).owned)
+    owned = set(
+        (await rt.nats.request(subjects.OWNED_MEDIA, OwnedMediaRequest(org_id=str(org_id), hashes=list(hashes)))).owned
+    )
     for content_hash, i in hashes.items():
         if content_hash not in owned:
             raise invalid(NOT_STORED, path=f"$.items[{i}].content_hash")
@@ -208,11 +282,15 @@ async def create_many(rt: Runtime, request: CreateSamplesRequest, ctx: RequestCo
     async with rt.db.acquire() as conn, conn.transaction():
         dataset = await datasets.fetch(conn, request.project_id, request.dataset_id, "FOR KEY SHARE")
         dataset_id = str(dataset["id"])
-        results, created = await insert_samples(conn, dataset["project_id"], dataset["id"], rows,
-                                                [item.id is not None for item in items])
+        results, created = await insert_samples(
+            conn, dataset["project_id"], dataset["id"], rows, [item.id is not None for item in items]
+        )
         await emit_created(conn, str(dataset["project_id"]), dataset_id, created)
-    return CreatedSamples(created=len(created), existing=len(rows) - len(created),
-                          items=[CreatedSample(id=ident, outcome=outcome) for ident, outcome in results])
+    return CreatedSamples(
+        created=len(created),
+        existing=len(rows) - len(created),
+        items=[CreatedSample(id=ident, outcome=outcome) for ident, outcome in results],
+    )
 
 
 async def register(rt: Runtime, project_id: str | None, data: MediaStored, delivery: Delivery) -> None:
@@ -224,12 +302,30 @@ async def register(rt: Runtime, project_id: str | None, data: MediaStored, deliv
             dataset = await datasets.fetch(conn, data.project_id, data.dataset_id, "FOR KEY SHARE")
         except LoupeError:
             # Deleted while ingest worked on it: nothing left to add the images to, and retrying won't help.
-            log.warning("dropping %d stored images of run %s: dataset %s of project %s does not exist",
-                        len(data.items), data.run_id, data.dataset_id, data.project_id)
+            log.warning(
+                "dropping %d stored images of run %s: dataset %s of project %s does not exist",
+                len(data.items),
+                data.run_id,
+                data.dataset_id,
+                data.project_id,
+            )
             return
-        rows = [NewRow(id=m.sample_id, name=m.name, external_id=m.external_id, content_hash=m.sha256, media_url=None,
-                       format=m.format, width=m.width, height=m.height, size_bytes=m.size, metadata=m.metadata,
-                       priority=m.priority) for m in data.items]
+        rows = [
+            NewRow(
+                id=m.sample_id,
+                name=m.name,
+                external_id=m.external_id,
+                content_hash=m.sha256,
+                media_url=None,
+                format=m.format,
+                width=m.width,
+                height=m.height,
+                size_bytes=m.size,
+                metadata=m.metadata,
+                priority=m.priority,
+            )
+            for m in data.items
+        ]
         _, created = await insert_samples(conn, dataset["project_id"], dataset["id"], rows, [False] * len(rows))
         await emit_created(conn, str(dataset["project_id"]), str(dataset["id"]), created, data.run_id)
 
@@ -238,15 +334,22 @@ async def find(rt: Runtime, request: FindSamplesByHash, ctx: RequestContext) -> 
     rows = await rt.db.fetch(
         "SELECT content_hash, id FROM samples WHERE dataset_id = $1 AND project_id = $2 "
         "AND content_hash = ANY($3::text[])",
-        parse_uuid(request.dataset_id, "dataset"), parse_uuid(request.project_id, "project"), request.content_hashes)
+        parse_uuid(request.dataset_id, "dataset"),
+        parse_uuid(request.project_id, "project"),
+        request.content_hashes,
+    )
     return SamplesByHash(found={row["content_hash"]: str(row["id"]) for row in rows})
 
 
 # -- reading ----------------------------------------------------------------------------------------
 
+
 async def get(rt: Runtime, request: SampleRef, ctx: RequestContext) -> Sample:
-    row = await rt.db.fetchrow(f"SELECT {COLUMNS} FROM samples WHERE id = $1 AND project_id = $2",
-                               parse_uuid(request.sample_id, "sample"), parse_uuid(request.project_id, "project"))
+    row = await rt.db.fetchrow(
+        f"SELECT {COLUMNS} FROM samples WHERE id = $1 AND project_id = $2",
+        parse_uuid(request.sample_id, "sample"),
+        parse_uuid(request.project_id, "project"),
+    )
     if row is None:
         raise not_found("sample", request.sample_id)
     return to_sample(row)
@@ -261,7 +364,7 @@ UPDATE = f"""
     FROM json_to_recordset($2::text::json) AS r(id uuid, name text, external_id text, metadata jsonb, tags text[],
          priority double precision, status text, labeler_id uuid, reviewer_id uuid)
     WHERE s.id = r.id AND s.project_id = $1
-    RETURNING {', '.join('s.' + c for c in COLUMNS.split(', '))}"""
+    RETURNING {", ".join("s." + c for c in COLUMNS.split(", "))}"""
 EDITABLE = ("name", "external_id", "metadata", "tags", "priority", "status", "labeler_id", "reviewer_id")
 
 
@@ -282,12 +385,17 @@ def next_values(current: Sample, changes: SampleChanges, role: str | None, path:
     """The fields `changes` really changes, with their new values; refuses a stale version, a forbidden
     status step, and metadata given both whole and as a patch. `path` names the item in errors."""
     if changes.version is not msgspec.UNSET and changes.version != current.version:
-        raise conflict(f"sample {current.id} is at version {current.version}, not {changes.version}; get it again "
-                       "and reapply your change", path=f"{path}.version", id=current.id,
-                       current_version=current.version)
+        raise conflict(
+            f"sample {current.id} is at version {current.version}, not {changes.version}; get it again "
+            "and reapply your change",
+            path=f"{path}.version",
+            id=current.id,
+            current_version=current.version,
+        )
     if changes.metadata is not msgspec.UNSET and changes.metadata_patch is not msgspec.UNSET:
-        raise invalid("send metadata (replaces it) or metadata_patch (merges into it), not both",
-                      path=f"{path}.metadata_patch")
+        raise invalid(
+            "send metadata (replaces it) or metadata_patch (merges into it), not both", path=f"{path}.metadata_patch"
+        )
     wanted = {field: getattr(changes, field) for field in EDITABLE if getattr(changes, field) is not msgspec.UNSET}
     if changes.metadata_patch is not msgspec.UNSET:
         wanted["metadata"] = merge_patch(current.metadata, changes.metadata_patch)
@@ -306,22 +414,36 @@ async def check_users(conn: asyncpg.Connection, project_id: uuid.UUID, assigned:
     each error path to a user id."""
     if not assigned:
         return
-    known = {str(row["id"]) for row in await conn.fetch(
-        "SELECT u.id FROM users u JOIN projects p ON p.org_id = u.org_id "
-        "WHERE p.id = $1 AND u.id = ANY($2::uuid[]) AND u.deactivated_at IS NULL",
-        project_id, list(set(assigned.values())))}
+    known = {
+        str(row["id"])
+        for row in await conn.fetch(
+            "SELECT u.id FROM users u JOIN projects p ON p.org_id = u.org_id "
+            "WHERE p.id = $1 AND u.id = ANY($2::uuid[]) AND u.deactivated_at IS NULL",
+            project_id,
+            list(set(assigned.values())),
+        )
+    }
     for path, user_id in assigned.items():
         if user_id not in known:
-            raise invalid(f"{user_id} is not an active user of this organisation; assign one of GET /v1/users",
-                          path=path)
+            raise invalid(
+                f"{user_id} is not an active user of this organisation; assign one of GET /v1/users", path=path
+            )
 
 
-async def apply_updates(conn: asyncpg.Connection, project_id: uuid.UUID, updates: list[tuple[uuid.UUID, SampleChanges]],
-                        paths: list[str], role: str | None) -> list[tuple[Sample, list[str]]]:
+async def apply_updates(
+    conn: asyncpg.Connection,
+    project_id: uuid.UUID,
+    updates: list[tuple[uuid.UUID, SampleChanges]],
+    paths: list[str],
+    role: str | None,
+) -> list[tuple[Sample, list[str]]]:
     """Apply each (sample id, changes) pair, all or nothing; per pair the sample as it is afterwards and
     the fields that changed. `paths[i]` names pair i in errors ("$" or "$.items[3]")."""
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) "
-                            "ORDER BY id FOR UPDATE", project_id, [ident for ident, _ in updates])
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
+        project_id,
+        [ident for ident, _ in updates],
+    )
     current = {row["id"]: to_sample(row) for row in rows}
     changed: dict[uuid.UUID, dict[str, Any]] = {}
     assigned: dict[str, str] = {}
@@ -330,21 +452,38 @@ async def apply_updates(conn: asyncpg.Connection, project_id: uuid.UUID, updates
             raise invalid(f"sample {ident} appears twice; send one item per sample", path=f"{path}.id")
         sample = current.get(ident)
         if sample is None:
-            raise LoupeError("not_found", f"sample {ident} does not exist in this project", path=f"{path}.id",
-                             resource="sample", id=str(ident))
+            raise LoupeError(
+                "not_found",
+                f"sample {ident} does not exist in this project",
+                path=f"{path}.id",
+                resource="sample",
+                id=str(ident),
+            )
         changed[ident] = next_values(sample, changes, role, path)
-        assigned |= {f"{path}.{field}": changed[ident][field] for field in ("labeler_id", "reviewer_id")
-                     if changed[ident].get(field) is not None}
+        assigned |= {
+            f"{path}.{field}": changed[ident][field]
+            for field in ("labeler_id", "reviewer_id")
+            if changed[ident].get(field) is not None
+        }
     await check_users(conn, project_id, assigned)
-    writes = [{**{field: getattr(current[ident], field) for field in EDITABLE}, **values, "id": str(ident)}
-              for ident, values in changed.items() if values]
-    updated = {uuid.UUID(s.id): s for s in map(to_sample, await conn.fetch(UPDATE, project_id,
-                                                                           encoder.encode(writes).decode()))}
+    writes = [
+        {**{field: getattr(current[ident], field) for field in EDITABLE}, **values, "id": str(ident)}
+        for ident, values in changed.items()
+        if values
+    ]
+    updated = {
+        uuid.UUID(s.id): s
+        for s in map(to_sample, await conn.fetch(UPDATE, project_id, encoder.encode(writes).decode()))
+    }
     if updated:
         fields = sorted({field for values in changed.values() for field in values})
         for part in chunks([facts(s, s.dataset_id, s.status) for s in updated.values()]):
-            await outbox.emit(conn, subjects.SAMPLES_UPDATED,
-                              SamplesUpdated(project_id=str(project_id), samples=part, changed=fields), str(project_id))
+            await outbox.emit(
+                conn,
+                subjects.SAMPLES_UPDATED,
+                SamplesUpdated(project_id=str(project_id), samples=part, changed=fields),
+                str(project_id),
+            )
     return [(updated.get(ident, current[ident]), sorted(changed[ident])) for ident, _ in updates]
 
 
@@ -356,8 +495,9 @@ async def update(rt: Runtime, request: UpdateSampleRequest, ctx: RequestContext)
     ident = parse_uuid(request.sample_id, "sample")
     async with rt.db.acquire() as conn, conn.transaction():
         try:
-            [(sample, _)] = await apply_updates(conn, parse_uuid(request.project_id, "project"),
-                                                [(ident, request.changes)], ["$"], caller_role(ctx))
+            [(sample, _)] = await apply_updates(
+                conn, parse_uuid(request.project_id, "project"), [(ident, request.changes)], ["$"], caller_role(ctx)
+            )
         except LoupeError as exc:
             if exc.code == "not_found":
                 raise not_found("sample", request.sample_id) from None
@@ -368,25 +508,44 @@ async def update(rt: Runtime, request: UpdateSampleRequest, ctx: RequestContext)
 async def update_many(rt: Runtime, request: UpdateSamplesRequest, ctx: RequestContext) -> UpdatedSamples:
     items = request.body.items
     async with rt.db.acquire() as conn, conn.transaction():
-        results = await apply_updates(conn, parse_uuid(request.project_id, "project"),
-                                      [(item.id, item) for item in items],
-                                      [f"$.items[{i}]" for i in range(len(items))], caller_role(ctx))
-    return UpdatedSamples(items=[UpdatedSample(id=sample.id, version=sample.version, changed=fields)
-                                 for sample, fields in results])
+        results = await apply_updates(
+            conn,
+            parse_uuid(request.project_id, "project"),
+            [(item.id, item) for item in items],
+            [f"$.items[{i}]" for i in range(len(items))],
+            caller_role(ctx),
+        )
+    return UpdatedSamples(
+        items=[UpdatedSample(id=sample.id, version=sample.version, changed=fields) for sample, fields in results]
+    )
 
 
 # -- deleting and moving ----------------------------------------------------------------------------
 
+
 async def delete_ids(conn: asyncpg.Connection, project_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
     """Delete all of `ids` or none: an id that is not a sample of the project is a 404 naming it."""
-    gone = {row["id"] for row in await conn.fetch(
-        "DELETE FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) RETURNING id", project_id, ids)}
+    gone = {
+        row["id"]
+        for row in await conn.fetch(
+            "DELETE FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) RETURNING id", project_id, ids
+        )
+    }
     for i, ident in enumerate(ids):
         if ident not in gone:
-            raise LoupeError("not_found", f"sample {ident} does not exist in this project", path=f"$.ids[{i}]",
-                             resource="sample", id=str(ident))
-    await outbox.emit(conn, subjects.SAMPLES_DELETED,
-                      SamplesDeleted(project_id=str(project_id), ids=[str(i) for i in gone]), str(project_id))
+            raise LoupeError(
+                "not_found",
+                f"sample {ident} does not exist in this project",
+                path=f"$.ids[{i}]",
+                resource="sample",
+                id=str(ident),
+            )
+    await outbox.emit(
+        conn,
+        subjects.SAMPLES_DELETED,
+        SamplesDeleted(project_id=str(project_id), ids=[str(i) for i in gone]),
+        str(project_id),
+    )
 
 
 async def delete(rt: Runtime, request: SampleRef, ctx: RequestContext) -> Empty:
@@ -414,37 +573,60 @@ async def move(rt: Runtime, request: MoveSamplesRequest, ctx: RequestContext) ->
             target = await datasets.fetch(conn, request.project_id, str(request.body.dataset_id), "FOR KEY SHARE")
         except LoupeError as exc:
             raise LoupeError(exc.code, exc.message, path="$.dataset_id", **exc.details) from None
-        where = {row["id"]: row["dataset_id"] for row in await conn.fetch(
-            "SELECT id, dataset_id FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
-            project_id, ids)}
+        where = {
+            row["id"]: row["dataset_id"]
+            for row in await conn.fetch(
+                "SELECT id, dataset_id FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
+                project_id,
+                ids,
+            )
+        }
         for i, ident in enumerate(ids):
             if ident not in where:
-                raise LoupeError("not_found", f"sample {ident} does not exist in this project", path=f"$.ids[{i}]",
-                                 resource="sample", id=str(ident))
+                raise LoupeError(
+                    "not_found",
+                    f"sample {ident} does not exist in this project",
+                    path=f"$.ids[{i}]",
+                    resource="sample",
+                    id=str(ident),
+                )
         moving = [ident for ident in ids if where[ident] != target["id"]]
         try:
             async with conn.transaction():  # a savepoint, so the clash can still be explained below
-                await conn.execute("UPDATE samples SET dataset_id = $2, version = version + 1, updated_at = now() "
-                                   "WHERE id = ANY($1::uuid[])", moving, target["id"])
+                await conn.execute(
+                    "UPDATE samples SET dataset_id = $2, version = version + 1, updated_at = now() "
+                    "WHERE id = ANY($1::uuid[])",
+                    moving,
+                    target["id"],
+                )
         except asyncpg.UniqueViolationError:
             raise await duplicate_on_move(conn, ids, moving, target) from None
         if moving:
-            await outbox.emit(conn, subjects.SAMPLES_MOVED,
-                              SamplesMoved(project_id=str(project_id), dataset_id=str(target["id"]),
-                                           ids=[str(i) for i in moving]), str(project_id))
+            await outbox.emit(
+                conn,
+                subjects.SAMPLES_MOVED,
+                SamplesMoved(project_id=str(project_id), dataset_id=str(target["id"]), ids=[str(i) for i in moving]),
+                str(project_id),
+            )
     return MovedSamples(moved=len(moving), unchanged=len(ids) - len(moving))
 
 
-async def duplicate_on_move(conn: asyncpg.Connection, ids: list[uuid.UUID], moving: list[uuid.UUID],
-                            target: asyncpg.Record) -> LoupeError:
+async def duplicate_on_move(
+    conn: asyncpg.Connection, ids: list[uuid.UUID], moving: list[uuid.UUID], target: asyncpg.Record
+) -> LoupeError:
     """Name the two samples that would be the same image in the target dataset: a moving one and
     either one already there or another moving one."""
     pair = await conn.fetchrow(
         "SELECT a.id AS moving, b.id AS other, a.content_hash FROM samples a JOIN samples b "
         "ON b.content_hash = a.content_hash AND b.id <> a.id AND b.project_id = a.project_id "
         "WHERE a.id = ANY($1::uuid[]) AND (b.dataset_id = $2 OR b.id = ANY($1::uuid[])) LIMIT 1",
-        moving, target["id"])
-    return conflict(f"samples {pair['moving']} and {pair['other']} are the same image ({pair['content_hash']}) and a "
-                    f"dataset holds an image once; leave one of them out of the move or delete it",
-                    path=f"$.ids[{ids.index(pair['moving'])}]", samples=[str(pair["moving"]), str(pair["other"])],
-                    dataset_id=str(target["id"]))
+        moving,
+        target["id"],
+    )
+    return conflict(
+        f"samples {pair['moving']} and {pair['other']} are the same image ({pair['content_hash']}) and a "
+        f"dataset holds an image once; leave one of them out of the move or delete it",
+        path=f"$.ids[{ids.index(pair['moving'])}]",
+        samples=[str(pair["moving"]), str(pair["other"])],
+        dataset_id=str(target["id"]),
+    )

@@ -35,22 +35,46 @@ import msgspec
 
 from proto import subjects
 from proto.common import Caller, Empty
-from proto.schema import (Attribute, AttributeChanged, AttributeList, CreateSchemaItem, GetSchema, KeypointSchema,
-                          KeypointSchemaChanged, KeypointSchemaList, LabelClass, LabelClassChanged, LabelClassList,
-                          LabelClassMerged, LabelSchema, ListSchemaItems, MergeLabelClassRequest, ReplaceSchema,
-                          SchemaItemRef, TagClass, TagClassChanged, TagClassList, TagClassSpec, TagGroup,
-                          TagGroupChanged, TagGroupList, UpdateSchemaItem)
+from proto.schema import (
+    Attribute,
+    AttributeChanged,
+    AttributeList,
+    CreateSchemaItem,
+    GetSchema,
+    KeypointSchema,
+    KeypointSchemaChanged,
+    KeypointSchemaList,
+    LabelClass,
+    LabelClassChanged,
+    LabelClassList,
+    LabelClassMerged,
+    LabelSchema,
+    ListSchemaItems,
+    MergeLabelClassRequest,
+    ReplaceSchema,
+    SchemaItemRef,
+    TagClass,
+    TagClassChanged,
+    TagClassList,
+    TagClassSpec,
+    TagGroup,
+    TagGroupChanged,
+    TagGroupList,
+    UpdateSchemaItem,
+)
 from proto.subjects import SchemaKind
-from services.catalog import schema_replace, schema_rules as rules
+from services.catalog import schema_replace, schema_versions
+from services.catalog import schema_rules as rules
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import invalid, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
 
 class Table(NamedTuple):
     name: str
-    item: type
+    item: type[rules.Item]
     changed: type  # the data of its events
     items: type  # its list reply
     subjects: SchemaKind
@@ -63,16 +87,45 @@ class Table(NamedTuple):
 
 
 TABLES = {
-    "keypoint_schema": Table("keypoint_schemas", KeypointSchema, KeypointSchemaChanged, KeypointSchemaList,
-                             subjects.KEYPOINT_SCHEMA, {"id": "text"}, frozenset({"skeleton", "extra"})),
-    "label_class": Table("label_classes", LabelClass, LabelClassChanged, LabelClassList, subjects.LABEL_CLASS,
-                         {"id": "text", "keypoint_schema_id": "text"}, frozenset({"extra"})),
-    "attribute": Table("attributes", Attribute, AttributeChanged, AttributeList, subjects.ATTRIBUTE,
-                       {"id": "text", "class_ids": "text[]"}, frozenset({"values", "min", "max", "default", "extra"})),
-    "tag_group": Table("tag_groups", TagGroup, TagGroupChanged, TagGroupList, subjects.TAG_GROUP,
-                       {"id": "text"}, frozenset({"extra"})),
-    "tag_class": Table("tag_classes", TagClass, TagClassChanged, TagClassList, subjects.TAG_CLASS,
-                       {"id": "text", "group_id": "text"}, frozenset({"extra"})),
+    "keypoint_schema": Table(
+        "keypoint_schemas",
+        KeypointSchema,
+        KeypointSchemaChanged,
+        KeypointSchemaList,
+        subjects.KEYPOINT_SCHEMA,
+        {"id": "text"},
+        frozenset({"skeleton", "extra"}),
+    ),
+    "label_class": Table(
+        "label_classes",
+        LabelClass,
+        LabelClassChanged,
+        LabelClassList,
+        subjects.LABEL_CLASS,
+        {"id": "text", "keypoint_schema_id": "text"},
+        frozenset({"extra"}),
+    ),
+    "attribute": Table(
+        "attributes",
+        Attribute,
+        AttributeChanged,
+        AttributeList,
+        subjects.ATTRIBUTE,
+        {"id": "text", "class_ids": "text[]"},
+        frozenset({"values", "min", "max", "default", "extra"}),
+    ),
+    "tag_group": Table(
+        "tag_groups", TagGroup, TagGroupChanged, TagGroupList, subjects.TAG_GROUP, {"id": "text"}, frozenset({"extra"})
+    ),
+    "tag_class": Table(
+        "tag_classes",
+        TagClass,
+        TagClassChanged,
+        TagClassList,
+        subjects.TAG_CLASS,
+        {"id": "text", "group_id": "text"},
+        frozenset({"extra"}),
+    ),
 }
 
 
@@ -87,31 +140,37 @@ def _upsert(table: Table) -> str:
     params = ", ".join(f"${i}" for i in range(1, len(columns) + 2))
     updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
     # The WHERE keeps an id of another project from ever being overwritten (new ids are checked first).
-    return (f"INSERT INTO {table.name} ({names}) VALUES ({params}) ON CONFLICT (id) DO UPDATE SET {updates} "
-            f"WHERE {table.name}.project_id = EXCLUDED.project_id")
+    return (
+        f"INSERT INTO {table.name} ({names}) VALUES ({params}) ON CONFLICT (id) DO UPDATE SET {updates} "
+        f"WHERE {table.name}.project_id = EXCLUDED.project_id"
+    )
 
 
 def _row(table: Table, project: uuid.UUID, item: Any) -> list[Any]:
-    return [project, *(msgspec.to_builtins(getattr(item, c)) if c in table.jsonb else getattr(item, c)
-                       for c in table.columns)]
+    return [
+        project,
+        *(msgspec.to_builtins(getattr(item, c)) if c in table.jsonb else getattr(item, c) for c in table.columns),
+    ]
 
 
 # -- loading and saving -----------------------------------------------------------------------------
+
 
 async def _project(conn: asyncpg.Connection, project_id: str, caller: Caller) -> uuid.UUID:
     try:
         ident = uuid.UUID(project_id)
     except ValueError:
         raise not_found("project", project_id) from None
-    if not await conn.fetchval("SELECT true FROM projects WHERE id = $1 AND org_id = $2", ident,
-                               uuid.UUID(caller.org_id)):
+    if not await conn.fetchval(
+        "SELECT true FROM projects WHERE id = $1 AND org_id = $2", ident, uuid.UUID(caller.org_id)
+    ):
         raise not_found("project", project_id)
     return ident
 
 
 async def _load(conn: asyncpg.Connection, project: uuid.UUID, kinds: tuple[str, ...]) -> rules.Edit:
     version = await conn.fetchval("SELECT version FROM label_schemas WHERE project_id = $1", project) or 0
-    items = {kind: {} for kind in rules.KINDS}
+    items: dict[str, dict[str, rules.Item]] = {kind: {} for kind in rules.KINDS}
     for kind in kinds:
         table = TABLES[kind]
         for row in await conn.fetch(_select(table), project):
@@ -121,8 +180,9 @@ async def _load(conn: asyncpg.Connection, project: uuid.UUID, kinds: tuple[str, 
 
 
 @contextlib.asynccontextmanager
-async def _reading(rt: Runtime, ctx: RequestContext, project_id: str,
-                   kinds: tuple[str, ...] = rules.KINDS) -> AsyncIterator[rules.Edit]:
+async def _reading(
+    rt: Runtime, ctx: RequestContext, project_id: str, kinds: tuple[str, ...] = rules.KINDS
+) -> AsyncIterator[rules.Edit]:
     """The project's schema (only `kinds` of it), read in one snapshot."""
     caller = ctx.require_caller()
     async with rt.db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -132,20 +192,34 @@ async def _reading(rt: Runtime, ctx: RequestContext, project_id: str,
 @contextlib.asynccontextmanager
 async def _editing(rt: Runtime, ctx: RequestContext, project_id: str) -> AsyncIterator[rules.Edit]:
     """The project's whole schema, locked; what the caller changes in it is checked, saved and
-    announced when the block ends, or nothing is if it raises."""
+    announced when the block ends, or nothing is if it raises. A new version, once committed, is
+    published before the edit is answered (schema_versions)."""
+    async with _saving(rt, ctx, project_id) as edit:
+        loaded = edit.version
+        yield edit
+    if edit.version != loaded:
+        await schema_versions.raise_to(rt.nats, uuid.UUID(project_id), edit.version)
+
+
+@contextlib.asynccontextmanager
+async def _saving(rt: Runtime, ctx: RequestContext, project_id: str) -> AsyncIterator[rules.Edit]:
     caller = ctx.require_caller()
     async with rt.db.acquire() as conn, conn.transaction():
         project = await _project(conn, project_id, caller)
         # Creates the row on the first edit, and either way holds its lock until commit.
-        await conn.execute("INSERT INTO label_schemas (project_id) VALUES ($1) "
-                           "ON CONFLICT (project_id) DO UPDATE SET version = label_schemas.version", project)
+        await conn.execute(
+            "INSERT INTO label_schemas (project_id) VALUES ($1) "
+            "ON CONFLICT (project_id) DO UPDATE SET version = label_schemas.version",
+            project,
+        )
         edit = await _load(conn, project, rules.KINDS)
         yield edit
         changes = edit.finish()
         if not changes and edit.merged is None:
             return
         edit.version = await conn.fetchval(
-            "UPDATE label_schemas SET version = version + 1 WHERE project_id = $1 RETURNING version", project)
+            "UPDATE label_schemas SET version = version + 1 WHERE project_id = $1 RETURNING version", project
+        )
         for kind in rules.KINDS:  # referenced items first, for the foreign keys
             done = [c for c in changes if c.kind == kind]
             await _refuse_taken_ids(conn, edit, kind, [c.new.id for c in done if c.old is None])
@@ -158,11 +232,14 @@ async def _refuse_taken_ids(conn: asyncpg.Connection, edit: rules.Edit, kind: st
     """A PUT may choose the ids of new items; one already used elsewhere is refused."""
     chosen = [ident for ident in new_ids if (kind, ident) in edit.client_ids]
     if chosen:
-        taken = await conn.fetchval(f"SELECT id::text FROM {TABLES[kind].name} WHERE id = ANY($1::uuid[]) LIMIT 1",
-                                    chosen)
+        taken = await conn.fetchval(
+            f"SELECT id::text FROM {TABLES[kind].name} WHERE id = ANY($1::uuid[]) LIMIT 1", chosen
+        )
         if taken is not None:
-            raise invalid(f"the id {taken} is already in use; leave `id` out, or choose a new UUID",
-                          path=f"{edit.touched[(kind, taken)]}.id")
+            raise invalid(
+                f"the id {taken} is already in use; leave `id` out, or choose a new UUID",
+                path=f"{edit.touched[(kind, taken)]}.id",
+            )
 
 
 async def _announce(conn: asyncpg.Connection, edit: rules.Edit, changes: list[rules.Change], project: str) -> None:
@@ -174,32 +251,47 @@ async def _announce(conn: asyncpg.Connection, edit: rules.Edit, changes: list[ru
         event, changed = kind.created, []
         if old is not None:
             changed = rules.changed_fields(old, new)
-            event = (kind.archived if new.archived and not old.archived
-                     else kind.restored if old.archived and not new.archived else kind.updated)
-        await outbox.emit(conn, event, TABLES[change.kind].changed(item=new, changed=changed,
-                                                                   schema_version=edit.version), project)
+            event = (
+                kind.archived
+                if new.archived and not old.archived
+                else kind.restored
+                if old.archived and not new.archived
+                else kind.updated
+            )
+        await outbox.emit(
+            conn, event, TABLES[change.kind].changed(item=new, changed=changed, schema_version=edit.version), project
+        )
     if edit.merged is not None:
-        source, target = (edit.items["label_class"][i] for i in edit.merged)
-        await outbox.emit(conn, subjects.LABEL_CLASS_MERGED,
-                          LabelClassMerged(source=source, target=target, schema_version=edit.version), project)
+        source, target = (edit.of(LabelClass)[i] for i in edit.merged)
+        await outbox.emit(
+            conn,
+            subjects.LABEL_CLASS_MERGED,
+            LabelClassMerged(source=source, target=target, schema_version=edit.version),
+            project,
+        )
 
 
 # -- reading ----------------------------------------------------------------------------------------
+
 
 def _listed(items: dict[str, Any], include_archived: bool) -> list[Any]:
     return sorted((i for i in items.values() if include_archived or not i.archived), key=rules.sort_key)
 
 
 def _with_tags(edit: rules.Edit, group: TagGroup, include_archived: bool) -> TagGroup:
-    tags = {t.id: t for t in edit.items["tag_class"].values() if t.group_id == group.id}
+    tags = {t.id: t for t in edit.of(TagClass).values() if t.group_id == group.id}
     return msgspec.structs.replace(group, tags=_listed(tags, include_archived))
 
 
 def _document(edit: rules.Edit, include_archived: bool = False) -> LabelSchema:
     listed = {kind: _listed(edit.items[kind], include_archived) for kind in rules.KINDS}
-    return LabelSchema(version=edit.version, label_classes=listed["label_class"], attributes=listed["attribute"],
-                       tag_groups=[_with_tags(edit, g, include_archived) for g in listed["tag_group"]],
-                       keypoint_schemas=listed["keypoint_schema"])
+    return LabelSchema(
+        version=edit.version,
+        label_classes=listed["label_class"],
+        attributes=listed["attribute"],
+        tag_groups=[_with_tags(edit, g, include_archived) for g in listed["tag_group"]],
+        keypoint_schemas=listed["keypoint_schema"],
+    )
 
 
 def _item(edit: rules.Edit, kind: str, ident: str) -> Any:
@@ -231,13 +323,17 @@ def handlers(kind: str) -> dict[str, Any]:
     async def create(rt: Runtime, request: CreateSchemaItem[Any], ctx: RequestContext) -> Any:
         fields = msgspec.structs.asdict(request.item)
         tags = fields.pop("tags", [])
-        context = {"group_id": rules.parse_uuid(fields.pop("group_id"), "$.group_id", "tag group")} \
-            if kind == "tag_class" else {}
+        context = (
+            {"group_id": str(parse_uuid(fields.pop("group_id"), "tag group", path="$.group_id"))}
+            if kind == "tag_class"
+            else {}
+        )
         async with _editing(rt, ctx, request.project_id) as edit:
             item = edit.put(kind, rules.SPECS[kind](**fields), None, "$", **context)
             for i, tag in enumerate(tags):  # a group created with its tags
-                edit.put("tag_class", TagClassSpec(**msgspec.structs.asdict(tag)), None, f"$.tags[{i}]",
-                         group_id=item.id)
+                edit.put(
+                    "tag_class", TagClassSpec(**msgspec.structs.asdict(tag)), None, f"$.tags[{i}]", group_id=item.id
+                )
         return _item(edit, kind, item.id)
 
     async def list_items(rt: Runtime, request: ListSchemaItems, ctx: RequestContext) -> Any:
@@ -261,7 +357,7 @@ def handlers(kind: str) -> dict[str, Any]:
             context = {}
             if kind == "tag_class":
                 group_id = current.group_id if changes.group_id is msgspec.UNSET else changes.group_id
-                context = {"group_id": rules.parse_uuid(group_id, "$.group_id", "tag group")}
+                context = {"group_id": str(parse_uuid(group_id, "tag group", path="$.group_id"))}
             edit.put(kind, spec, edit.items[kind][current.id], "$", **context)
         return _item(edit, kind, current.id)
 
@@ -277,7 +373,7 @@ async def merge_label_class(rt: Runtime, request: MergeLabelClassRequest, ctx: R
     async with _editing(rt, ctx, request.project_id) as edit:
         source = _item(edit, "label_class", request.id)
         target = rules.merge_label_class(edit, source, request.into)
-    classes = edit.items["label_class"]
+    classes = edit.of(LabelClass)
     return LabelClassMerged(source=classes[source.id], target=classes[target.id], schema_version=edit.version)
 
 
@@ -285,6 +381,9 @@ COMMAND_HANDLERS: list[tuple[subjects.Command, Any]] = [
     (subjects.GET_LABEL_SCHEMA, get_schema),
     (subjects.REPLACE_LABEL_SCHEMA, replace_schema),
     (subjects.MERGE_LABEL_CLASS, merge_label_class),
-    *((getattr(table.subjects, verb), handler) for kind, table in TABLES.items()
-      for verb, handler in handlers(kind).items()),
+    *(
+        (getattr(table.subjects, verb), handler)
+        for kind, table in TABLES.items()
+        for verb, handler in handlers(kind).items()
+    ),
 ]

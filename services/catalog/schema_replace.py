@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from proto.schema import Attribute, AttributeSpec, SchemaDocument
-from services.catalog.schema_rules import NOUNS, Edit, parse_uuid
+from services.catalog.schema_rules import NOUNS, Edit
 from shared.errors import conflict, invalid
+from shared.ids import parse_uuid
 
 Entry = tuple[Any, str, dict[str, str]]  # (spec, its path, what `put` and `candidates` need besides the spec)
 # (the kind's current items, a spec, its context) → the items a spec without id may mean, best first
@@ -32,8 +33,10 @@ def _by_name(items: list[Any], spec: Any, context: dict[str, str]) -> list[Any]:
 
 def _same_attribute(items: list[Attribute], spec: AttributeSpec, context: dict[str, str]) -> list[Attribute]:
     """One name may be used by different attributes of disjoint classes: prefer one sharing a class."""
-    return sorted((a for a in _named(items, spec.name) if a.subject == spec.subject),
-                  key=lambda a: (a.archived, bool(a.class_ids) and not set(a.class_ids) & set(spec.class_ids)))
+    return sorted(
+        (a for a in _named(items, spec.name) if a.subject == spec.subject),
+        key=lambda a: (a.archived, bool(a.class_ids) and not set(a.class_ids) & set(spec.class_ids)),
+    )
 
 
 def _same_group(items: list[Any], spec: Any, context: dict[str, str]) -> list[Any]:
@@ -43,8 +46,10 @@ def _same_group(items: list[Any], spec: Any, context: dict[str, str]) -> list[An
 def _replace(edit: Edit, kind: str, entries: Sequence[Entry], path: str, candidates: Candidates) -> list[str]:
     """Put every spec of one kind; archive the active items none of them matched. Returns the ids put."""
     existing = list(edit.items[kind].values())
-    ids = [parse_uuid(spec.id, f"{item_path}.id", NOUNS[kind]) if spec.id is not None else None
-           for spec, item_path, _ in entries]
+    ids = [
+        str(parse_uuid(spec.id, NOUNS[kind], path=f"{item_path}.id")) if spec.id is not None else None
+        for spec, item_path, _ in entries
+    ]
     for i, ident in enumerate(ids):
         if ident is not None and ident in ids[:i]:
             raise invalid(f"{NOUNS[kind]} {ident} is listed twice", path=f"{entries[i][1]}.id")
@@ -67,15 +72,23 @@ def _replace(edit: Edit, kind: str, entries: Sequence[Entry], path: str, candida
 
 def replace_schema(edit: Edit, document: SchemaDocument) -> None:
     if document.version is not None and document.version != edit.version:
-        raise conflict(f"the schema is at version {edit.version}, not {document.version}; get it again and "
-                       "reapply your change", path="$.version", current_version=edit.version)
+        raise conflict(
+            f"the schema is at version {edit.version}, not {document.version}; get it again and reapply your change",
+            path="$.version",
+            current_version=edit.version,
+        )
 
     def entries(specs: Sequence[Any], path: str) -> list[Entry]:
         return [(spec, f"{path}[{i}]", {}) for i, spec in enumerate(specs)]
 
     # Referenced kinds first, so `next_order` and the checks in `Edit.finish` see what they need.
-    _replace(edit, "keypoint_schema", entries(document.keypoint_schemas, "$.keypoint_schemas"),
-             "$.keypoint_schemas", _by_name)
+    _replace(
+        edit,
+        "keypoint_schema",
+        entries(document.keypoint_schemas, "$.keypoint_schemas"),
+        "$.keypoint_schemas",
+        _by_name,
+    )
     _replace(edit, "label_class", entries(document.label_classes, "$.label_classes"), "$.label_classes", _by_name)
     _replace(edit, "attribute", entries(document.attributes, "$.attributes"), "$.attributes", _same_attribute)
     group_ids = _replace(edit, "tag_group", entries(document.tag_groups, "$.tag_groups"), "$.tag_groups", _by_name)
@@ -83,8 +96,13 @@ def replace_schema(edit: Edit, document: SchemaDocument) -> None:
     for g, (group_id, group) in enumerate(zip(group_ids, document.tag_groups, strict=True)):
         for t, spec in enumerate(group.tags):
             path = f"$.tag_groups[{g}].tags[{t}]"
-            if spec.group_id is not None and parse_uuid(spec.group_id, f"{path}.group_id", "tag group") != group_id:
-                raise invalid("a tag's group_id must be the group it is listed under; to move a tag, list it "
-                              "under its new group", path=f"{path}.group_id")
+            if (
+                spec.group_id is not None
+                and str(parse_uuid(spec.group_id, "tag group", path=f"{path}.group_id")) != group_id
+            ):
+                raise invalid(
+                    "a tag's group_id must be the group it is listed under; to move a tag, list it under its new group",
+                    path=f"{path}.group_id",
+                )
             tags.append((spec, path, {"group_id": group_id}))
     _replace(edit, "tag_class", tags, "$.tag_groups", _same_group)

@@ -22,11 +22,24 @@ import asyncpg
 import msgspec
 
 from proto.samples import Sample
-from proto.search import (MAX_METADATA_KEYS, METADATA_KEY_PATTERN, TOTAL_CAP, LabelFilter, MetadataCondition,
-                          MetadataValue, SampleFilter, SamplePage, SearchQuery, SearchSamples, Sort, TotalMode)
+from proto.search import (
+    MAX_METADATA_KEYS,
+    METADATA_KEY_PATTERN,
+    TOTAL_CAP,
+    LabelFilter,
+    MetadataCondition,
+    MetadataValue,
+    SampleFilter,
+    SamplePage,
+    SearchQuery,
+    SearchSamples,
+    Sort,
+    TotalMode,
+)
 from services.catalog import samples
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
 COLUMNS = ", ".join(f"s.{column}" for column in samples.COLUMNS.split(", "))
@@ -68,13 +81,6 @@ class Where:
         return " AND ".join(self.conditions)
 
 
-def parse_uuid(value: str, path: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise invalid(f"{what} {value!r} is not an id (a UUID)", path=path) from None
-
-
 def like_pattern(text: str) -> str:
     """`%text%` with LIKE's wildcards in `text` taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -84,7 +90,7 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
     """The WHERE clause of `flt`; a filter that cannot mean anything is `invalid` at its `path`."""
     where = Where(project_id)
     if flt.dataset_ids is not None:
-        ids = [parse_uuid(d, f"{path}.dataset_ids[{i}]", "dataset") for i, d in enumerate(flt.dataset_ids)]
+        ids = [parse_uuid(d, "dataset", path=f"{path}.dataset_ids[{i}]") for i, d in enumerate(flt.dataset_ids)]
         where.add(where.one_of("s.dataset_id", ids, "uuid"))
     if flt.statuses is not None:
         where.add(where.one_of("s.status", flt.statuses, "text"))
@@ -92,8 +98,12 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
         where.add(f"s.name ILIKE {where.param(like_pattern(flt.name_contains), 'text')}")
     if flt.external_ids is not None:
         where.add(where.one_of("s.external_id", flt.external_ids, "text"))
-    for field, column, operator in (("created_since", "created_at", ">="), ("created_before", "created_at", "<"),
-                                    ("updated_since", "updated_at", ">="), ("updated_before", "updated_at", "<")):
+    for field, column, operator in (
+        ("created_since", "created_at", ">="),
+        ("created_before", "created_at", "<"),
+        ("updated_since", "updated_at", ">="),
+        ("updated_before", "updated_at", "<"),
+    ):
         value = getattr(flt, field)
         if value is not None:
             where.add(f"s.{column} {operator} {where.param(value, 'timestamptz')}")
@@ -102,7 +112,7 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
         if value == "unassigned":
             where.add(f"s.{field}_id IS NULL")
         elif value is not None:
-            user = parse_uuid(value, f"{path}.{field}", "user")
+            user = parse_uuid(value, "user", path=f"{path}.{field}")
             where.add(f"s.{field}_id = {where.param(user, 'uuid')}")
     for field, operator in (("tags_any", "&&"), ("tags_all", "@>")):
         value = getattr(flt, field)
@@ -120,6 +130,7 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
 
 # -- metadata ------------------------------------------------------------------------------------------
 
+
 def parse_metadata(raw: dict[str, Any], path: str) -> dict[str, list[MetadataCondition]]:
     """Each key's alternatives (ORed) as conditions; mistakes are reported at `<path>.<key>...`."""
     if len(raw) > MAX_METADATA_KEYS:
@@ -128,18 +139,25 @@ def parse_metadata(raw: dict[str, Any], path: str) -> dict[str, list[MetadataCon
     for key, value in raw.items():
         where = f"{path}.{key}"
         if not _METADATA_KEY.match(key):
-            raise invalid(f"metadata key {key!r} is not a key path: use letters, digits, '_' and '-', "
-                          "with '.' between the levels of nested objects (e.g. camera.model)", path=where)
+            raise invalid(
+                f"metadata key {key!r} is not a key path: use letters, digits, '_' and '-', "
+                "with '.' between the levels of nested objects (e.g. camera.model)",
+                path=where,
+            )
         try:
             typed = msgspec.convert(value, MetadataValue)
         except msgspec.ValidationError as exc:
             message, _, at = str(exc).partition(" - at `$")
-            raise invalid(f"metadata filter {key!r}: {message}; give a value, a list of values, or a condition "
-                          "like {\"gte\": 1, \"lt\": 5}", path=where + at.rstrip("`")) from None
+            raise invalid(
+                f"metadata filter {key!r}: {message}; give a value, a list of values, or a condition "
+                'like {"gte": 1, "lt": 5}',
+                path=where + at.rstrip("`"),
+            ) from None
         alternatives = typed if isinstance(typed, list) else [typed]
         if not alternatives:
-            raise invalid(f"metadata filter {key!r} is an empty list, which nothing matches; "
-                          "list at least one value", path=where)
+            raise invalid(
+                f"metadata filter {key!r} is an empty list, which nothing matches; list at least one value", path=where
+            )
         conditions = []
         for index, alternative in enumerate(alternatives):
             at = f"{where}[{index}]" if isinstance(typed, list) else where
@@ -152,8 +170,7 @@ def parse_metadata(raw: dict[str, Any], path: str) -> dict[str, list[MetadataCon
 
 def check_condition(key: str, condition: MetadataCondition, path: str) -> None:
     if condition == MetadataCondition():
-        raise invalid(f"the condition on metadata {key!r} is empty; use eq, in, gt, gte, lt, lte or exists",
-                      path=path)
+        raise invalid(f"the condition on metadata {key!r} is empty; use eq, in, gt, gte, lt, lte or exists", path=path)
     if condition.in_ == []:
         raise invalid(f"metadata {key!r}: `in` is empty, which nothing matches", path=f"{path}.in")
     bounds = [getattr(condition, op) for op, _ in _RANGES if getattr(condition, op) is not None]
@@ -214,7 +231,10 @@ def condition_sql(where: Where, key: str, path: str, condition: MetadataConditio
     if bounds:
         # Only values of the bounds' type compare; CASE keeps a cast from ever seeing another type.
         if isinstance(bounds[0][1], str):
-            typed, cast = f"(CASE WHEN jsonb_typeof({value}) = 'string' THEN s.metadata #>> {path} END) COLLATE \"C\"", "text"
+            typed, cast = (
+                f"(CASE WHEN jsonb_typeof({value}) = 'string' THEN s.metadata #>> {path} END) COLLATE \"C\"",
+                "text",
+            )
         else:
             typed, cast = f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::float8 END)", "float8"
         ands += [f"{typed} {symbol} {where.param(bound, cast)}" for symbol, bound in bounds]
@@ -224,6 +244,7 @@ def condition_sql(where: Where, key: str, path: str, condition: MetadataConditio
 
 
 # -- labels --------------------------------------------------------------------------------------------
+
 
 def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
     # Parameters are registered on first use: Postgres cannot type one that no condition mentions.
@@ -245,14 +266,17 @@ def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
         at = f"{path}.classes[{index}]"
         low = count.min or 0
         if count.min is None and count.max is None:
-            raise invalid("say how many objects of the class: min, max or both ({\"min\": 1} present, "
-                          "{\"max\": 0} absent)", path=at)
+            raise invalid(
+                'say how many objects of the class: min, max or both ({"min": 1} present, {"max": 0} absent)', path=at
+            )
         if count.max is not None and low > count.max:
             raise invalid(f"min ({low}) is greater than max ({count.max}); nothing can match", path=at)
         if low < 1 and count.max is None:
             continue  # "zero or more" holds for every sample
-        objects = (f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset()} "
-                   f"AND c.class_id = {where.param(count.class_id, 'text')}")
+        objects = (
+            f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset()} "
+            f"AND c.class_id = {where.param(count.class_id, 'text')}"
+        )
         if low >= 1:
             upper = f" AND c.count <= {where.param(count.max, 'int4')}" if count.max is not None else ""
             where.add(f"EXISTS ({objects} AND c.count >= {where.param(low, 'int4')}{upper})")
@@ -261,6 +285,7 @@ def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
 
 
 # -- pages ---------------------------------------------------------------------------------------------
+
 
 def encode_cursor(sort: Sort, sample: Sample) -> str:
     field = sort.lstrip("-")
@@ -274,8 +299,10 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
     try:
         cursor_sort, value, ident = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
         if cursor_sort != sort:
-            raise invalid(f"this cursor continues a search sorted by {cursor_sort}, not {sort}; keep the sort "
-                          "while paging", path="$.cursor")
+            raise invalid(
+                f"this cursor continues a search sorted by {cursor_sort}, not {sort}; keep the sort while paging",
+                path="$.cursor",
+            )
         cast = SORT_COLUMNS[sort.lstrip("-")][1]
         if cast == "timestamptz":
             value = datetime.fromisoformat(value)
@@ -283,8 +310,9 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
             raise ValueError(value)
         return value, uuid.UUID(ident)
     except (ValueError, TypeError, KeyError, msgspec.DecodeError):
-        raise invalid("cursor is not one this API returned; pass next_cursor from the previous page unchanged",
-                      path="$.cursor") from None
+        raise invalid(
+            "cursor is not one this API returned; pass next_cursor from the previous page unchanged", path="$.cursor"
+        ) from None
 
 
 def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: int) -> tuple[str, list[Any]]:
@@ -304,8 +332,10 @@ def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: i
         conditions += f" AND ({column}, s.id) {comparison} (${len(params) - 1}::{cast}, ${len(params)}::uuid)"
     params += [limit + 1, offset]
     order = f"ORDER BY {column} {direction}, s.id {direction}"
-    return (f"SELECT {COLUMNS} FROM (SELECT s.id FROM samples s WHERE {conditions} {order} "
-            f"LIMIT ${len(params) - 1} OFFSET ${len(params)}) page JOIN samples s ON s.id = page.id {order}"), params
+    return (
+        f"SELECT {COLUMNS} FROM (SELECT s.id FROM samples s WHERE {conditions} {order} "
+        f"LIMIT ${len(params) - 1} OFFSET ${len(params)}) page JOIN samples s ON s.id = page.id {order}"
+    ), params
 
 
 def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any], int | None]:
@@ -315,8 +345,11 @@ def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any
         return f"SELECT count(*) FROM samples s WHERE {where.sql}", where.params, None
     cap = offset + TOTAL_CAP
     params = [*where.params, cap]
-    return (f"SELECT count(*) FROM (SELECT 1 FROM samples s WHERE {where.sql} LIMIT ${len(params)}) capped",
-            params, cap)
+    return (
+        f"SELECT count(*) FROM (SELECT 1 FROM samples s WHERE {where.sql} LIMIT ${len(params)}) capped",
+        params,
+        cap,
+    )
 
 
 # How a search query is planned (docs/decisions.md, "Search"): for these very values (a generic plan
@@ -324,9 +357,11 @@ def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any
 # costs more than a page takes; random reads priced as the memory reads they mostly are, but every row
 # an ordered index walk passes priced as a read of its own (a small effective_cache_size), so the
 # planner walks the sort order only when matches are dense and otherwise collects and sorts them.
-PLANNER_SETTINGS = ("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
-                    "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL random_page_cost = 1.1; "
-                    "SET LOCAL effective_cache_size = '128MB'")
+PLANNER_SETTINGS = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
+    "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL random_page_cost = 1.1; "
+    "SET LOCAL effective_cache_size = '128MB'"
+)
 
 
 async def read(rt: Runtime, sql: str, params: list[Any]) -> list[asyncpg.Record]:
@@ -335,8 +370,9 @@ async def read(rt: Runtime, sql: str, params: list[Any]) -> list[asyncpg.Record]
         return await conn.fetch(sql, *params)
 
 
-async def find(rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | None, offset: int,
-               total: TotalMode) -> SamplePage:
+async def find(
+    rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | None, offset: int, total: TotalMode
+) -> SamplePage:
     """A page of what `where` matches and, when asked, its total (counted alongside the page)."""
     if cursor is not None and offset:
         raise invalid("page with either cursor or offset, not both", path="$.offset")
@@ -349,19 +385,32 @@ async def find(rt: Runtime, where: Where, sort: Sort, limit: int, cursor: str | 
         counted = counts[0][0]
     items = [samples.to_sample(row) for row in rows[:limit]]
     next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
-    return SamplePage(items=items, next_cursor=next_cursor, total=counted,
-                      total_is_exact=counted is not None and (cap is None or counted < cap))
+    return SamplePage(
+        items=items,
+        next_cursor=next_cursor,
+        total=counted,
+        total_is_exact=counted is not None and (cap is None or counted < cap),
+    )
 
 
 async def require_datasets(rt: Runtime, project_id: uuid.UUID, dataset_ids: list[str], path: str) -> None:
     """A dataset id that is not one of the project's is a 404 rather than an empty result."""
-    ids = [parse_uuid(d, f"{path}[{i}]", "dataset") for i, d in enumerate(dataset_ids)]
-    known = {row["id"] for row in await rt.db.fetch(
-        "SELECT id FROM datasets WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids)}
+    ids = [parse_uuid(d, "dataset", path=f"{path}[{i}]") for i, d in enumerate(dataset_ids)]
+    known = {
+        row["id"]
+        for row in await rt.db.fetch(
+            "SELECT id FROM datasets WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids
+        )
+    }
     for index, ident in enumerate(ids):
         if ident not in known:
-            raise LoupeError("not_found", f"dataset {dataset_ids[index]!r} is not a dataset of this project",
-                             resource="dataset", id=dataset_ids[index], path=f"{path}[{index}]")
+            raise LoupeError(
+                "not_found",
+                f"dataset {dataset_ids[index]!r} is not a dataset of this project",
+                resource="dataset",
+                id=dataset_ids[index],
+                path=f"{path}[{index}]",
+            )
 
 
 def project_uuid(project_id: str) -> uuid.UUID:
@@ -382,6 +431,7 @@ async def search(rt: Runtime, request: SearchSamples, ctx: RequestContext) -> Sa
 
 def in_view(where: Where, view_id: uuid.UUID) -> None:
     """Restrict to the samples of an item view."""
-    where.add(f"EXISTS (SELECT 1 FROM saved_view_items v WHERE v.view_id = {where.param(view_id, 'uuid')} "
-              "AND v.sample_id = s.id)")
-
+    where.add(
+        f"EXISTS (SELECT 1 FROM saved_view_items v WHERE v.view_id = {where.param(view_id, 'uuid')} "
+        "AND v.sample_id = s.id)"
+    )

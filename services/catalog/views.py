@@ -12,28 +12,52 @@ import msgspec
 
 from proto import subjects
 from proto.common import Empty
-from proto.search import (CreateViewRequest, ListViewsRequest, RunViewRequest, SampleFilter, SamplePage,
-                          UpdateViewRequest, View, ViewDeleted, ViewItemsRequest, ViewPage, ViewRef, ViewUpdated)
+from proto.search import (
+    CreateViewRequest,
+    ListViewsRequest,
+    RunViewRequest,
+    SampleFilter,
+    SamplePage,
+    UpdateViewRequest,
+    View,
+    ViewDeleted,
+    ViewItemsRequest,
+    ViewPage,
+    ViewRef,
+    ViewUpdated,
+)
 from services.catalog import search
 from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
+from shared.ids import parse_uuid
 from shared.paging import decode_cursor, encode_cursor
 from shared.service import Runtime
 
 # item_count only for item views; counting is an index-only scan of the view's items.
-COLUMNS = ("v.id, v.project_id, v.name, v.description, v.filter, v.sort, v.created_by, v.version, v.created_at, "
-           "v.updated_at, CASE WHEN v.filter IS NULL THEN "
-           "(SELECT count(*) FROM saved_view_items i WHERE i.view_id = v.id) END AS item_count")
+COLUMNS = (
+    "v.id, v.project_id, v.name, v.description, v.filter, v.sort, v.created_by, v.version, v.created_at, "
+    "v.updated_at, CASE WHEN v.filter IS NULL THEN "
+    "(SELECT count(*) FROM saved_view_items i WHERE i.view_id = v.id) END AS item_count"
+)
 
 
 def to_view(row: asyncpg.Record) -> View:
     stored = row["filter"]
-    return View(id=str(row["id"]), project_id=str(row["project_id"]), name=row["name"],
-                description=row["description"], kind="items" if stored is None else "filter",
-                filter=None if stored is None else msgspec.convert(stored, SampleFilter),
-                item_count=row["item_count"], sort=row["sort"], created_by=row["created_by"],
-                version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"])
+    return View(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        name=row["name"],
+        description=row["description"],
+        kind="items" if stored is None else "filter",
+        filter=None if stored is None else msgspec.convert(stored, SampleFilter),
+        item_count=row["item_count"],
+        sort=row["sort"],
+        created_by=row["created_by"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def name_taken(name: str) -> LoupeError:
@@ -46,8 +70,9 @@ def check_filter(project_id: uuid.UUID, flt: SampleFilter, path: str) -> dict:
     return msgspec.to_builtins(flt)
 
 
-async def fetch_view(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID, view_id: str,
-                     lock: bool = False) -> View:
+async def fetch_view(
+    conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID, view_id: str, lock: bool = False
+) -> View:
     try:
         ident = uuid.UUID(view_id)
     except ValueError:
@@ -55,26 +80,39 @@ async def fetch_view(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.U
     # FOR UPDATE cannot sit beside the aggregate of COLUMNS, so a locking read takes the row first.
     if lock:
         await conn.fetchval("SELECT 1 FROM saved_views WHERE id = $1 AND project_id = $2 FOR UPDATE", ident, project_id)
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM saved_views v WHERE v.id = $1 AND v.project_id = $2",
-                              ident, project_id)
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM saved_views v WHERE v.id = $1 AND v.project_id = $2", ident, project_id
+    )
     if row is None:
         raise not_found("view", view_id)
     return to_view(row)
 
 
-async def insert_items(conn: asyncpg.Connection, project_id: uuid.UUID, view_id: str, sample_ids: list[str],
-                       path: str) -> int:
+async def insert_items(
+    conn: asyncpg.Connection, project_id: uuid.UUID, view_id: str, sample_ids: list[str], path: str
+) -> int:
     """Add samples of the project to the view; an id that is not one of them is a 404 at its index."""
-    ids = [search.parse_uuid(s, f"{path}[{i}]", "sample") for i, s in enumerate(sample_ids)]
-    known = {row["id"] for row in await conn.fetch(
-        "SELECT id FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids)}
+    ids = [parse_uuid(s, "sample", path=f"{path}[{i}]") for i, s in enumerate(sample_ids)]
+    known = {
+        row["id"]
+        for row in await conn.fetch(
+            "SELECT id FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids
+        )
+    }
     for index, ident in enumerate(ids):
         if ident not in known:
-            raise LoupeError("not_found", f"sample {sample_ids[index]!r} is not a sample of this project",
-                             resource="sample", id=sample_ids[index], path=f"{path}[{index}]")
+            raise LoupeError(
+                "not_found",
+                f"sample {sample_ids[index]!r} is not a sample of this project",
+                resource="sample",
+                id=sample_ids[index],
+                path=f"{path}[{index}]",
+            )
     status = await conn.execute(
         "INSERT INTO saved_view_items (view_id, sample_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
-        uuid.UUID(view_id), ids)
+        uuid.UUID(view_id),
+        ids,
+    )
     return int(status.split()[-1])
 
 
@@ -83,8 +121,11 @@ async def create(rt: Runtime, request: CreateViewRequest, ctx: RequestContext) -
     project_id = search.project_uuid(request.project_id)
     body = request.view
     if body.filter is not None and body.sample_ids is not None:
-        raise LoupeError("invalid", "a view is either a filter or a set of samples; send filter or sample_ids, "
-                         "not both", path="$.sample_ids")
+        raise LoupeError(
+            "invalid",
+            "a view is either a filter or a set of samples; send filter or sample_ids, not both",
+            path="$.sample_ids",
+        )
     stored = None if body.filter is None else check_filter(project_id, body.filter, "$.filter")
     name = body.name.strip()
     async with rt.db.acquire() as conn, conn.transaction():
@@ -92,7 +133,13 @@ async def create(rt: Runtime, request: CreateViewRequest, ctx: RequestContext) -
             ident = await conn.fetchval(
                 "INSERT INTO saved_views (project_id, name, description, filter, sort, created_by) "
                 "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                project_id, name, body.description, stored, body.sort, caller.user_id or caller.key_id)
+                project_id,
+                name,
+                body.description,
+                stored,
+                body.sort,
+                caller.user_id or caller.key_id,
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(name) from None
         except asyncpg.ForeignKeyViolationError:
@@ -111,9 +158,15 @@ async def list_page(rt: Runtime, request: ListViewsRequest, ctx: RequestContext)
     rows = await rt.db.fetch(
         f"SELECT {COLUMNS} FROM saved_views v WHERE v.project_id = $1 "
         "AND ($2::timestamptz IS NULL OR (v.created_at, v.id) > ($2, $3)) ORDER BY v.created_at, v.id LIMIT $4",
-        project_id, after and after[0], after and after[1], page.limit + 1)
+        project_id,
+        after and after[0],
+        after and after[1],
+        page.limit + 1,
+    )
     items = [to_view(row) for row in rows[: page.limit]]
-    return ViewPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None)
+    return ViewPage(
+        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None
+    )
 
 
 async def get(rt: Runtime, request: ViewRef, ctx: RequestContext) -> View:
@@ -126,19 +179,30 @@ async def update(rt: Runtime, request: UpdateViewRequest, ctx: RequestContext) -
     async with rt.db.acquire() as conn, conn.transaction():
         current = await fetch_view(conn, project_id, request.view_id, lock=True)
         if changes.version is not None and changes.version != current.version:
-            raise conflict(f"view {current.id} is at version {current.version}, not {changes.version}; get it "
-                           "again and reapply your change", path="$.version", current_version=current.version)
+            raise conflict(
+                f"view {current.id} is at version {current.version}, not {changes.version}; get it "
+                "again and reapply your change",
+                path="$.version",
+                current_version=current.version,
+            )
         if changes.filter is not None and current.kind == "items":
-            raise LoupeError("invalid", "this view is a set of samples; change it with the items endpoints, or "
-                             "save the filter as a new view", path="$.filter")
+            raise LoupeError(
+                "invalid",
+                "this view is a set of samples; change it with the items endpoints, or save the filter as a new view",
+                path="$.filter",
+            )
         new = msgspec.structs.replace(
             current,
             name=current.name if changes.name is None else changes.name.strip(),
             description=current.description if changes.description is None else changes.description,
             filter=current.filter if changes.filter is None else changes.filter,
-            sort=changes.sort or current.sort)
-        changed = [field for field in ("name", "description", "filter", "sort")
-                   if getattr(new, field) != getattr(current, field)]
+            sort=changes.sort or current.sort,
+        )
+        changed = [
+            field
+            for field in ("name", "description", "filter", "sort")
+            if getattr(new, field) != getattr(current, field)
+        ]
         if not changed:
             return current
         stored = None if new.filter is None else check_filter(project_id, new.filter, "$.filter")
@@ -146,7 +210,13 @@ async def update(rt: Runtime, request: UpdateViewRequest, ctx: RequestContext) -
             await conn.execute(
                 "UPDATE saved_views SET name = $3, description = $4, filter = $5, sort = $6, version = version + 1, "
                 "updated_at = now() WHERE id = $1 AND project_id = $2",
-                uuid.UUID(current.id), project_id, new.name, new.description, stored, new.sort)
+                uuid.UUID(current.id),
+                project_id,
+                new.name,
+                new.description,
+                stored,
+                new.sort,
+            )
         except asyncpg.UniqueViolationError:
             raise name_taken(new.name) from None
         view = await fetch_view(conn, project_id, current.id)
@@ -159,8 +229,12 @@ async def delete(rt: Runtime, request: ViewRef, ctx: RequestContext) -> Empty:
     async with rt.db.acquire() as conn, conn.transaction():
         view = await fetch_view(conn, project_id, request.view_id, lock=True)
         await conn.execute("DELETE FROM saved_views WHERE id = $1", uuid.UUID(view.id))
-        await outbox.emit(conn, subjects.VIEW_DELETED, ViewDeleted(id=view.id, project_id=view.project_id,
-                                                                   name=view.name), view.project_id)
+        await outbox.emit(
+            conn,
+            subjects.VIEW_DELETED,
+            ViewDeleted(id=view.id, project_id=view.project_id, name=view.name),
+            view.project_id,
+        )
     return Empty()
 
 
@@ -169,20 +243,24 @@ async def change_items(rt: Runtime, request: ViewItemsRequest, adding: bool) -> 
     async with rt.db.acquire() as conn, conn.transaction():
         view = await fetch_view(conn, project_id, request.view_id, lock=True)
         if view.kind == "filter":
-            raise conflict(f"view {view.name!r} is a filter view: its samples follow its filter, so items cannot "
-                           "be added or removed; save a set of samples as a view without a filter")
+            raise conflict(
+                f"view {view.name!r} is a filter view: its samples follow its filter, so items cannot "
+                "be added or removed; save a set of samples as a view without a filter"
+            )
         if adding:
             changed = await insert_items(conn, project_id, view.id, request.items.sample_ids, "$.sample_ids")
         else:
             # Ids not in the view (or not ids at all) are simply not there to remove.
             ids = [uuid.UUID(s) for s in request.items.sample_ids if _is_uuid(s)]
-            status = await conn.execute("DELETE FROM saved_view_items WHERE view_id = $1 AND sample_id = ANY($2)",
-                                        uuid.UUID(view.id), ids)
+            status = await conn.execute(
+                "DELETE FROM saved_view_items WHERE view_id = $1 AND sample_id = ANY($2)", uuid.UUID(view.id), ids
+            )
             changed = int(status.split()[-1])
         if not changed:
             return view
-        await conn.execute("UPDATE saved_views SET version = version + 1, updated_at = now() WHERE id = $1",
-                           uuid.UUID(view.id))
+        await conn.execute(
+            "UPDATE saved_views SET version = version + 1, updated_at = now() WHERE id = $1", uuid.UUID(view.id)
+        )
         view = await fetch_view(conn, project_id, view.id)
         await outbox.emit(conn, subjects.VIEW_UPDATED, ViewUpdated(view=view, changed=["items"]), view.project_id)
     return view

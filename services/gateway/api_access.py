@@ -2,61 +2,65 @@
 
 from __future__ import annotations
 
-from proto import catalog, common, subjects
-from services.gateway.operations import Operation, fixed
+from proto import catalog, subjects
+from services.gateway.operations import ByHand, Operation, route
+
+USER = "/v1/users/{user_id}"
+MEMBER = "/v1/projects/{project_id}/members/{user_id}"
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation(method="POST", path="/v1/orgs", operation_id="createOrg", tag="access", admin=True,
-              summary=subjects.CREATE_ORG.summary, command=fixed(subjects.CREATE_ORG), reply=catalog.OrgCreated,
-              body=catalog.CreateOrg, status=201, to_request=lambda params, query, body: body),
-    Operation(method="GET", path="/v1/me", operation_id="getMe", tag="access", summary=subjects.GET_ME.summary,
-              command=fixed(subjects.GET_ME), reply=catalog.Me, to_request=lambda params, query, body: common.Empty()),
-    Operation(method="POST", path="/v1/me/api-keys", operation_id="createMyApiKey", tag="access",
-              summary="Create another API key for yourself; its secret is shown only in this reply",
-              command=fixed(subjects.CREATE_API_KEY), reply=catalog.ApiKey, body=catalog.CreateApiKey, status=201,
-              to_request=lambda params, query, body: catalog.CreateApiKeyRequest(user_id=None, key=body)),
-    Operation(method="GET", path="/v1/me/api-keys", operation_id="listMyApiKeys", tag="access",
-              summary="List your API keys", command=fixed(subjects.LIST_API_KEYS), reply=catalog.ApiKeyList,
-              to_request=lambda params, query, body: catalog.UserRef(id="")),
-    Operation(method="DELETE", path="/v1/me/api-keys/{key_id}", operation_id="deleteMyApiKey", tag="access",
-              summary="Revoke one of your API keys", command=fixed(subjects.REVOKE_API_KEY), reply=catalog.ApiKey,
-              to_request=lambda params, query, body: catalog.ApiKeyRef(user_id=None, id=params["key_id"])),
-    Operation(method="POST", path="/v1/users", operation_id="createUser", tag="access", admin=True,
-              summary=subjects.CREATE_USER.summary, command=fixed(subjects.CREATE_USER), reply=catalog.User,
-              body=catalog.CreateUser, status=201, to_request=lambda params, query, body: body),
-    Operation(method="GET", path="/v1/users", operation_id="listUsers", tag="access",
-              summary=subjects.LIST_USERS.summary, command=fixed(subjects.LIST_USERS), reply=catalog.UserList,
-              to_request=lambda params, query, body: common.Empty()),
-    Operation(method="GET", path="/v1/users/{user_id}", operation_id="getUser", tag="access",
-              summary=subjects.GET_USER.summary, command=fixed(subjects.GET_USER), reply=catalog.User,
-              to_request=lambda params, query, body: catalog.UserRef(id=params["user_id"])),
-    Operation(method="PATCH", path="/v1/users/{user_id}", operation_id="updateUser", tag="access", admin=True,
-              summary=subjects.UPDATE_USER.summary, command=fixed(subjects.UPDATE_USER), reply=catalog.User,
-              body=catalog.UpdateUser,
-              to_request=lambda params, query, body: catalog.UpdateUserRequest(id=params["user_id"], changes=body)),
-    Operation(method="POST", path="/v1/users/{user_id}/api-keys", operation_id="createApiKey", tag="access",
-              admin=True, summary=subjects.CREATE_API_KEY.summary, command=fixed(subjects.CREATE_API_KEY),
-              reply=catalog.ApiKey, body=catalog.CreateApiKey, status=201,
-              to_request=lambda params, query, body: catalog.CreateApiKeyRequest(user_id=params["user_id"], key=body)),
-    Operation(method="GET", path="/v1/users/{user_id}/api-keys", operation_id="listApiKeys", tag="access",
-              admin=True, summary=subjects.LIST_API_KEYS.summary, command=fixed(subjects.LIST_API_KEYS),
-              reply=catalog.ApiKeyList, to_request=lambda params, query, body: catalog.UserRef(id=params["user_id"])),
-    Operation(method="DELETE", path="/v1/users/{user_id}/api-keys/{key_id}", operation_id="deleteApiKey",
-              tag="access", admin=True, summary=subjects.REVOKE_API_KEY.summary,
-              command=fixed(subjects.REVOKE_API_KEY), reply=catalog.ApiKey,
-              to_request=lambda params, query, body: catalog.ApiKeyRef(user_id=params["user_id"],
-                                                                        id=params["key_id"])),
-    Operation(method="GET", path="/v1/projects/{project_id}/members", operation_id="listMembers", tag="access",
-              role="viewer", summary=subjects.LIST_MEMBERS.summary, command=fixed(subjects.LIST_MEMBERS),
-              reply=catalog.MemberList, to_request=lambda params, query, body: catalog.ProjectRef(id=params["project_id"])),
-    Operation(method="PUT", path="/v1/projects/{project_id}/members/{user_id}", operation_id="updateMember",
-              tag="access", role="admin", summary=subjects.SET_MEMBER.summary, command=fixed(subjects.SET_MEMBER),
-              reply=catalog.Member, body=catalog.SetMember,
-              to_request=lambda params, query, body: catalog.SetMemberRequest(
-                  project_id=params["project_id"], user_id=params["user_id"], member=body)),
-    Operation(method="DELETE", path="/v1/projects/{project_id}/members/{user_id}", operation_id="removeMember",
-              tag="access", role="admin", summary=subjects.REMOVE_MEMBER.summary,
-              command=fixed(subjects.REMOVE_MEMBER), reply=common.Empty, status=204,
-              to_request=lambda params, query, body: catalog.MemberRef(project_id=params["project_id"],
-                                                                       user_id=params["user_id"])),
+    route("POST", "/v1/orgs", "createOrg", subjects.CREATE_ORG, tag="access", admin=True, status=201, body=True),
+    route("GET", "/v1/me", "getMe", subjects.GET_ME, tag="access"),
+    # The caller's own keys: a user_id of None (or "") means the caller.
+    route(
+        "POST",
+        "/v1/me/api-keys",
+        "createMyApiKey",
+        subjects.CREATE_API_KEY,
+        tag="access",
+        status=201,
+        summary="Create another API key for yourself; its secret is shown only in this reply",
+        to_request=ByHand(
+            lambda params, query, body: catalog.CreateApiKeyRequest(user_id=None, key=body), body=catalog.CreateApiKey
+        ),
+    ),
+    route(
+        "GET",
+        "/v1/me/api-keys",
+        "listMyApiKeys",
+        subjects.LIST_API_KEYS,
+        tag="access",
+        summary="List your API keys",
+        to_request=ByHand(lambda params, query, body: catalog.UserRef(id="")),
+    ),
+    route(
+        "DELETE",
+        "/v1/me/api-keys/{key_id}",
+        "deleteMyApiKey",
+        subjects.REVOKE_API_KEY,
+        tag="access",
+        summary="Revoke one of your API keys",
+        to_request=ByHand(lambda params, query, body: catalog.ApiKeyRef(user_id=None, id=params["key_id"])),
+    ),
+    route("POST", "/v1/users", "createUser", subjects.CREATE_USER, tag="access", admin=True, status=201, body=True),
+    route("GET", "/v1/users", "listUsers", subjects.LIST_USERS, tag="access"),
+    route("GET", USER, "getUser", subjects.GET_USER, tag="access"),
+    route("PATCH", USER, "updateUser", subjects.UPDATE_USER, tag="access", admin=True, body="changes"),
+    route(
+        "POST",
+        USER + "/api-keys",
+        "createApiKey",
+        subjects.CREATE_API_KEY,
+        tag="access",
+        admin=True,
+        status=201,
+        body="key",
+    ),
+    route("GET", USER + "/api-keys", "listApiKeys", subjects.LIST_API_KEYS, tag="access", admin=True),
+    route("DELETE", USER + "/api-keys/{key_id}", "deleteApiKey", subjects.REVOKE_API_KEY, tag="access", admin=True),
+    route(
+        "GET", "/v1/projects/{project_id}/members", "listMembers", subjects.LIST_MEMBERS, tag="access", role="viewer"
+    ),
+    route("PUT", MEMBER, "updateMember", subjects.SET_MEMBER, tag="access", role="admin", body="member"),
+    route("DELETE", MEMBER, "removeMember", subjects.REMOVE_MEMBER, tag="access", role="admin"),
 )

@@ -4,32 +4,32 @@ They live under `label-imports`: `imports` is ingest's, whose runs are the image
 
 from __future__ import annotations
 
-from proto import releases, subjects
-from services.gateway.operations import Operation, fixed
+from proto import subjects
+from services.gateway.operations import Operation, route
 
 IMPORTS = "/v1/projects/{project_id}/label-imports"
 IMPORT = IMPORTS + "/{import_id}"
 
-
-def import_ref(params, query, body) -> releases.ImportRef:
-    return releases.ImportRef(project_id=params["project_id"], import_id=params["import_id"])
-
-
 OPERATIONS: tuple[Operation, ...] = (
-    Operation(method="POST", path=IMPORTS, operation_id="createLabelImport", tag="releases", role="manager",
-              status=201, summary=subjects.CREATE_IMPORT.summary, command=fixed(subjects.CREATE_IMPORT),
-              reply=releases.Import, body=releases.CreateImport,
-              to_request=lambda params, query, body: releases.CreateImportRequest(project_id=params["project_id"],
-                                                                                  body=body)),
-    Operation(method="POST", path=IMPORT + "/start", operation_id="startLabelImport", tag="releases",
-              role="manager", summary=subjects.START_IMPORT.summary, command=fixed(subjects.START_IMPORT),
-              reply=releases.Import, to_request=import_ref),
-    Operation(method="GET", path=IMPORT, operation_id="getLabelImport", tag="releases", role="viewer",
-              summary=subjects.GET_IMPORT.summary, command=fixed(subjects.GET_IMPORT), reply=releases.Import,
-              to_request=import_ref),
-    Operation(method="GET", path=IMPORT + "/items", operation_id="listLabelImportItems", tag="releases",
-              role="viewer", summary=subjects.LIST_IMPORT_ITEMS.summary, command=fixed(subjects.LIST_IMPORT_ITEMS),
-              reply=releases.ImportItemPage, query=releases.ListImportItems,
-              to_request=lambda params, query, body: releases.ListImportItemsRequest(
-                  project_id=params["project_id"], import_id=params["import_id"], query=query)),
+    route(
+        "POST",
+        IMPORTS,
+        "createLabelImport",
+        subjects.CREATE_LABEL_IMPORT,
+        tag="releases",
+        role="manager",
+        status=201,
+        body="body",
+    ),
+    route("POST", IMPORT + "/start", "startLabelImport", subjects.START_LABEL_IMPORT, tag="releases", role="manager"),
+    route("GET", IMPORT, "getLabelImport", subjects.GET_LABEL_IMPORT, tag="releases", role="viewer"),
+    route(
+        "GET",
+        IMPORT + "/items",
+        "listLabelImportItems",
+        subjects.LIST_LABEL_IMPORT_ITEMS,
+        tag="releases",
+        role="viewer",
+        query="query",
+    ),
 )

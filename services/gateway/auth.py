@@ -102,13 +102,19 @@ class RoleCache(Trusted[tuple[str, str], tuple[Role, str]]):
             role = hit[0]
         else:
             generation = self.generation
-            access = await bus.request(subjects.CHECK_ACCESS, CheckAccess(project_id=project_id, role="viewer"),
-                                       caller=caller)
+            access = await bus.request(
+                subjects.CHECK_ACCESS, CheckAccess(project_id=project_id, role="viewer"), caller=caller
+            )
             role = access.role
             self.remember(caller, project_id, role, generation)
         if not role_at_least(role, needed):
-            raise LoupeError("forbidden", f"this needs the {needed} role on project {project_id}; you are {role}. "
-                             "Ask a project admin for a stronger role", role=role, needed=needed)
+            raise LoupeError(
+                "forbidden",
+                f"this needs the {needed} role on project {project_id}; you are {role}. "
+                "Ask a project admin for a stronger role",
+                role=role,
+                needed=needed,
+            )
         return msgspec.structs.replace(caller, role=role)
 
     def remember(self, caller: Caller, project_id: str, role: Role, generation: int) -> None:

@@ -18,12 +18,19 @@ from aiohttp import web
 from nats.aio.msg import Msg
 
 from proto import subjects
-from proto.catalog import (MemberRef, ProjectUpdated, Role, SetMemberRequest, UpdateProjectRequest,
-                           UpdateUserRequest, UserUpdated)
+from proto.catalog import (
+    MemberRef,
+    ProjectUpdated,
+    Role,
+    SetMemberRequest,
+    UpdateProjectRequest,
+    UpdateUserRequest,
+    UserUpdated,
+)
 from proto.subjects import Command, Event
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, ROLES_GENERATION, CallerCache, RoleCache
 from shared.bus import decoder
-from shared.service import RUNTIME, RawEnvelope, Runtime
+from shared.service import RUNTIME, RawEnvelope, Runtime, StateKey
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,10 @@ class Caches(NamedTuple):
         """Every key of the user: their admin flag, which keys carry, or their being active changed."""
         self.callers.forget_user(user_id)
         self.roles.forget_user(user_id)
+
+
+# The app's caches, for the start-up hook that subscribes to the catalog's events.
+CACHES = StateKey("auth caches", Caches)
 
 
 def caches_of(app: web.Application) -> Caches:
@@ -84,25 +95,27 @@ def on_event(caches: Caches, event: Event, body: bytes) -> None:
 async def share_caches(app: web.Application) -> None:
     """An aiohttp start-up hook. The bus connects only after the HTTP server has started, so the hook that
     subscribes (`follow_events`) runs later, and finds the caches in the runtime."""
-    app[RUNTIME].state[__name__] = caches_of(app)
+    app[RUNTIME].state[CACHES] = caches_of(app)
 
 
 def receiver(caches: Caches, event: Event) -> Callable[[Msg], Any]:
     async def receive(msg: Msg) -> None:
         on_event(caches, event, msg.data)
+
     return receive
 
 
 async def follow_events(rt: Runtime) -> None:
     """A service start-up hook, so the gateway subscribes before it is ready. The subscriptions end when
     the bus drains at shutdown."""
-    caches: Caches = rt.state[__name__]
+    caches = rt.state[CACHES]
     for event in ON_EVENT:
         await rt.nats.nc.subscribe(event.subject, cb=receiver(caches, event))
     await rt.nats.nc.flush()  # a round trip: the server has every subscription before we are ready
 
 
 # -- replies: the relaying gateway forgets before the event arrives -----------------------------------
+
 
 class ProjectRole(msgspec.Struct):
     """The two fields of a Project reply the role cache learns from; the rest is skipped unparsed."""
@@ -129,8 +142,9 @@ def user_updated_reply(caches: Caches, request: web.Request, sent: UpdateUserReq
         caches.forget_user(sent.id)
 
 
-def member_changed_reply(caches: Caches, request: web.Request, sent: SetMemberRequest | MemberRef,
-                         reply: bytes) -> None:
+def member_changed_reply(
+    caches: Caches, request: web.Request, sent: SetMemberRequest | MemberRef, reply: bytes
+) -> None:
     caches.roles.forget_member(sent.project_id, sent.user_id)
 
 

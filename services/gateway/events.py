@@ -6,7 +6,6 @@ The SSE `id` of each event is its JetStream stream sequence, so a client that re
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 
@@ -49,18 +48,20 @@ async def stream_project_events(request: web.Request) -> web.StreamResponse:
     # Asking the catalog first answers 404 for projects this key cannot see, before any stream opens.
     await rt.nats.request(subjects.GET_PROJECT, ProjectRef(id=project_id), caller=request[CALLER])
     start = resume_sequence(request)
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.NEW,
-                            opt_start_seq=start)
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.NEW, opt_start_seq=start
+    )
     subscription = await rt.nats.js.subscribe(subjects.EVENTS_SUBJECTS, ordered_consumer=True, config=config)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await response.prepare(request)
     idle = 0.0
     try:
         while rt.ready:
             try:
                 msg = await subscription.next_msg(timeout=POLL_S)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 idle += POLL_S
                 if idle >= KEEPALIVE_S:
                     await response.write(b": keep-alive\n\n")
@@ -69,8 +70,9 @@ async def stream_project_events(request: web.Request) -> web.StreamResponse:
             if project_of.decode(msg.data).project != project_id:
                 continue
             event_type = msg.subject.removeprefix(subjects.EVENT_PREFIX)
-            await response.write(f"id: {msg.metadata.sequence.stream}\nevent: {event_type}\ndata: ".encode()
-                                 + msg.data + b"\n\n")
+            await response.write(
+                f"id: {msg.metadata.sequence.stream}\nevent: {event_type}\ndata: ".encode() + msg.data + b"\n\n"
+            )
             idle = 0.0
     except (ConnectionResetError, nats.errors.ConnectionClosedError):
         pass  # the client left, or the gateway is shutting down
@@ -83,19 +85,34 @@ async def stream_project_events(request: web.Request) -> web.StreamResponse:
 PATH = "/v1/projects/{project_id}/events"
 OPERATION_ID = "streamProjectEvents"
 # One server-sent event, as OpenAPI tools parse the stream: its fields, `data` the envelope as JSON text.
-EVENT_SCHEMA = {"type": "object", "required": ["id", "event", "data"], "properties": {
-    "id": {"type": "string", "pattern": "^[0-9]+$"}, "event": {"type": "string"},
-    "data": {"type": "string", "contentMediaType": "application/json"}}}
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 OPENAPI = {
     "operationId": OPERATION_ID,
     "summary": "Follow a project's events as server-sent events (resume with Last-Event-ID)",
     "tags": ["projects"],
     "parameters": [
         {"name": "project_id", "in": "path", "required": True, "schema": {"type": "string"}},
-        {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
-         "description": "the `id` of the last event received; the stream continues after it"},
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the `id` of the last event received; the stream continues after it",
+        },
     ],
-    "responses": {"200": {"description": "`text/event-stream`: `id` is the stream sequence, `event` the event type "
-                                         "(e.g. `catalog.project.updated`), `data` the event envelope as JSON",
-                          "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
+    "responses": {
+        "200": {
+            "description": "`text/event-stream`: `id` is the stream sequence, `event` the event type "
+            "(e.g. `catalog.project.updated`), `data` the event envelope as JSON",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        }
+    },
 }

@@ -32,8 +32,16 @@ MAX_URL_BYTES = 8190
 MAX_HEADER_BYTES = 8190
 
 # aiohttp's own refusals, mapped onto our codes.
-_HTTP_CODES = {400: "malformed", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "invalid",
-               409: "conflict", 413: "too_large", 415: "invalid"}
+_HTTP_CODES = {
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid",
+    409: "conflict",
+    413: "too_large",
+    415: "invalid",
+}
 
 T = TypeVar("T")
 
@@ -73,8 +81,16 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 def problem_response(status: int, code: str, detail: str, details: dict[str, Any] | None = None) -> web.Response:
     details = dict(details or {})
     path = details.pop("path", None)
-    problem = Problem(type=PROBLEM_TYPE + code, title=code.replace("_", " "), status=status, detail=detail,
-                      code=code, request_id=request_id_var.get() or "", path=path, details=details)
+    problem = Problem(
+        type=PROBLEM_TYPE + code,
+        title=code.replace("_", " "),
+        status=status,
+        detail=detail,
+        code=code,
+        request_id=request_id_var.get() or "",
+        path=path,
+        details=details,
+    )
     return web.Response(body=encoder.encode(problem), status=status, content_type="application/problem+json")
 
 
@@ -102,8 +118,12 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
             response = from_error(nests_too_deeply())
         except web.HTTPRequestEntityTooLarge:
             limit = request.app[BODY_LIMITS].max_bytes
-            response = problem_response(413, "too_large", f"the body is larger than the limit of {limit} bytes "
-                                        "(LOUPE_MAX_BODY_BYTES); send less per request", {"limit": limit})
+            response = problem_response(
+                413,
+                "too_large",
+                f"the body is larger than the limit of {limit} bytes (LOUPE_MAX_BODY_BYTES); send less per request",
+                {"limit": limit},
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -113,8 +133,9 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
                 response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = problem_response(500, "internal", f"the gateway failed on this request; quote request id "
-                                        f"{request_id} when reporting it")
+            response = problem_response(
+                500, "internal", f"the gateway failed on this request; quote request id {request_id} when reporting it"
+            )
         response.headers[REQUEST_ID_HEADER] = request_id
         operation = request.match_info.route.name or "unmatched"
         requests, seconds = _metrics_of(operation, response.status)
@@ -143,14 +164,24 @@ def check_request(request: web.Request) -> None:
     """Refuse what no handler should see: a URL or header over its limit, a header that is not UTF-8
     text, a path or query parameter that is not storable text (a NUL character reaching Postgres)."""
     if len(request.raw_path) > MAX_URL_BYTES:
-        raise HttpProblem(414, "too_large", f"the URL is {len(request.raw_path)} bytes long, over the limit of "
-                          f"{MAX_URL_BYTES}; send long filters in a body (POST .../samples/search)",
-                          path="url", limit=MAX_URL_BYTES)
+        raise HttpProblem(
+            414,
+            "too_large",
+            f"the URL is {len(request.raw_path)} bytes long, over the limit of "
+            f"{MAX_URL_BYTES}; send long filters in a body (POST .../samples/search)",
+            path="url",
+            limit=MAX_URL_BYTES,
+        )
     for raw_name, raw_value in request.raw_headers:
         name = raw_name.decode("latin-1")
         if len(raw_name) + len(raw_value) > MAX_HEADER_BYTES:
-            raise HttpProblem(431, "too_large", f"the {name} header is over the limit of {MAX_HEADER_BYTES} bytes",
-                              path=f"header.{name}", limit=MAX_HEADER_BYTES)
+            raise HttpProblem(
+                431,
+                "too_large",
+                f"the {name} header is over the limit of {MAX_HEADER_BYTES} bytes",
+                path=f"header.{name}",
+                limit=MAX_HEADER_BYTES,
+            )
         if not raw_value.isascii():
             try:
                 raw_value.decode()
@@ -172,9 +203,13 @@ async def within(timeout_s: float, reading: Awaitable[T]) -> T:
     try:
         return await asyncio.wait_for(reading, timeout_s)
     except TimeoutError:
-        raise HttpProblem(408, "timeout", f"the body did not arrive within {timeout_s:g} s "
-                          "(LOUPE_REQUEST_TIMEOUT_S); send all of it, as long as its Content-Length says",
-                          limit_s=timeout_s) from None
+        raise HttpProblem(
+            408,
+            "timeout",
+            f"the body did not arrive within {timeout_s:g} s "
+            "(LOUPE_REQUEST_TIMEOUT_S); send all of it, as long as its Content-Length says",
+            limit_s=timeout_s,
+        ) from None
 
 
 @web.middleware
@@ -183,7 +218,8 @@ async def read_body(request: web.Request, handler: Any) -> web.StreamResponse:
     one that stops arriving ends the request (408). Streamed operations check their own."""
     limits = request.app[BODY_LIMITS]
     if request.body_exists and request.match_info.route.name not in limits.streamed:
-        if (request.content_length or 0) > limits.max_bytes:
-            raise web.HTTPRequestEntityTooLarge(max_size=limits.max_bytes, actual_size=request.content_length)
+        declared = request.content_length or 0
+        if declared > limits.max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=limits.max_bytes, actual_size=declared)
         await within(limits.timeout_s, request.read())  # aiohttp keeps it: the handler's read() gets it
     return await handler(request)

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from services.gateway import (api_access, api_imports, api_ingest, api_labels, api_qa, api_releases, api_samples,
-                              api_schema, api_review, api_search)
-from services.gateway.operations import PROJECT_OPERATIONS, Operation
+from services.gateway import (
+    api_access,
+    api_imports,
+    api_ingest,
+    api_labels,
+    api_projects,
+    api_qa,
+    api_releases,
+    api_review,
+    api_samples,
+    api_schema,
+    api_search,
+)
+from services.gateway.operations import Operation
 
-OPERATIONS: tuple[Operation, ...] = (*PROJECT_OPERATIONS, *api_access.OPERATIONS, *api_schema.OPERATIONS,
-                                     *api_search.OPERATIONS,
-                                     *api_samples.OPERATIONS, *api_ingest.OPERATIONS, *api_labels.OPERATIONS,
-                                     *api_releases.OPERATIONS, *api_imports.OPERATIONS, *api_qa.OPERATIONS,
-                                     *api_review.OPERATIONS)
+OPERATIONS: tuple[Operation, ...] = (
+    *api_projects.OPERATIONS,
+    *api_access.OPERATIONS,
+    *api_schema.OPERATIONS,
+    *api_search.OPERATIONS,
+    *api_samples.OPERATIONS,
+    *api_ingest.OPERATIONS,
+    *api_labels.OPERATIONS,
+    *api_releases.OPERATIONS,
+    *api_imports.OPERATIONS,
+    *api_qa.OPERATIONS,
+    *api_review.OPERATIONS,
+)

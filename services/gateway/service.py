@@ -14,8 +14,8 @@ from services.gateway import auth_events, backends, events, uploads
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
 from services.gateway.openapi import openapi_document
 from services.gateway.operations import Operation
-from services.gateway.routes import OPERATIONS
 from services.gateway.problems import BODY_LIMITS, BodyLimits, read_body, request_context
+from services.gateway.routes import OPERATIONS
 from shared.bus import decode, decoder, encoder
 from shared.errors import LoupeError
 from shared.service import RUNTIME, Service
@@ -30,8 +30,9 @@ def parse_query(kind: type, request: web.Request) -> msgspec.Struct:
     except msgspec.ValidationError as exc:
         message = str(exc)
         path = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else ""
-        raise LoupeError("invalid", message.replace(" - at `$.", " at query parameter `"),
-                         path=f"query.{path}" if path else "query") from None
+        raise LoupeError(
+            "invalid", message.replace(" - at `$.", " at query parameter `"), path=f"query.{path}" if path else "query"
+        ) from None
 
 
 def handler_for(op: Operation):
@@ -41,8 +42,9 @@ def handler_for(op: Operation):
             raise LoupeError("forbidden", f"{op.operation_id} needs an admin API key")
         params = request.match_info
         if op.role is not None:
-            caller = await request.app[ROLE_CACHE].authorize(request.app[RUNTIME].nats, caller,
-                                                             params["project_id"], op.role)
+            caller = await request.app[ROLE_CACHE].authorize(
+                request.app[RUNTIME].nats, caller, params["project_id"], op.role
+            )
         command = op.command(params)
         query = parse_query(op.query, request) if op.query else None
         body = decode(op.body, await request.read()) if op.body else None
@@ -55,17 +57,22 @@ def handler_for(op: Operation):
         if op.status == 302:
             return web.Response(status=302, headers={"Location": decoder(Redirect).decode(result).url})
         return web.Response(body=result, status=op.status, content_type="application/json")
+
     return handle
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_context, authenticate, read_body],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_context, authenticate, read_body], client_max_size=settings.max_body_bytes
+    )
     app[CALLER_CACHE] = CallerCache(settings.auth_cache_s)
     app[ROLE_CACHE] = RoleCache(settings.auth_cache_s)
     app.on_startup.append(auth_events.share_caches)
-    app[BODY_LIMITS] = BodyLimits(max_bytes=settings.max_body_bytes, timeout_s=settings.request_timeout_s,
-                                  streamed=frozenset({uploads.OPERATION_ID}))
+    app[BODY_LIMITS] = BodyLimits(
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+        streamed=frozenset({uploads.OPERATION_ID}),
+    )
     server_url = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
     handwritten = {("get", events.PATH): events.OPENAPI, ("post", uploads.PATH): uploads.OPENAPI}
     document = encoder.encode(openapi_document(OPERATIONS, server_url, handwritten, (UploadedFiles,)))
@@ -73,7 +80,7 @@ def create_app(settings: Settings) -> web.Application:
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=document, content_type="application/json")
 
-    async def docs(request: web.Request) -> web.Response:
+    async def docs(request: web.Request) -> web.FileResponse:
         return web.FileResponse(DOCS_PAGE)
 
     for op in OPERATIONS:

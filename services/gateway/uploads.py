@@ -1,30 +1,42 @@
 """Multipart upload for simple clients: the gateway plays the presigned-upload client on their behalf
-(asks ingest for slots, PUTs each file to S3, completes the upload) and waits briefly for the outcome."""
+(asks ingest for slots, PUTs each file to S3, completes the upload) and waits briefly for the outcome:
+for the event that announces the run finished, not by asking for the run over and over."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from nats.aio.msg import Msg
 
 from proto import subjects
-from proto.ingest import (CompleteUpload, CompleteUploadRequest, CreateUpload, CreateUploadRequest, FileSpec,
-                          ListRunItems, ListRunItemsRequest, RunRef, UploadedFiles)
+from proto.ingest import (
+    CompleteUpload,
+    CompleteUploadRequest,
+    CreateUpload,
+    CreateUploadRequest,
+    FileSpec,
+    ListRunItems,
+    ListRunItemsRequest,
+    Run,
+    RunProgressed,
+    RunRef,
+    UploadedFiles,
+)
 from services.gateway.auth import CALLER, ROLE_CACHE
 from services.gateway.problems import within
-from shared.bus import encoder, text_fault
+from shared.bus import Bus, decoder, encoder, text_fault
 from shared.errors import LoupeError, invalid
-from shared.service import RUNTIME
+from shared.service import RUNTIME, RawEnvelope
 
 PATH = "/v1/projects/{project_id}/datasets/{dataset_id}/files"
 OPERATION_ID = "uploadFiles"
 MAX_FILES = 100
-POLL_S = 0.1
 
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 T = TypeVar("T")
@@ -36,8 +48,9 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def read_files(request: web.Request, max_file_bytes: int, max_bytes: int, stall_s: float
-                     ) -> list[tuple[str, bytes]]:
+async def read_files(
+    request: web.Request, max_file_bytes: int, max_bytes: int, stall_s: float
+) -> list[tuple[str, bytes]]:
     """The form's files, read part by part: each read must make progress within `stall_s` (408), and
     the whole form stays within `max_bytes` (413), even when no Content-Length says how long it is."""
     if not request.content_type.startswith("multipart/form-data"):
@@ -51,8 +64,10 @@ async def read_files(request: web.Request, max_file_bytes: int, max_bytes: int, 
         if not isinstance(part, aiohttp.BodyPartReader) or not part.filename:
             continue
         if len(files) == MAX_FILES:
-            raise LoupeError("too_large", f"at most {MAX_FILES} files per request; use a presigned upload "
-                             "(POST .../uploads) for more")
+            raise LoupeError(
+                "too_large",
+                f"at most {MAX_FILES} files per request; use a presigned upload (POST .../uploads) for more",
+            )
         if fault := text_fault(part.filename):
             raise invalid(f"the name of file {len(files) + 1} holds {fault}", path=f"files[{len(files)}]")
         data = bytearray()
@@ -60,8 +75,11 @@ async def read_files(request: web.Request, max_file_bytes: int, max_bytes: int, 
             data += chunk
             total += len(chunk)
             if len(data) > max_file_bytes:
-                raise LoupeError("too_large", f"{part.filename} is over {max_file_bytes} bytes, the largest image "
-                                 "Loupe takes", path=f"files.{part.filename}")
+                raise LoupeError(
+                    "too_large",
+                    f"{part.filename} is over {max_file_bytes} bytes, the largest image Loupe takes",
+                    path=f"files.{part.filename}",
+                )
             if total > max_bytes:
                 raise upload_too_large(max_bytes)
         files.append((part.filename, bytes(data)))
@@ -80,20 +98,31 @@ async def form_step(stall_s: float, step: Awaitable[T]) -> T:
 
 
 def upload_too_large(limit: int) -> LoupeError:
-    return LoupeError("too_large", f"the form is larger than the limit of {limit} bytes (LOUPE_MAX_UPLOAD_BYTES); "
-                      "send fewer files per request, or use a presigned upload (POST .../uploads)",
-                      limit=limit, path="body")
+    return LoupeError(
+        "too_large",
+        f"the form is larger than the limit of {limit} bytes (LOUPE_MAX_UPLOAD_BYTES); "
+        "send fewer files per request, or use a presigned upload (POST .../uploads)",
+        limit=limit,
+        path="body",
+    )
 
 
 async def upload_files(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     project_id, dataset_id = request.match_info["project_id"], request.match_info["dataset_id"]
     caller = await request.app[ROLE_CACHE].authorize(rt.nats, request[CALLER], project_id, "manager")
-    files = await read_files(request, rt.settings.ingest_max_file_bytes, rt.settings.max_upload_bytes,
-                             rt.settings.request_timeout_s)
-    upload = await rt.nats.request(subjects.CREATE_UPLOAD, CreateUploadRequest(
-        project_id=project_id, dataset_id=dataset_id,
-        upload=CreateUpload(files=[FileSpec(name=name) for name, _ in files])), caller=caller)
+    files = await read_files(
+        request, rt.settings.ingest_max_file_bytes, rt.settings.max_upload_bytes, rt.settings.request_timeout_s
+    )
+    upload = await rt.nats.request(
+        subjects.CREATE_UPLOAD,
+        CreateUploadRequest(
+            project_id=project_id,
+            dataset_id=dataset_id,
+            upload=CreateUpload(files=[FileSpec(name=name) for name, _ in files]),
+        ),
+        caller=caller,
+    )
     client = request.app[HTTP_CLIENT]
 
     async def put(url: str, data: bytes) -> None:
@@ -102,28 +131,75 @@ async def upload_files(request: web.Request) -> web.Response:
                 raise LoupeError("unavailable", f"object storage refused an upload ({response.status}); retry")
 
     await asyncio.gather(*(put(slot.url, data) for slot, (_, data) in zip(upload.slots, files, strict=True)))
-    run = await rt.nats.request(subjects.COMPLETE_UPLOAD, CompleteUploadRequest(
-        project_id=project_id, run_id=upload.run_id, complete=CompleteUpload()), caller=caller)
-    deadline = time.monotonic() + rt.settings.request_timeout_s
-    while run.state not in ("SUCCEEDED", "PARTIAL", "FAILED") and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_S)
-        run = await rt.nats.request(subjects.GET_RUN, RunRef(project_id=project_id, id=run.id), caller=caller)
-    items = await rt.nats.request(subjects.LIST_RUN_ITEMS, ListRunItemsRequest(
-        project_id=project_id, id=run.id, query=ListRunItems(limit=MAX_FILES)), caller=caller)
+    async with run_finished(rt.nats, upload.run_id) as finished:
+        run = await rt.nats.request(
+            subjects.COMPLETE_UPLOAD,
+            CompleteUploadRequest(project_id=project_id, run_id=upload.run_id, complete=CompleteUpload()),
+            caller=caller,
+        )
+        try:
+            run = await asyncio.wait_for(finished, rt.settings.request_timeout_s)
+        except TimeoutError:  # still running: 202 with its counts as they are now; the client polls the run
+            run = await rt.nats.request(subjects.GET_RUN, RunRef(project_id=project_id, id=run.id), caller=caller)
+    items = await rt.nats.request(
+        subjects.LIST_RUN_ITEMS,
+        ListRunItemsRequest(project_id=project_id, id=run.id, query=ListRunItems(limit=MAX_FILES)),
+        caller=caller,
+    )
     body = encoder.encode(UploadedFiles(run=run, items=items.items))
     return web.Response(body=body, status=201 if run.finished_at else 202, content_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def run_finished(bus: Bus, run_id: str) -> AsyncIterator[asyncio.Future[Run]]:
+    """A future that ingest's event announcing that run `run_id` finished resolves with the run. It is
+    subscribed before the block runs, so a run completed inside it cannot finish unseen, and unsubscribed
+    after, so each request holds one subscription only while it waits."""
+    finished: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+    wanted = run_id.encode()
+
+    async def receive(msg: Msg) -> None:
+        # Every run's progress comes here: only events that mention this run are decoded.
+        if finished.done() or wanted not in msg.data:
+            return
+        run = decoder(RunProgressed).decode(decoder(RawEnvelope).decode(msg.data).data).run
+        if run.id == run_id and run.finished_at is not None:
+            finished.set_result(run)
+
+    # The subscription goes out on the connection before any request the block sends: the server has it
+    # before the run can start.
+    subscription = await bus.nc.subscribe(subjects.RUN_PROGRESSED.subject, cb=receive)
+    try:
+        yield finished
+    finally:
+        await subscription.unsubscribe()
 
 
 OPENAPI = {
     "operationId": OPERATION_ID,
     "summary": "Upload images as multipart/form-data (one part with a filename per image, at most 100); "
-               "answers 201 with each file's outcome, or 202 while the import still runs",
+    "answers 201 with each file's outcome, or 202 while the import still runs",
     "tags": ["ingest"],
-    "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                   for name in ("project_id", "dataset_id")],
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}},
-    "responses": {status: {"description": text, "content": {"application/json": {"schema": {
-        "$ref": "#/components/schemas/UploadedFiles"}}}}
-        for status, text in (("201", "every file processed"), ("202", "still processing; poll the run"))},
+    "parameters": [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in ("project_id", "dataset_id")
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            }
+        },
+    },
+    "responses": {
+        status: {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadedFiles"}}},
+        }
+        for status, text in (("201", "every file processed"), ("202", "still processing; poll the run"))
+    },
 }

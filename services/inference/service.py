@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 from tritonclient.http.aio import InferenceServerClient
 
-from shared.service import Runtime, Service
+from shared.service import Runtime, Service, StateKey
 
-TRITON = "triton"
+TRITON = StateKey("triton client", InferenceServerClient)
 
 service = Service("inference")
 

@@ -29,11 +29,20 @@ def client_for(rt: Runtime, bucket: dict) -> Minio:
     if bucket.get("staged"):
         return rt.storage.client
     if not bucket["endpoint"]:  # a run made before imports needed an endpoint: it would read Loupe's own storage
-        raise fetch.FetchError("blocked_address", "this import names no endpoint, and Loupe never imports from its "
-                                                  "own storage: start it again with the `endpoint` of your S3")
+        raise fetch.FetchError(
+            "blocked_address",
+            "this import names no endpoint, and Loupe never imports from its "
+            "own storage: start it again with the `endpoint` of your S3",
+        )
     access_key, secret_key = credentials.unseal(rt.settings, bucket["credentials"])
-    return Minio(bucket["endpoint"], access_key=access_key, secret_key=secret_key, secure=bucket["secure"],
-                 region=bucket["region"] or None, http_client=fetch.guarded_http(rt.state["fetch_policy"]))
+    return Minio(
+        bucket["endpoint"],
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=bucket["secure"],
+        region=bucket["region"] or None,
+        http_client=fetch.guarded_http(rt.state[fetch.POLICY]),
+    )
 
 
 async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
@@ -41,8 +50,9 @@ async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
     bucket = run["bucket"]
 
     def page() -> list[str]:
-        objects = client_for(rt, bucket).list_objects(bucket["bucket"], prefix=bucket["prefix"], recursive=True,
-                                                      start_after=run["list_after"] or None)
+        objects = client_for(rt, bucket).list_objects(
+            bucket["bucket"], prefix=bucket["prefix"], recursive=True, start_after=run["list_after"] or None
+        )
         return [o.object_name for o in itertools.islice(objects, LIST_PAGE)]
 
     try:
@@ -51,28 +61,42 @@ async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
         await fail_listing(rt, run, exc.message)
         return
     except S3Error as exc:
-        await fail_listing(rt, run, f"listing s3://{bucket['bucket']}/{bucket['prefix']} failed: {exc.code}: "
-                           f"{exc.message}; check the bucket, prefix and keys")
+        await fail_listing(
+            rt,
+            run,
+            f"listing s3://{bucket['bucket']}/{bucket['prefix']} failed: {exc.code}: "
+            f"{exc.message}; check the bucket, prefix and keys",
+        )
         return
     async with rt.db.acquire() as conn, conn.transaction():
         current = await conn.fetchrow("SELECT total, list_after FROM runs WHERE id = $1 FOR UPDATE", run["id"])
         if current["list_after"] != run["list_after"]:
             return  # another replica listed this page meanwhile
-        entries = [(key, FileSpec(name=posixpath.basename(key), metadata={**bucket["metadata"], "s3_key": key}))
-                   for key in keys if not key.endswith("/")]
+        entries = [
+            (key, FileSpec(name=posixpath.basename(key), metadata={**bucket["metadata"], "s3_key": key}))
+            for key in keys
+            if not key.endswith("/")
+        ]
         await add_items(conn, run["id"], current["total"], entries, "PENDING")
-        await conn.execute("UPDATE runs SET list_after = $2, listed = $3 WHERE id = $1",
-                           run["id"], keys[-1] if keys else run["list_after"], len(keys) < LIST_PAGE)
+        await conn.execute(
+            "UPDATE runs SET list_after = $2, listed = $3 WHERE id = $1",
+            run["id"],
+            keys[-1] if keys else run["list_after"],
+            len(keys) < LIST_PAGE,
+        )
 
 
 async def fail_listing(rt: Runtime, run: asyncpg.Record, reason: str) -> None:
     async with rt.db.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE runs SET listed = true, failed = failed + 1, updated_at = now() WHERE id = $1",
-                           run["id"])
+        await conn.execute(
+            "UPDATE runs SET listed = true, failed = failed + 1, updated_at = now() WHERE id = $1", run["id"]
+        )
         await conn.execute(
             "INSERT INTO items (run_id, idx, source, state, error_code, error) "
             "SELECT id, total, 'listing:' || total, 'FAILED', 'listing_failed', $2 FROM runs WHERE id = $1",
-            run["id"], reason)
+            run["id"],
+            reason,
+        )
         await conn.execute("UPDATE runs SET total = total + 1 WHERE id = $1", run["id"])
 
 
@@ -95,4 +119,5 @@ def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
             return await asyncio.to_thread(read_object, row["source"])
         except S3Error as exc:
             raise FileRejected("unreadable", f"reading {row['source']} failed: {exc.code}: {exc.message}") from None
+
     return read

@@ -17,8 +17,10 @@ from shared.settings import Settings
 
 def _fernet(settings: Settings) -> Fernet:
     if not settings.secrets_key:
-        raise invalid("this Loupe has no LOUPE_SECRETS_KEY, so it cannot store bucket credentials; "
-                      "ask the operator to set it", path="$.secret_key")
+        raise invalid(
+            "this Loupe has no LOUPE_SECRETS_KEY, so it cannot store bucket credentials; ask the operator to set it",
+            path="$.secret_key",
+        )
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.secrets_key.encode()).digest()))
 
 
@@ -30,6 +32,9 @@ def unseal(settings: Settings, token: str) -> tuple[str, str]:
     try:
         access_key, secret_key = _fernet(settings).decrypt(token.encode()).decode().split("\n", 1)
     except InvalidToken:
-        raise LoupeError("internal", "stored bucket credentials do not decrypt: LOUPE_SECRETS_KEY changed since "
-                         "the import started; start the import again") from None
+        raise LoupeError(
+            "internal",
+            "stored bucket credentials do not decrypt: LOUPE_SECRETS_KEY changed since "
+            "the import started; start the import again",
+        ) from None
     return access_key, secret_key

@@ -23,6 +23,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from yarl import URL
 
 from services.ingest.rejection import FileRejected
+from shared.service import StateKey
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,6 +43,11 @@ class FetchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     internal: tuple[str, ...] = ()
 
 
+# What URL and bucket imports fetch with, opened once per process by the service's `workers` context.
+POLICY = StateKey("fetch policy", FetchPolicy)
+SESSION = StateKey("fetch session", aiohttp.ClientSession)
+
+
 class FetchedFile(msgspec.Struct, frozen=True, kw_only=True):
     url: str  # final URL, after redirects
     data: bytes
@@ -54,8 +60,10 @@ class FetchError(FileRejected):
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_BLOCKED_ADVICE = ("Loupe never reads its own storage, nor private addresses unless an admin allows them: "
-                   "upload the file instead, or import from your own server")
+_BLOCKED_ADVICE = (
+    "Loupe never reads its own storage, nor private addresses unless an admin allows them: "
+    "upload the file instead, or import from your own server"
+)
 _METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -72,8 +80,9 @@ def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
     No cookies are kept, because one session serves every user's fetches, and proxies from the environment
     are ignored, because a proxy would resolve and connect past the guard.
     """
-    return aiohttp.ClientSession(connector=GuardedConnector(policy), cookie_jar=aiohttp.DummyCookieJar(),
-                                 trust_env=False)
+    return aiohttp.ClientSession(
+        connector=GuardedConnector(policy), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+    )
 
 
 async def fetch_url(session: aiohttp.ClientSession, url: str, policy: FetchPolicy) -> FetchedFile:
@@ -90,25 +99,40 @@ async def fetch_url(session: aiohttp.ClientSession, url: str, policy: FetchPolic
                         current = _redirect_target(current, response)
                         continue
                     if not 200 <= response.status < 300:
-                        raise FetchError("http_error", f"{current} answered HTTP {response.status} {response.reason}; "
-                                                       "check that the URL is right and publicly readable")
+                        raise FetchError(
+                            "http_error",
+                            f"{current} answered HTTP {response.status} {response.reason}; "
+                            "check that the URL is right and publicly readable",
+                        )
                     data = await _read_body(response, policy.max_bytes, current)
-                    return FetchedFile(url=str(current), data=data, content_type=response.content_type,
-                                       filename=requested.name)
-            raise FetchError("too_many_redirects", f"{url} redirected more than {policy.max_redirects} times "
-                                                   f"(last to {current}); use the final URL of the file")
+                    return FetchedFile(
+                        url=str(current), data=data, content_type=response.content_type, filename=requested.name
+                    )
+            raise FetchError(
+                "too_many_redirects",
+                f"{url} redirected more than {policy.max_redirects} times "
+                f"(last to {current}); use the final URL of the file",
+            )
     except aiohttp.ConnectionTimeoutError as e:
-        raise FetchError("timeout", f"could not connect to {current.host} within {policy.connect_timeout_s:g} s; "
-                                    "check the host is up and reachable from the Loupe server") from e
+        raise FetchError(
+            "timeout",
+            f"could not connect to {current.host} within {policy.connect_timeout_s:g} s; "
+            "check the host is up and reachable from the Loupe server",
+        ) from e
     except TimeoutError as e:
-        raise FetchError("timeout", f"fetching {url} took longer than {policy.timeout_s:g} s; try again later or "
-                                    "upload the file directly") from e
+        raise FetchError(
+            "timeout",
+            f"fetching {url} took longer than {policy.timeout_s:g} s; try again later or upload the file directly",
+        ) from e
     except aiohttp.InvalidURL as e:
-        raise FetchError("bad_url", f"{current} is not a valid URL ({e}); write the host as a name or a plain IP "
-                                    "address") from e
+        raise FetchError(
+            "bad_url", f"{current} is not a valid URL ({e}); write the host as a name or a plain IP address"
+        ) from e
     except aiohttp.ClientError as e:
-        raise FetchError("connection_failed", f"fetching {current} failed: {e}; check the host is up and reachable "
-                                              "from the Loupe server") from e
+        raise FetchError(
+            "connection_failed",
+            f"fetching {current} failed: {e}; check the host is up and reachable from the Loupe server",
+        ) from e
 
 
 class GuardedConnector(aiohttp.TCPConnector):
@@ -127,8 +151,9 @@ class AddressGuard:
     def __init__(self, policy: FetchPolicy) -> None:
         self.allow = [_parse_allow(entry) for entry in policy.allow]
         self.internal = [_parse_allow(entry) for entry in policy.internal]
-        self.hosts = {name.rstrip(".").lower(): _parse_ip(ip, f"hosts entry {name!r}")
-                      for name, ip in policy.hosts.items()}
+        self.hosts = {
+            name.rstrip(".").lower(): _parse_ip(ip, f"hosts entry {name!r}") for name, ip in policy.hosts.items()
+        }
 
     def refusal(self, ip: IPAddress, port: int) -> str | None:
         """Why Loupe must not connect to ip:port ("10.0.0.1 is private (RFC 1918)"), or None when it may."""
@@ -153,8 +178,9 @@ class AddressGuard:
         allowed = [ip for ip, reason in verdicts if reason is None]
         if not allowed:
             refusals = "; ".join(reason for _, reason in verdicts if reason)
-            raise FetchError("blocked_address", f"{host} resolves only to forbidden addresses: {refusals}. "
-                                                f"{_BLOCKED_ADVICE}")
+            raise FetchError(
+                "blocked_address", f"{host} resolves only to forbidden addresses: {refusals}. {_BLOCKED_ADVICE}"
+            )
         return allowed
 
     def resolve(self, host: str, port: int) -> list[IPAddress]:
@@ -178,13 +204,22 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, guard: AddressGuard) -> None:
         self.guard = guard
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         allowed = self.guard.passed(host, port, await self._lookup(host, port, family))
         # Numeric flags: the connector gets the checked addresses, and nothing downstream resolves them again.
-        return [ResolveResult(hostname=host, host=str(ip), port=port, proto=0,
-                              family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
-                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV) for ip in allowed]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(ip),
+                port=port,
+                proto=0,
+                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for ip in allowed
+        ]
 
     async def _lookup(self, host: str, port: int, family: socket.AddressFamily) -> list[IPAddress]:
         pinned = self.guard.pinned(host)
@@ -210,29 +245,31 @@ def _addresses(infos: list[tuple]) -> list[IPAddress]:
 
 # -- the S3 SDK's HTTP client ----------------------------------------------------------------------------
 
+
 def guarded_http(policy: FetchPolicy) -> urllib3.PoolManager:
     """An HTTP client for the minio SDK that connects only where `policy` lets Loupe connect, and follows no
     redirect (an S3 answering 307 to an internal address would otherwise be followed)."""
     guard = AddressGuard(policy)
     manager = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=policy.connect_timeout_s, read=policy.timeout_s),
-        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504), redirect=False))
+        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504), redirect=False),
+    )
 
     def guarded(pool: type[HTTPConnectionPool], connection: type[HTTPConnection]) -> type[HTTPConnectionPool]:
         checked = type(f"Guarded{connection.__name__}", (_GuardedConnect, connection), {"guard": guard})
         return type(f"Guarded{pool.__name__}", (pool,), {"ConnectionCls": checked})
 
-    manager.pool_classes_by_scheme = {"http": guarded(HTTPConnectionPool, HTTPConnection),
-                                      "https": guarded(HTTPSConnectionPool, HTTPSConnection)}
+    manager.pool_classes_by_scheme = {
+        "http": guarded(HTTPConnectionPool, HTTPConnection),
+        "https": guarded(HTTPSConnectionPool, HTTPSConnection),
+    }
     return manager
 
 
-class _GuardedConnect:
+class _GuardedConnect(HTTPConnection):
     """Mixed into urllib3's connections: connect to an address the guard passed, never to one resolved apart."""
 
     guard: AddressGuard
-    _dns_host: str
-    port: int
 
     def _new_conn(self) -> socket.socket:
         # urllib3 resolves `_dns_host` as it connects: hand it a checked address for that moment only, since
@@ -247,6 +284,7 @@ class _GuardedConnect:
 
 # -- Loupe's own storage ---------------------------------------------------------------------------------
 
+
 def own_storage(ip: IPAddress, port: int) -> tuple[str, ...]:
     """The `FetchPolicy.internal` entries for Loupe's storage answering at ip:port. On a loopback address it
     is also reached through every other loopback address and the unspecified ones, so those count as it."""
@@ -260,7 +298,10 @@ def _guard_of(session: aiohttp.ClientSession, policy: FetchPolicy) -> AddressGua
     if not isinstance(connector, GuardedConnector):
         raise TypeError("fetch_url needs a session from make_session(policy): any other resolves names unguarded")
     if (connector.policy.allow, connector.policy.hosts, connector.policy.internal) != (
-            policy.allow, policy.hosts, policy.internal):
+        policy.allow,
+        policy.hosts,
+        policy.internal,
+    ):
         raise ValueError("the session was made for another address policy; make it with make_session(policy)")
     return connector.guard
 
@@ -275,8 +316,11 @@ def _checked_url(text: str, base: URL | None = None) -> URL:
     if url.scheme not in ("http", "https"):
         raise FetchError("bad_url", f"{shown} is not an http:// or https:// URL; Loupe fetches only those")
     if url.user is not None or url.password is not None:
-        raise FetchError("bad_url", f"{shown} contains credentials; Loupe does not send them: make the file "
-                                    "readable without them, or upload it")
+        raise FetchError(
+            "bad_url",
+            f"{shown} contains credentials; Loupe does not send them: make the file "
+            "readable without them, or upload it",
+        )
     if not url.host:
         raise FetchError("bad_url", f"{shown} has no host; write a full URL such as https://example.com/a.jpg")
     return url
@@ -285,8 +329,10 @@ def _checked_url(text: str, base: URL | None = None) -> URL:
 def _redirect_target(current: URL, response: aiohttp.ClientResponse) -> URL:
     location = response.headers.get(aiohttp.hdrs.LOCATION)
     if not location:
-        raise FetchError("http_error", f"{current} answered HTTP {response.status} without a Location header; "
-                                       "use the final URL of the file")
+        raise FetchError(
+            "http_error",
+            f"{current} answered HTTP {response.status} without a Location header; use the final URL of the file",
+        )
     return _checked_url(location, current)
 
 
@@ -305,8 +351,9 @@ async def _read_body(response: aiohttp.ClientResponse, limit: int, url: URL) -> 
     """The body, read no further than `limit` bytes: Content-Length can be absent or a lie."""
     advice = "download it yourself, shrink it and upload it"
     if response.content_length is not None and response.content_length > limit:
-        raise FetchError("too_large", f"{url} is {response.content_length:,} bytes, over the limit of {limit:,}; "
-                                      f"{advice}")
+        raise FetchError(
+            "too_large", f"{url} is {response.content_length:,} bytes, over the limit of {limit:,}; {advice}"
+        )
     chunks, size = [], 0
     async for chunk in response.content.iter_any():
         size += len(chunk)

@@ -26,6 +26,9 @@ class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
     thumb_side: int = 256  # longest side of the thumbnail
 
 
+DEFAULT_LIMITS = ImageLimits()
+
+
 class ProcessedImage(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str  # hex digest of the original bytes
     format: str  # "jpeg" | "png" | "webp" | "tiff" | "bmp" | "gif"
@@ -52,8 +55,14 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"BM", "bmp"),
 )
 _PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}
-_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tiff": "image/tiff", "bmp": "image/bmp",
-         "gif": "image/gif"}
+_MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+    "gif": "image/gif",
+}
 # EXIF orientation → the transpose that brings the stored pixels to display orientation (as ImageOps.exif_transpose).
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -77,7 +86,7 @@ def sniff_format(head: bytes) -> str | None:
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
-def process_image(data: bytes, limits: ImageLimits = ImageLimits()) -> ProcessedImage:
+def process_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProcessedImage:
     """Check `data` is a decodable image within `limits` and make its thumbnail; raise MediaError otherwise.
 
     JPEGs are decoded at the reduced DCT scale nearest above the thumbnail's size, which skips most of the inverse
@@ -87,16 +96,23 @@ def process_image(data: bytes, limits: ImageLimits = ImageLimits()) -> Processed
     if not data:
         raise MediaError("empty", "the file is empty (0 bytes); upload the image's contents")
     if len(data) > limits.max_bytes:
-        raise MediaError("too_large", f"the file is {len(data):,} bytes, over the limit of {limits.max_bytes:,}; "
-                                      "recompress or downscale it before uploading")
+        raise MediaError(
+            "too_large",
+            f"the file is {len(data):,} bytes, over the limit of {limits.max_bytes:,}; "
+            "recompress or downscale it before uploading",
+        )
     fmt = sniff_format(data[:12])
     if fmt is None:
-        raise MediaError("unsupported_format", "the file is not a JPEG, PNG, WebP, TIFF, BMP or GIF image (judged by "
-                                               "its first bytes); convert it to one of those")
+        raise MediaError(
+            "unsupported_format",
+            "the file is not a JPEG, PNG, WebP, TIFF, BMP or GIF image (judged by "
+            "its first bytes); convert it to one of those",
+        )
     if fmt == "png" and data.rfind(_PNG_END) < 0:
         # Pillow stops reading after the last pixel row, so a cut in the final chunks would pass unnoticed.
-        raise MediaError("corrupt", "the PNG image ends before its IEND chunk, so the file is truncated: "
-                                    "export or download it again")
+        raise MediaError(
+            "corrupt", "the PNG image ends before its IEND chunk, so the file is truncated: export or download it again"
+        )
     with _decoding(fmt, limits):
         img = Image.open(io.BytesIO(data), formats=[_PILLOW_FORMAT[fmt]])
         width, height = img.size
@@ -107,8 +123,16 @@ def process_image(data: bytes, limits: ImageLimits = ImageLimits()) -> Processed
         thumbnail = _thumbnail(img, orientation, limits.thumb_side)
     if orientation in _SWAPS_SIDES:
         width, height = height, width
-    return ProcessedImage(sha256=hashlib.sha256(data).hexdigest(), format=fmt, mime=_MIME[fmt], width=width,
-                          height=height, size=len(data), orientation=orientation, thumbnail=thumbnail)
+    return ProcessedImage(
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=fmt,
+        mime=_MIME[fmt],
+        width=width,
+        height=height,
+        size=len(data),
+        orientation=orientation,
+        thumbnail=thumbnail,
+    )
 
 
 @contextlib.contextmanager
@@ -135,18 +159,25 @@ def _decoding(fmt: str, limits: ImageLimits) -> Iterator[None]:
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise MediaError("image_too_large", f"the image is over the limit of {limits.max_pixels:,} pixels; "
-                                            "downscale or tile it before uploading") from e
+        raise MediaError(
+            "image_too_large",
+            f"the image is over the limit of {limits.max_pixels:,} pixels; downscale or tile it before uploading",
+        ) from e
     except Exception as e:
-        raise MediaError("corrupt", f"the {fmt.upper()} image cannot be decoded: the file is truncated or "
-                                    "damaged; export or download it again") from e
+        raise MediaError(
+            "corrupt",
+            f"the {fmt.upper()} image cannot be decoded: the file is truncated or damaged; export or download it again",
+        ) from e
 
 
 def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     if width * height > limits.max_pixels or max(width, height) > limits.max_side:
-        raise MediaError("image_too_large", f"the image is {width}×{height} ({width * height:,} pixels); the limits "
-                                            f"are {limits.max_pixels:,} pixels and {limits.max_side:,} per side: "
-                                            "downscale or tile it before uploading")
+        raise MediaError(
+            "image_too_large",
+            f"the image is {width}×{height} ({width * height:,} pixels); the limits "
+            f"are {limits.max_pixels:,} pixels and {limits.max_side:,} per side: "
+            "downscale or tile it before uploading",
+        )
 
 
 def _thumbnail(img: ImageFile.ImageFile, orientation: int, side: int) -> bytes:

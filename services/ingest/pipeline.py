@@ -1,20 +1,31 @@
 """The one path every image takes: read → validate and thumbnail → dedupe → store → register.
 
-Items are processed a batch at a time inside one transaction that holds their rows (`FOR UPDATE SKIP
-LOCKED`, so replicas share a run without overlap). The batch's outcome — item states, the media rows and
-which of them the run's organisation now has (`org_media`, what registering by SHA-256 may reach), the
-run's counts and the MediaStored event for the catalog — commits together or not at all: a process
-killed mid-batch leaves its items PENDING, and the job that was working on them is delivered again.
-S3 writes before the commit are harmless when repeated, because originals are keyed by their SHA-256.
+Items are processed a batch at a time, in three moves, and no transaction stays open while bytes move:
+
+1. **Claim**: one statement marks up to `ingest_batch` PENDING items with a token of this claim and an expiry
+   (`FOR UPDATE SKIP LOCKED`, so replicas share a run without overlap) and commits.
+2. **Work**, holding no transaction: read, decode and thumbnail, ask the catalog which images the dataset
+   already has (FIND_SAMPLES), store originals and thumbnails. S3 writes are harmless when repeated, because
+   originals are keyed by their SHA-256. The claim is renewed meanwhile.
+3. **Record**, in one transaction, for the items this claim still holds and only those: their states, the
+   media rows and which of them the run's organisation now has (`org_media`, what registering by SHA-256 may
+   reach), the run's counts and the MediaStored event for the catalog (through the outbox). Recording again,
+   or after the claim was lost, changes nothing.
+
+A claim lasts `job_ack_wait_s`, as a job does without a heartbeat. A process killed mid-batch stops renewing
+it; once it has expired the items are claimed again, by the job JetStream delivers again (which waits the
+claims out) or by any later step, so nothing is lost and nothing is recorded twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import posixpath
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,14 +39,20 @@ from services.ingest import fetch
 from services.ingest.media import ImageLimits, ProcessedImage, process_image
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import FINISHED, report, start_job
-from shared import outbox
+from shared import object_keys, outbox
 from shared.service import Runtime
 from shared.storage import ObjectMissing
 
 log = logging.getLogger(__name__)
 
-MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tiff": "image/tiff",
-        "bmp": "image/bmp", "gif": "image/gif"}
+MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+    "gif": "image/gif",
+}
 # A job step works on at most this many items, so no delivery holds a run for long.
 STEP_ITEMS = 1024
 BATCHES_IN_FLIGHT = 3
@@ -46,8 +63,11 @@ Reader = Callable[[asyncpg.Record], Awaitable[bytes]]
 
 def limits_of(rt: Runtime) -> ImageLimits:
     settings = rt.settings
-    return ImageLimits(max_bytes=settings.ingest_max_file_bytes, max_pixels=settings.ingest_max_pixels,
-                       thumb_side=settings.ingest_thumb_side)
+    return ImageLimits(
+        max_bytes=settings.ingest_max_file_bytes,
+        max_pixels=settings.ingest_max_pixels,
+        thumb_side=settings.ingest_thumb_side,
+    )
 
 
 class Prepared(msgspec.Struct, frozen=True):
@@ -64,6 +84,22 @@ async def prepare(rt: Runtime, row: asyncpg.Record, read: Reader) -> Prepared | 
         return exc
 
 
+def stored_media(row: asyncpg.Record, image: ProcessedImage, sample_id: str) -> StoredMedia:
+    """What the catalog learns of item `row`'s image, new as sample `sample_id`."""
+    return StoredMedia(
+        sample_id=sample_id,
+        sha256=image.sha256,
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        size=image.size,
+        name=default_name(row, image),
+        external_id=row["external_id"],
+        metadata=row["metadata"],
+        priority=row["priority"],
+    )
+
+
 def default_name(row: asyncpg.Record, image: ProcessedImage) -> str:
     if row["name"]:
         return row["name"]
@@ -77,52 +113,156 @@ def default_name(row: asyncpg.Record, image: ProcessedImage) -> str:
 async def store(rt: Runtime, prepared: Prepared) -> None:
     """The original under its SHA-256, and its thumbnail."""
     image = prepared.image
-    await asyncio.gather(rt.storage.put_bytes("media", image.sha256, prepared.data, MIME[image.format]),
-                         rt.storage.put_bytes("thumbs", image.sha256, image.thumbnail, "image/jpeg"))
+    await asyncio.gather(
+        rt.storage.put_bytes("media", object_keys.original(image.sha256), prepared.data, MIME[image.format]),
+        rt.storage.put_bytes("thumbs", object_keys.thumbnail(image.sha256), image.thumbnail, "image/jpeg"),
+    )
 
 
 async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: list[int] | None = None) -> int:
-    """Process up to `ingest_batch` pending items of `run` (or just the `only` indexes); returns how many."""
+    """Process up to `ingest_batch` pending items of `run` (or just the `only` indexes) that nobody else
+    holds; returns how many it claimed."""
     run_id, dataset_id, project_id = run["id"], str(run["dataset_id"]), str(run["project_id"])
-    async with rt.db.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            "SELECT idx, source, name, external_id, metadata, priority FROM items "
-            "WHERE run_id = $1 AND state = 'PENDING' AND ($3::int[] IS NULL OR idx = ANY($3)) "
-            "ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED", run_id, rt.settings.ingest_batch, only)
-        if not rows:
-            return 0
+    token, rows = await claim(rt, run_id, only)
+    if not rows:
+        return 0
+    async with renewing(rt, run_id, token, [row["idx"] for row in rows]):
         outcomes = await asyncio.gather(*(prepare(rt, row, read) for row in rows))
         images = {o.image.sha256: o for o in outcomes if isinstance(o, Prepared)}
-        existing = (await rt.nats.request(subjects.FIND_SAMPLES, FindSamplesByHash(
-            project_id=project_id, dataset_id=dataset_id, content_hashes=list(images)))).found if images else {}
-        stored = {r["sha256"] for r in await conn.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)",
-                                                        list(images))}
+        existing = (
+            (
+                await rt.nats.request(
+                    subjects.FIND_SAMPLES,
+                    FindSamplesByHash(project_id=project_id, dataset_id=dataset_id, content_hashes=list(images)),
+                )
+            ).found
+            if images
+            else {}
+        )
+        stored = {
+            r["sha256"] for r in await rt.db.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)", list(images))
+        }
         await asyncio.gather(*(store(rt, prepared) for sha, prepared in images.items() if sha not in stored))
+    recorded = await record(rt, run, token, list(zip(rows, outcomes, strict=True)), existing, stored)
+    if run["kind"] == "upload":
+        await rt.storage.delete_many("staging", [row["source"] for row in recorded])
+    return len(rows)
 
-        outcomes_by_row = Outcomes(dataset_id, existing)
-        for row, outcome in zip(rows, outcomes, strict=True):
+
+async def claim(rt: Runtime, run_id: uuid.UUID, only: list[int] | None) -> tuple[uuid.UUID, list[asyncpg.Record]]:
+    """Claim a batch of the run's pending items that no live claim holds, committed at once; the items in order."""
+    token = uuid.uuid4()
+    rows = await rt.db.fetch(
+        "UPDATE items i SET claimed_by = $4, claimed_until = now() + make_interval(secs => $5) "
+        "FROM (SELECT idx FROM items WHERE run_id = $1 AND state = 'PENDING' "
+        "      AND (claimed_until IS NULL OR claimed_until < now()) AND ($3::int[] IS NULL OR idx = ANY($3)) "
+        "      ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED) AS free "
+        "WHERE i.run_id = $1 AND i.idx = free.idx "
+        "RETURNING i.idx, i.source, i.name, i.external_id, i.metadata, i.priority",
+        run_id,
+        rt.settings.ingest_batch,
+        only,
+        token,
+        rt.settings.job_ack_wait_s,
+    )
+    return token, sorted(rows, key=lambda row: row["idx"])
+
+
+@contextlib.asynccontextmanager
+async def renewing(rt: Runtime, run_id: uuid.UUID, token: uuid.UUID, indexes: list[int]) -> AsyncIterator[None]:
+    """Keep the claim alive while its batch is worked on (URL fetches alone may take `fetch_timeout_s`), as
+    a job's heartbeat keeps it; a process that dies stops renewing, and its claim expires."""
+    expiry_s = rt.settings.job_ack_wait_s
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(expiry_s / 3)
+            with contextlib.suppress(Exception):  # a missed renewal only risks the claim; the next may succeed
+                await rt.db.execute(
+                    "UPDATE items SET claimed_until = now() + make_interval(secs => $4) "
+                    "WHERE run_id = $1 AND idx = ANY($2) AND claimed_by = $3 AND state = 'PENDING'",
+                    run_id,
+                    indexes,
+                    token,
+                    expiry_s,
+                )
+
+    renewal = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewal.cancel()
+
+
+async def record(
+    rt: Runtime,
+    run: asyncpg.Record,
+    token: uuid.UUID,
+    worked: list[tuple[asyncpg.Record, Prepared | FileRejected]],
+    existing: dict[str, str],
+    stored: set[str],
+) -> list[asyncpg.Record]:
+    """The outcome of the items the claim `token` still holds, in one transaction; returns those items.
+
+    An item claimed again after this claim expired, or cancelled meanwhile, is left to whoever holds it now."""
+    run_id, dataset_id, project_id = run["id"], str(run["dataset_id"]), str(run["project_id"])
+    async with rt.db.acquire() as conn, conn.transaction():
+        held = {
+            r["idx"]
+            for r in await conn.fetch(
+                "SELECT idx FROM items WHERE run_id = $1 AND idx = ANY($2) AND claimed_by = $3 AND state = 'PENDING' "
+                "ORDER BY idx FOR UPDATE",
+                run_id,
+                [row["idx"] for row, _ in worked],
+                token,
+            )
+        }
+        kept = [(row, outcome) for row, outcome in worked if row["idx"] in held]
+        if not kept:
+            return []
+        outcomes = Outcomes(dataset_id, existing)
+        images: dict[str, Prepared] = {}
+        for row, outcome in kept:
             if isinstance(outcome, FileRejected):
-                outcomes_by_row.failed(row["idx"], outcome.code, outcome.message)
+                outcomes.failed(row["idx"], outcome.code, outcome.message)
                 continue
             image = outcome.image
-            outcomes_by_row.stored(row["idx"], lambda sample_id, image=image, row=row: StoredMedia(
-                sample_id=sample_id, sha256=image.sha256, format=image.format, width=image.width,
-                height=image.height, size=image.size, name=default_name(row, image), external_id=row["external_id"],
-                metadata=row["metadata"], priority=row["priority"]), image.sha256)
+            images[image.sha256] = outcome
+            outcomes.stored(row["idx"], functools.partial(stored_media, row, image), image.sha256)
         await conn.executemany(
             "INSERT INTO media (sha256, format, width, height, size_bytes) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT DO NOTHING",
-            [(sha, p.image.format, p.image.width, p.image.height, p.image.size)
-             for sha, p in images.items() if sha not in stored])
+            [
+                (sha, p.image.format, p.image.width, p.image.height, p.image.size)
+                for sha, p in images.items()
+                if sha not in stored
+            ],
+        )
         if run["org_id"] is not None:  # null only on runs made before runs knew their organisation
-            await conn.execute("INSERT INTO org_media (org_id, sha256) SELECT $1, unnest($2::text[]) "
-                               "ON CONFLICT DO NOTHING", run["org_id"], sorted(images))  # one order: no deadlock
-        await save_outcomes(conn, run_id, outcomes_by_row)
-        await register_outcomes(conn, run_id, project_id, outcomes_by_row)
+            await conn.execute(
+                "INSERT INTO org_media (org_id, sha256) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                run["org_id"],
+                sorted(images),
+            )  # one order: no deadlock
+        await save_outcomes(conn, run_id, outcomes)
+        await register_outcomes(conn, run_id, project_id, outcomes)
         await report(conn, run_id)
-    if run["kind"] == "upload":
-        await rt.storage.delete_many("staging", [row["source"] for row in rows])
-    return len(rows)
+    return [row for row, _ in kept]
+
+
+async def outwait_claims(rt: Runtime, run_id: uuid.UUID, only: list[int] | None = None) -> bool:
+    """Sleep until the earliest live claim on the run's pending items (of the `only` indexes) expires, and
+    say True; say False at once when there is none, because whatever was claimed has been recorded."""
+    wait_s = await rt.db.fetchval(
+        "SELECT extract(epoch FROM min(claimed_until) - now()) FROM items "
+        "WHERE run_id = $1 AND state = 'PENDING' AND claimed_until >= now() AND ($2::int[] IS NULL OR idx = ANY($2))",
+        run_id,
+        only,
+    )
+    if wait_s is None:
+        return False
+    await asyncio.sleep(float(wait_s))
+    return True
 
 
 class Outcomes:
@@ -153,22 +293,35 @@ async def save_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, outcomes: O
         "UPDATE items i SET state = u.state, sha256 = u.sha256, sample_id = u.sample_id, error_code = u.code, "
         "error = u.error FROM unnest($2::int[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[]) "
         "AS u(idx, state, sha256, sample_id, code, error) WHERE i.run_id = $1 AND i.idx = u.idx",
-        run_id, *map(list, zip(*outcomes.updates, strict=True)))
+        run_id,
+        *map(list, zip(*outcomes.updates, strict=True)),
+    )
 
 
-async def register_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project_id: str, outcomes: Outcomes
-                            ) -> None:
+async def register_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project_id: str, outcomes: Outcomes) -> None:
     """The run's counts, and the events that make the new images samples — in the caller's transaction."""
     updates, new_media, dataset_id = outcomes.updates, outcomes.new_media, outcomes.dataset_id
     states = [u[1] for u in updates]
     await conn.execute(
         "UPDATE runs SET created = created + $2, duplicates = duplicates + $3, failed = failed + $4, "
         "updated_at = now() WHERE id = $1",
-        run_id, states.count("CREATED"), states.count("DUPLICATE"), states.count("FAILED"))
+        run_id,
+        states.count("CREATED"),
+        states.count("DUPLICATE"),
+        states.count("FAILED"),
+    )
     for start in range(0, len(new_media), EVENT_ITEMS):
-        await outbox.emit(conn, subjects.MEDIA_STORED, MediaStored(
-            project_id=project_id, dataset_id=dataset_id, items=new_media[start:start + EVENT_ITEMS],
-            run_id=str(run_id)), project_id)
+        await outbox.emit(
+            conn,
+            subjects.MEDIA_STORED,
+            MediaStored(
+                project_id=project_id,
+                dataset_id=dataset_id,
+                items=new_media[start : start + EVENT_ITEMS],
+                run_id=str(run_id),
+            ),
+            project_id,
+        )
 
 
 async def finish_or_continue(rt: Runtime, run_id: uuid.UUID) -> None:
@@ -177,45 +330,68 @@ async def finish_or_continue(rt: Runtime, run_id: uuid.UUID) -> None:
         run = await conn.fetchrow("SELECT * FROM runs WHERE id = $1 FOR UPDATE", run_id)
         if run["state"] in FINISHED:
             return
-        pending = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND state = 'PENDING'", run_id)
-        if pending or not run["listed"]:
+        claimable = await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM items WHERE run_id = $1 AND state = 'PENDING' "
+            "AND (claimed_until IS NULL OR claimed_until < now()))",
+            run_id,
+        )
+        if claimable or not run["listed"]:
             await start_job(conn, run_id)
             return
         if run["kind"] == "bus":
             return
-        waiting = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND state = 'WAITING'", run_id)
-        if waiting:  # an upload whose other slots the client has yet to complete
+        if await items_in(conn, run_id, "PENDING"):
+            return  # all claimed: their claimer continues the run, or if its process died, its job delivered again
+        if await items_in(conn, run_id, "WAITING"):  # an upload whose other slots the client has yet to complete
             await conn.execute("UPDATE runs SET state = 'WAITING', updated_at = now() WHERE id = $1", run_id)
         else:
             good = run["created"] + run["duplicates"]
             state = "SUCCEEDED" if not run["failed"] else "PARTIAL" if good else "FAILED"
-            await conn.execute("UPDATE runs SET state = $2, finished_at = now(), updated_at = now() WHERE id = $1",
-                               run_id, state)
+            await conn.execute(
+                "UPDATE runs SET state = $2, finished_at = now(), updated_at = now() WHERE id = $1", run_id, state
+            )
         await report(conn, run_id)
 
 
+async def items_in(conn: asyncpg.Connection, run_id: uuid.UUID, state: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT FROM items WHERE run_id = $1 AND state = $2)", run_id, state)
+
+
 # -- where the bytes come from -------------------------------------------------------------------------
+
 
 def staged_reader(rt: Runtime) -> Reader:
     async def read(row: asyncpg.Record) -> bytes:
         try:
             return await rt.storage.get_bytes("staging", row["source"])
         except ObjectMissing:
-            raise FileRejected("not_uploaded", "nothing was PUT to this slot's URL before the upload was "
-                             "completed; upload it again in a new upload") from None
+            raise FileRejected(
+                "not_uploaded",
+                "nothing was PUT to this slot's URL before the upload was completed; upload it again in a new upload",
+            ) from None
+
     return read
 
 
 def url_reader(rt: Runtime) -> Reader:
     async def read(row: asyncpg.Record) -> bytes:
-        fetched = await fetch.fetch_url(rt.state["fetch_session"], row["source"], rt.state["fetch_policy"])
+        fetched = await fetch.fetch_url(rt.state[fetch.SESSION], row["source"], rt.state[fetch.POLICY])
         return fetched.data
+
     return read
 
 
-async def step(rt: Runtime, run_id: uuid.UUID, readers: dict[str, Callable[[Runtime, asyncpg.Record], Reader]],
-               list_more: Callable[[Runtime, asyncpg.Record], Awaitable[None]]) -> None:
-    """One job step of a run: list more of a bucket if needed, process up to STEP_ITEMS, then continue."""
+async def step(
+    rt: Runtime,
+    run_id: uuid.UUID,
+    readers: Mapping[str, Callable[[Runtime, asyncpg.Record], Reader]],
+    list_more: Callable[[Runtime, asyncpg.Record], Awaitable[None]],
+    redelivered: bool = False,
+) -> None:
+    """One job step of a run: list more of a bucket if needed, process up to STEP_ITEMS, then continue.
+
+    A step delivered again may be one whose process died holding claims, which no other step takes over
+    before they expire: it waits them out and processes their items."""
     run = await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
     if run is None or run["state"] in FINISHED:
         return
@@ -236,4 +412,6 @@ async def step(rt: Runtime, run_id: uuid.UUID, readers: dict[str, Callable[[Runt
             done += processed
 
     await asyncio.gather(*(worker() for _ in range(BATCHES_IN_FLIGHT)))
+    while redelivered and done < STEP_ITEMS and await outwait_claims(rt, run_id):
+        await asyncio.gather(*(worker() for _ in range(BATCHES_IN_FLIGHT)))
     await finish_or_continue(rt, run_id)

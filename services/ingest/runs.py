@@ -13,34 +13,59 @@ from typing import Any
 import asyncpg
 
 from proto import subjects
-from proto.ingest import (BucketSource, CompleteUploadRequest, CreateUploadRequest, FileSpec, ImportBucketRequest,
-                          ImportJob, ImportUrlsRequest, ListRunItemsRequest, ListRunsRequest, Run, RunItem, RunItemPage,
-                          RunList, RunProgressed, RunRef, SealedKeys, Upload, UploadSlot)
+from proto.ingest import (
+    BucketSource,
+    CompleteUploadRequest,
+    CreateUploadRequest,
+    FileSpec,
+    ImportBucketRequest,
+    ImportUrlsRequest,
+    ListRunItemsRequest,
+    ListRunsRequest,
+    MediaImportJob,
+    Run,
+    RunItem,
+    RunItemPage,
+    RunList,
+    RunProgressed,
+    RunRef,
+    SealedKeys,
+    Upload,
+    UploadSlot,
+)
 from proto.samples import DatasetRef
 from services.ingest import credentials
-from shared import outbox
+from shared import object_keys, outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.ids import parse_uuid
 from shared.service import Runtime
 
-RUN_COLUMNS = ("id, project_id, dataset_id, kind, state, source, total, created, duplicates, failed, "
-               "created_at, updated_at, finished_at, "
-               "(SELECT count(*) FROM items i WHERE i.run_id = runs.id AND i.state IN ('PENDING', 'WAITING')) AS pending")
+RUN_COLUMNS = (
+    "id, project_id, dataset_id, kind, state, source, total, created, duplicates, failed, "
+    "created_at, updated_at, finished_at, "
+    "(SELECT count(*) FROM items i WHERE i.run_id = runs.id AND i.state IN ('PENDING', 'WAITING')) AS pending"
+)
 FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED")
 
 
 def to_run(row: asyncpg.Record) -> Run:
-    return Run(id=str(row["id"]), project_id=str(row["project_id"]), dataset_id=str(row["dataset_id"]),
-               kind=row["kind"], state=row["state"], total=row["total"], created=row["created"],
-               duplicates=row["duplicates"], failed=row["failed"], pending=row["pending"], source=row["source"],
-               created_at=row["created_at"], updated_at=row["updated_at"], finished_at=row["finished_at"])
-
-
-def parse_uuid(ident: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(ident)
-    except ValueError:
-        raise not_found(what, ident) from None
+    return Run(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        dataset_id=str(row["dataset_id"]),
+        kind=row["kind"],
+        state=row["state"],
+        total=row["total"],
+        created=row["created"],
+        duplicates=row["duplicates"],
+        failed=row["failed"],
+        pending=row["pending"],
+        source=row["source"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
 
 
 async def check_dataset(rt: Runtime, project_id: str, dataset_id: str) -> None:
@@ -48,30 +73,54 @@ async def check_dataset(rt: Runtime, project_id: str, dataset_id: str) -> None:
     await rt.nats.request(subjects.GET_DATASET, DatasetRef(project_id=project_id, dataset_id=dataset_id))
 
 
-async def fetch_run(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, run_id: str,
-                    lock: bool = False) -> asyncpg.Record:
-    row = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND project_id = $2"
-                              + (" FOR UPDATE" if lock else ""),
-                              parse_uuid(run_id, "import run"), parse_uuid(project_id, "project"))
+async def fetch_run(
+    conn: asyncpg.Connection | asyncpg.Pool, project_id: str, run_id: str, lock: bool = False
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND project_id = $2" + (" FOR UPDATE" if lock else ""),
+        parse_uuid(run_id, "import run"),
+        parse_uuid(project_id, "project"),
+    )
     if row is None:
         raise not_found("import run", run_id)
     return row
 
 
-async def create_run(conn: asyncpg.Connection, project_id: str, dataset_id: str, kind: str, source: str,
-                     org_id: str, created_by: str, state: str = "RUNNING", bucket: dict[str, Any] | None = None
-                     ) -> uuid.UUID:
+async def create_run(
+    conn: asyncpg.Connection,
+    project_id: str,
+    dataset_id: str,
+    kind: str,
+    source: str,
+    org_id: str,
+    created_by: str,
+    state: str = "RUNNING",
+    bucket: dict[str, Any] | None = None,
+) -> uuid.UUID:
     """A new run for the organisation `org_id`, which owns the project: the images it reads become theirs."""
     return await conn.fetchval(
         "INSERT INTO runs (project_id, dataset_id, kind, state, source, org_id, created_by, bucket, listed) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        uuid.UUID(project_id), uuid.UUID(dataset_id), kind, state, source, uuid.UUID(org_id), created_by, bucket,
-        bucket is None)
+        uuid.UUID(project_id),
+        uuid.UUID(dataset_id),
+        kind,
+        state,
+        source,
+        uuid.UUID(org_id),
+        created_by,
+        bucket,
+        bucket is None,
+    )
 
 
-async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: int,
-                    entries: list[tuple[str, FileSpec]], state: str,
-                    outcomes: list[tuple[Any, ...]] | None = None) -> int:
+async def add_items(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    first_index: int,
+    entries: list[tuple[str, FileSpec]],
+    state: str,
+    outcomes: list[tuple[Any, ...]] | None = None,
+) -> int:
     """Record files of a run; a source already in the run is skipped. Returns how many were new.
 
     `outcomes` (one `(index, state, sha256, sample id, error code, error)` per entry) records files
@@ -89,9 +138,15 @@ async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: in
         "$8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[]) "
         "AS r(idx, source, name, external_id, metadata, priority, state, sha256, sample_id, code, error) "
         "ON CONFLICT (run_id, source) DO NOTHING RETURNING idx",
-        run_id, list(range(first_index, first_index + len(entries))), list(sources), [s.name for s in specs],
-        [s.external_id for s in specs], [s.metadata for s in specs], [s.priority for s in specs],
-        *(list(column) for column in list(zip(*known, strict=True))[1:]))
+        run_id,
+        list(range(first_index, first_index + len(entries))),
+        list(sources),
+        [s.name for s in specs],
+        [s.external_id for s in specs],
+        [s.metadata for s in specs],
+        [s.priority for s in specs],
+        *(list(column) for column in list(zip(*known, strict=True))[1:]),
+    )
     await conn.execute("UPDATE runs SET total = total + $2, updated_at = now() WHERE id = $1", run_id, len(added))
     return len(added)
 
@@ -99,7 +154,9 @@ async def add_items(conn: asyncpg.Connection, run_id: uuid.UUID, first_index: in
 async def start_job(conn: asyncpg.Connection, run_id: uuid.UUID) -> None:
     """Queue the run's next step; each has its own number, so a job id is never reused."""
     step = await conn.fetchval("UPDATE runs SET steps = steps + 1 WHERE id = $1 RETURNING steps", run_id)
-    await outbox.submit_job(conn, subjects.IMPORT_JOB, ImportJob(run_id=str(run_id), step=step), f"{run_id}:{step}")
+    await outbox.submit_job(
+        conn, subjects.MEDIA_IMPORT_JOB, MediaImportJob(run_id=str(run_id), step=step), f"{run_id}:{step}"
+    )
 
 
 async def report(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
@@ -108,11 +165,8 @@ async def report(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
     return run
 
 
-def staging_key(run_id: uuid.UUID | str, index: int) -> str:
-    return f"{run_id}/{index}"
-
-
 # -- the ways in ---------------------------------------------------------------------------------------
+
 
 async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestContext) -> Upload:
     caller = ctx.require_caller()
@@ -123,15 +177,32 @@ async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestC
         raise invalid("`count` disagrees with the number of `files`; give one of them", path="$.count")
     await check_dataset(rt, request.project_id, request.dataset_id)
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "upload", "upload", caller.org_id,
-                                  caller.key_id, state="WAITING")
-        await add_items(conn, run_id, 0, [(staging_key(run_id, i), spec) for i, spec in enumerate(files)], "WAITING")
+        run_id = await create_run(
+            conn,
+            request.project_id,
+            request.dataset_id,
+            "upload",
+            "upload",
+            caller.org_id,
+            caller.key_id,
+            state="WAITING",
+        )
+        await add_items(
+            conn, run_id, 0, [(object_keys.upload_slot(run_id, i), spec) for i, spec in enumerate(files)], "WAITING"
+        )
     expiry = rt.settings.upload_url_expiry_s
-    slots = [UploadSlot(index=i, name=spec.name,
-                        url=rt.storage.presigned_put("staging", staging_key(run_id, i), expiry))
-             for i, spec in enumerate(files)]
-    return Upload(run_id=str(run_id), slots=slots, expires_in_s=expiry,
-                  complete_url=f"/v1/projects/{request.project_id}/imports/{run_id}/complete")
+    slots = [
+        UploadSlot(
+            index=i, name=spec.name, url=rt.storage.presigned_put("staging", object_keys.upload_slot(run_id, i), expiry)
+        )
+        for i, spec in enumerate(files)
+    ]
+    return Upload(
+        run_id=str(run_id),
+        slots=slots,
+        expires_in_s=expiry,
+        complete_url=f"/v1/projects/{request.project_id}/imports/{run_id}/complete",
+    )
 
 
 async def complete_upload(rt: Runtime, request: CompleteUploadRequest, ctx: RequestContext) -> Run:
@@ -145,13 +216,17 @@ async def complete_upload(rt: Runtime, request: CompleteUploadRequest, ctx: Requ
         marked = await conn.fetchval(
             "WITH marked AS (UPDATE items SET state = 'PENDING' WHERE run_id = $1 AND state = 'WAITING' "
             "AND (cardinality($2::int[]) = 0 OR idx = ANY($2)) RETURNING 1) SELECT count(*) FROM marked",
-            row["id"], indexes)
+            row["id"],
+            indexes,
+        )
         if indexes and marked != len(set(indexes)):
-            known = await conn.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND idx = ANY($2)",
-                                        row["id"], indexes)
+            known = await conn.fetchval(
+                "SELECT count(*) FROM items WHERE run_id = $1 AND idx = ANY($2)", row["id"], indexes
+            )
             if known != len(set(indexes)):
-                raise invalid(f"run {request.run_id} has {row['total']} slots, indexes 0 to {row['total'] - 1}",
-                              path="$.indexes")
+                raise invalid(
+                    f"run {request.run_id} has {row['total']} slots, indexes 0 to {row['total'] - 1}", path="$.indexes"
+                )
         await conn.execute("UPDATE runs SET state = 'RUNNING', updated_at = now() WHERE id = $1", row["id"])
         await start_job(conn, row["id"])
         return await report(conn, row["id"])
@@ -161,12 +236,12 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
     caller = ctx.require_caller()
     for i, item in enumerate(request.urls.items):
         if not item.url.lower().startswith(("http://", "https://")):
-            raise invalid(f"only http and https URLs can be imported, not {item.url[:40]!r}",
-                          path=f"$.items[{i}].url")
+            raise invalid(f"only http and https URLs can be imported, not {item.url[:40]!r}", path=f"$.items[{i}].url")
     await check_dataset(rt, request.project_id, request.dataset_id)
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "url", "urls", caller.org_id,
-                                  caller.key_id)
+        run_id = await create_run(
+            conn, request.project_id, request.dataset_id, "url", "urls", caller.org_id, caller.key_id
+        )
         await add_items(conn, run_id, 0, [(item.url, item) for item in request.urls.items], "PENDING")
         await start_job(conn, run_id)
         return await report(conn, run_id)
@@ -175,8 +250,14 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
 async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestContext) -> Run:
     caller = ctx.require_caller()
     source = request.source
-    bucket = {"bucket": source.bucket, "prefix": source.prefix, "endpoint": source.endpoint,
-              "secure": source.secure, "region": source.region, "metadata": source.metadata}
+    bucket = {
+        "bucket": source.bucket,
+        "prefix": source.prefix,
+        "endpoint": source.endpoint,
+        "secure": source.secure,
+        "region": source.region,
+        "metadata": source.metadata,
+    }
     if request.staged:
         check_staged(rt, request)
         bucket["staged"] = True
@@ -184,13 +265,15 @@ async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestC
         check_source(source, keys_sealed=request.credentials is not None)
         if request.credentials is not None:  # sealed earlier: a LOUPE_SECRETS_KEY changed since fails now, not later
             credentials.unseal(rt.settings, request.credentials)
-        bucket["credentials"] = request.credentials or credentials.seal(rt.settings, source.access_key,
-                                                                        source.secret_key)
+        bucket["credentials"] = request.credentials or credentials.seal(
+            rt.settings, source.access_key, source.secret_key
+        )
     await check_dataset(rt, request.project_id, request.dataset_id)
     where = f"s3://{source.endpoint + '/' if source.endpoint else ''}{source.bucket}/{source.prefix}"
     async with rt.db.acquire() as conn, conn.transaction():
-        run_id = await create_run(conn, request.project_id, request.dataset_id, "bucket", where, caller.org_id,
-                                  caller.key_id, bucket=bucket)
+        run_id = await create_run(
+            conn, request.project_id, request.dataset_id, "bucket", where, caller.org_id, caller.key_id, bucket=bucket
+        )
         await start_job(conn, run_id)
         return await report(conn, run_id)
 
@@ -205,8 +288,11 @@ async def seal_bucket_keys(rt: Runtime, source: BucketSource, ctx: RequestContex
 def check_source(source: BucketSource, keys_sealed: bool = False) -> None:
     """An endpoint (never Loupe's own storage) and, unless they were sealed before, the keys that read it."""
     if not source.endpoint:
-        raise invalid('give the `endpoint` of the S3 that holds the bucket, such as "s3.amazonaws.com" or '
-                      '"minio.example.com:9000": Loupe never imports from its own storage', path="$.endpoint")
+        raise invalid(
+            'give the `endpoint` of the S3 that holds the bucket, such as "s3.amazonaws.com" or '
+            '"minio.example.com:9000": Loupe never imports from its own storage',
+            path="$.endpoint",
+        )
     if not keys_sealed and not (source.access_key and source.secret_key):
         raise invalid("an external bucket needs `access_key` and `secret_key`", path="$.access_key")
 
@@ -214,14 +300,21 @@ def check_source(source: BucketSource, keys_sealed: bool = False) -> None:
 def check_staged(rt: Runtime, request: ImportBucketRequest) -> None:
     """Files a Loupe service staged on Loupe's own S3 are read only from the project's own area: its label
     imports' prefix of the releases bucket, so not even a service's mistake reaches another's files."""
-    area, prefix = f"{request.project_id}/imports/", request.source.prefix
-    if (request.source.bucket != rt.storage.bucket("releases") or not prefix.startswith(area)
-            or ".." in prefix.split("/")):
-        raise invalid(f"staged files are read only under {area} of the releases bucket, not "
-                      f"s3://{request.source.bucket}/{prefix}", path="$.prefix")
+    area, prefix = object_keys.label_imports(request.project_id), request.source.prefix
+    if (
+        request.source.bucket != rt.storage.bucket("releases")
+        or not prefix.startswith(area)
+        or ".." in prefix.split("/")
+    ):
+        raise invalid(
+            f"staged files are read only under {area} of the releases bucket, not "
+            f"s3://{request.source.bucket}/{prefix}",
+            path="$.prefix",
+        )
 
 
 # -- reading runs --------------------------------------------------------------------------------------
+
 
 async def get_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
     return to_run(await fetch_run(rt.db, request.project_id, request.id))
@@ -232,7 +325,10 @@ async def list_runs(rt: Runtime, request: ListRunsRequest, ctx: RequestContext) 
     rows = await rt.db.fetch(
         f"SELECT {RUN_COLUMNS} FROM runs WHERE project_id = $1 AND ($2::uuid IS NULL OR dataset_id = $2) "
         "ORDER BY created_at DESC LIMIT $3",
-        parse_uuid(request.project_id, "project"), dataset and parse_uuid(dataset, "dataset"), request.query.limit)
+        parse_uuid(request.project_id, "project"),
+        dataset and parse_uuid(dataset, "dataset"),
+        request.query.limit,
+    )
     return RunList(items=[to_run(row) for row in rows])
 
 
@@ -242,10 +338,24 @@ async def list_items(rt: Runtime, request: ListRunItemsRequest, ctx: RequestCont
     rows = await rt.db.fetch(
         "SELECT idx, source, name, state, sample_id, sha256, error_code, error FROM items "
         "WHERE run_id = $1 AND idx > $2 AND ($3::text IS NULL OR state = $3) ORDER BY idx LIMIT $4",
-        run["id"], query.after, query.state, query.limit + 1)
-    items = [RunItem(index=r["idx"], source=r["source"], name=r["name"], state=r["state"],
-                     sample_id=r["sample_id"] and str(r["sample_id"]), sha256=r["sha256"],
-                     error_code=r["error_code"], error=r["error"]) for r in rows[: query.limit]]
+        run["id"],
+        query.after,
+        query.state,
+        query.limit + 1,
+    )
+    items = [
+        RunItem(
+            index=r["idx"],
+            source=r["source"],
+            name=r["name"],
+            state=r["state"],
+            sample_id=r["sample_id"] and str(r["sample_id"]),
+            sha256=r["sha256"],
+            error_code=r["error_code"],
+            error=r["error"],
+        )
+        for r in rows[: query.limit]
+    ]
     return RunItemPage(items=items, next_after=items[-1].index if len(rows) > query.limit else None)
 
 
@@ -256,8 +366,11 @@ async def cancel_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
             return to_run(row)
         if row["kind"] == "bus":
             raise LoupeError("conflict", "a dataset's bus feed cannot be cancelled; stop publishing instead")
-        await conn.execute("UPDATE items SET state = 'CANCELLED' WHERE run_id = $1 AND state IN ('WAITING', 'PENDING')",
-                           row["id"])
-        await conn.execute("UPDATE runs SET state = 'CANCELLED', listed = true, finished_at = now(), "
-                           "updated_at = now() WHERE id = $1", row["id"])
+        await conn.execute(
+            "UPDATE items SET state = 'CANCELLED' WHERE run_id = $1 AND state IN ('WAITING', 'PENDING')", row["id"]
+        )
+        await conn.execute(
+            "UPDATE runs SET state = 'CANCELLED', listed = true, finished_at = now(), updated_at = now() WHERE id = $1",
+            row["id"],
+        )
         return await report(conn, row["id"])

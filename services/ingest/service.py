@@ -11,23 +11,32 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from proto import subjects
-from proto.ingest import ImportJob
+from proto.ingest import MediaImportJob
 from services.ingest import bucket, feeds, fetch, pipeline, runs
 from shared.consumers import Delivery
+from shared.ids import parse_uuid
 from shared.service import Runtime, Service
 from shared.settings import Settings
 
 service = Service("ingest", migrations=Path(__file__).parent / "migrations", buckets=("staging", "media", "thumbs"))
 
-READERS = {"upload": lambda rt, run: pipeline.staged_reader(rt), "url": lambda rt, run: pipeline.url_reader(rt),
-           "bucket": bucket.bucket_reader}
+READERS = {
+    "upload": lambda rt, run: pipeline.staged_reader(rt),
+    "url": lambda rt, run: pipeline.url_reader(rt),
+    "bucket": bucket.bucket_reader,
+}
 
 
 def policy_from(settings: Settings, internal: tuple[str, ...]) -> fetch.FetchPolicy:
     allow = tuple(entry.strip() for entry in settings.fetch_allow.split(",") if entry.strip())
     hosts = dict(entry.strip().split("=", 1) for entry in settings.fetch_hosts.split(",") if "=" in entry)
-    return fetch.FetchPolicy(max_bytes=settings.ingest_max_file_bytes, timeout_s=settings.fetch_timeout_s,
-                             allow=allow, hosts=hosts, internal=internal)
+    return fetch.FetchPolicy(
+        max_bytes=settings.ingest_max_file_bytes,
+        timeout_s=settings.fetch_timeout_s,
+        allow=allow,
+        hosts=hosts,
+        internal=internal,
+    )
 
 
 async def resolve_own_storage(settings: Settings) -> tuple[str, ...]:
@@ -43,8 +52,12 @@ async def resolve_own_storage(settings: Settings) -> tuple[str, ...]:
         except socket.gaierror as e:
             if endpoint == settings.s3_endpoint:
                 raise
-            pipeline.log.warning("the S3 public endpoint %s does not resolve here (%s): imports are kept away "
-                                 "from the S3 endpoint's addresses only", endpoint, e.strerror)
+            pipeline.log.warning(
+                "the S3 public endpoint %s does not resolve here (%s): imports are kept away "
+                "from the S3 endpoint's addresses only",
+                endpoint,
+                e.strerror,
+            )
             continue
         for info in infos:
             entries += fetch.own_storage(ipaddress.ip_address(info[4][0]), port)
@@ -58,26 +71,36 @@ async def workers(rt: Runtime) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(rt.settings.ingest_workers, thread_name_prefix="ingest")
     asyncio.get_running_loop().set_default_executor(executor)
     policy = policy_from(rt.settings, await resolve_own_storage(rt.settings))
-    rt.state["fetch_policy"] = policy
+    rt.state[fetch.POLICY] = policy
     async with fetch.make_session(policy) as session:
-        rt.state["fetch_session"] = session
+        rt.state[fetch.SESSION] = session
         yield
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-@service.consumer("import", subjects.JOBS_STREAM, subjects.IMPORT_JOB.subject, ImportJob)
-async def import_step(rt: Runtime, job: ImportJob, delivery: Delivery) -> None:
-    await pipeline.step(rt, runs.parse_uuid(job.run_id, "import run"), READERS, bucket.list_more)
+@service.consumer("import", subjects.JOBS_STREAM, subjects.MEDIA_IMPORT_JOB.subject, MediaImportJob)
+async def import_step(rt: Runtime, job: MediaImportJob, delivery: Delivery) -> None:
+    await pipeline.step(
+        rt, parse_uuid(job.run_id, "import run"), READERS, bucket.list_more, redelivered=delivery.attempt > 1
+    )
 
 
 service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjects.BUS_MEDIA.payload)(
-    feeds.ingest_from_bus)
+    feeds.ingest_from_bus
+)
 
-service.answer([
-    (subjects.CREATE_UPLOAD, runs.create_upload), (subjects.COMPLETE_UPLOAD, runs.complete_upload),
-    (subjects.IMPORT_URLS, runs.import_urls), (subjects.IMPORT_BUCKET, runs.import_bucket),
-    (subjects.SEAL_BUCKET_KEYS, runs.seal_bucket_keys), (subjects.REGISTER_MEDIA, feeds.register_media),
-    (subjects.OWNED_MEDIA, feeds.owned_media), (subjects.GET_RUN, runs.get_run),
-    (subjects.LIST_RUNS, runs.list_runs), (subjects.CANCEL_RUN, runs.cancel_run),
-    (subjects.LIST_RUN_ITEMS, runs.list_items),
-])
+service.answer(
+    [
+        (subjects.CREATE_UPLOAD, runs.create_upload),
+        (subjects.COMPLETE_UPLOAD, runs.complete_upload),
+        (subjects.IMPORT_URLS, runs.import_urls),
+        (subjects.IMPORT_BUCKET, runs.import_bucket),
+        (subjects.SEAL_BUCKET_KEYS, runs.seal_bucket_keys),
+        (subjects.REGISTER_MEDIA, feeds.register_media),
+        (subjects.OWNED_MEDIA, feeds.owned_media),
+        (subjects.GET_RUN, runs.get_run),
+        (subjects.LIST_RUNS, runs.list_runs),
+        (subjects.CANCEL_RUN, runs.cancel_run),
+        (subjects.LIST_RUN_ITEMS, runs.list_items),
+    ]
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.integration.test_projects import create, problem
+from tests.helpers import create, problem
 
 
 async def test_a_user_without_a_role_on_a_private_project_gets_404_never_403(api, user_client, unique) -> None:

@@ -19,6 +19,7 @@ from shared.bus import Bus, RequestContext, encoder
 from shared.consumers import Consumer, ConsumerSpec, Delivery, list_dead_letters, once, replay_dead_letter
 from shared.errors import LoupeError
 from shared.settings import Settings
+from tests.helpers import eventually
 
 
 class Crash(Exception):
@@ -41,14 +42,6 @@ async def pool(settings: Settings, unique: str) -> AsyncIterator[asyncpg.Pool]:
 
 def fast_retries(settings: Settings, deliveries: int) -> Settings:
     return msgspec.structs.replace(settings, job_max_deliveries=deliveries, job_backoff_s=(0.05,), job_ack_wait_s=5.0)
-
-
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def project(name: str) -> Project:
@@ -113,12 +106,16 @@ async def test_relay_crash_after_publish_before_mark_gives_no_duplicate(
     consumer = Consumer(spec, bus, pool, fast_retries(settings, 3))
     await consumer.start()
     try:
-        await wait_for(lambda: _count(pool, "SELECT count(*) FROM effects"))
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM effects"))
         # Past JetStream's duplicate window the same event can arrive again; the consumer must not apply it twice.
         await bus.js.publish(subjects.PROJECT_CREATED.subject, encoder.encode(envelope),
                              headers={subjects.HEADER_MSG_ID: f"{envelope.id}-late-copy",
                                       "Loupe-Msg-Id": envelope.id})
-        await wait_for(lambda: _true(len(seen) == 2))
+
+        async def seen_twice() -> bool:
+            assert len(seen) == 2, seen
+            return True
+        await eventually(seen_twice)
     finally:
         await consumer.stop()
         await bus.js.delete_consumer(subjects.EVENTS_STREAM, spec.durable)
@@ -149,7 +146,7 @@ async def test_message_failing_every_delivery_is_dead_lettered_and_replay_proces
     consumer = Consumer(spec, bus, pool, fast_retries(settings, 3))
     await consumer.start()
     try:
-        await wait_for(lambda: _count(pool, "SELECT count(*) FROM dead_letters"))
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM dead_letters"))
         assert attempts == [1, 2, 3]
         letters = (await list_dead_letters(pool, ListDeadLetters())).items
         assert len(letters) == 1
@@ -160,7 +157,7 @@ async def test_message_failing_every_delivery_is_dead_lettered_and_replay_proces
         failing = False
         replayed = await replay_dead_letter(pool, bus, ReplayDeadLetter(id=letter.id))
         assert replayed.replayed_at is not None
-        await wait_for(lambda: _count(pool, "SELECT count(*) FROM effects"))
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM effects"))
         assert await pool.fetchval("SELECT msg_id FROM effects") == f"job-{unique}"
         assert (await list_dead_letters(pool, ListDeadLetters())).items == []
         with pytest.raises(LoupeError) as twice:
@@ -198,21 +195,13 @@ async def test_delivery_beyond_the_limit_after_a_crash_is_dead_lettered_without_
         await grabber.unsubscribe()
         consumer = Consumer(spec, bus, pool, limits)
         await consumer.start()
-        await wait_for(lambda: _count(pool, "SELECT count(*) FROM dead_letters"))
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM dead_letters"))
     finally:
         await consumer.stop()
         await bus.js.delete_consumer(subjects.JOBS_STREAM, spec_name)
     assert calls == []
     letter = (await list_dead_letters(pool, ListDeadLetters())).items[0]
     assert letter.deliveries == 2 and "without an answer" in letter.error
-
-
-async def _count(pool: asyncpg.Pool, sql: str) -> bool:
-    return bool(await pool.fetchval(sql))
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_prune_forgets_only_old_published_rows_and_inbox_entries(

@@ -14,7 +14,7 @@ import pytest
 from yarl import URL
 
 from loupe.stack import Stack
-from tests.integration.test_projects import PROBLEM, create, problem
+from tests.helpers import PROBLEM, create, dataset, problem
 
 
 class RawReply:
@@ -52,12 +52,6 @@ def raw_problem(reply: RawReply, status: int) -> dict[str, Any]:
     return body
 
 
-async def dataset(api: aiohttp.ClientSession, project_id: str) -> str:
-    async with api.post(f"/v1/projects/{project_id}/datasets", json={"name": "hostile"}) as response:
-        assert response.status == 201, await response.text()
-        return (await response.json())["id"]
-
-
 def new_sample(**extra: Any) -> dict[str, Any]:
     return {"content_hash": uuid.uuid4().hex * 2, "name": "a.jpg", "width": 10, "height": 10, **extra}
 
@@ -67,7 +61,7 @@ def new_sample(**extra: Any) -> dict[str, Any]:
 async def test_nul_in_any_json_string_is_422_naming_it(api: aiohttp.ClientSession, unique: str) -> None:
     project = await create(api, f"hostile {unique}")
     base = f"/v1/projects/{project['id']}"
-    samples = f"{base}/datasets/{await dataset(api, project['id'])}/samples"
+    samples = f"{base}/datasets/{(await dataset(api, project['id']))['id']}/samples"
     for url, body, path in (
             ("/v1/projects", {"name": "nul\x00"}, "$.name"),
             (samples, {"items": [new_sample(metadata={"cam\x00": 1})]}, "$.items[0].metadata[...]"),
@@ -88,7 +82,7 @@ async def test_an_escaped_backslash_before_u0000_is_just_text(api: aiohttp.Clien
 
 async def test_a_lone_surrogate_is_422_naming_it(api: aiohttp.ClientSession, unique: str) -> None:
     project = await create(api, f"surrogate {unique}")
-    samples = f"/v1/projects/{project['id']}/datasets/{await dataset(api, project['id'])}/samples"
+    samples = f"/v1/projects/{project['id']}/datasets/{(await dataset(api, project['id']))['id']}/samples"
     for url, body, path in (("/v1/projects", b'{"name": "half \\ud800 of a pair"}', "$.name"),
                             (samples, (b'{"items": [{"name": "a.jpg", "width": 1, "height": 1, '
                                        b'"metadata": {"k": "\\udc00"}}]}'), "$.items[0].metadata.k")):
@@ -120,7 +114,7 @@ def multipart(disposition: bytes) -> bytes:
 
 async def test_hostile_multipart_uploads_are_4xx(api: aiohttp.ClientSession, unique: str) -> None:
     project = await create(api, f"multipart {unique}")
-    files = f"/v1/projects/{project['id']}/datasets/{await dataset(api, project['id'])}/files"
+    files = f"/v1/projects/{project['id']}/datasets/{(await dataset(api, project['id']))['id']}/files"
     form = {"Content-Type": "multipart/form-data; boundary=B"}
     for disposition in (b"filename*=UTF-8''a%00.jpg", b'filename="a\xff.jpg"'):
         async with api.post(files, data=multipart(disposition), headers=form) as response:
@@ -151,7 +145,7 @@ async def test_a_last_event_id_that_is_no_number_starts_from_now(stack: Stack, a
 async def test_deeply_nested_json_is_refused_not_500(api: aiohttp.ClientSession, unique: str, depth: int) -> None:
     project = await create(api, f"deep {depth} {unique}")
     nested = b"[" * depth + b"1" + b"]" * depth
-    samples = f"/v1/projects/{project['id']}/datasets/{await dataset(api, project['id'])}/samples"
+    samples = f"/v1/projects/{project['id']}/datasets/{(await dataset(api, project['id']))['id']}/samples"
     # Metadata is free-form JSON, decoded to the bottom; an unknown field is refused before that.
     for url, body, decoded in (
             (f"/v1/projects/{project['id']}/samples/search", b'{"metadata": {"k": ' + nested + b"}}", True),

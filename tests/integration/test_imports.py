@@ -4,7 +4,6 @@ through releases and exports (COCO compared with pycocotools, native compared fi
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -20,15 +19,14 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from proto import subjects
+from services.annotation.label_imports.images import claim
+from shared.bus import Bus
 from shared.settings import Settings
 from shared.storage import Storage
 from tests.external_s3 import ExternalS3
-from tests.integration.test_labels import make_project
-from tests.integration.test_releases import release_and_export
-from tests.integration.test_samples import dataset
-from tests.integration.test_schema import call
-
-FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED")
+from tests.helpers import (FINISHED, call, dataset, dataset_in_new_project, eventually, finished, make_project,
+                           release_and_export, requests_sent)
 
 
 def image(seed: int, size: tuple[int, int] = (64, 48), fmt: str = "JPEG") -> bytes:
@@ -56,8 +54,8 @@ class Target(msgspec.Struct, frozen=True):
 
 async def new_project(api: aiohttp.ClientSession, unique: str) -> Target:
     """A project with an empty schema and one dataset."""
-    created = await call(api, "POST", "/v1/projects", 201, json={"name": f"imports {unique}"})
-    return Target(f"/v1/projects/{created['id']}", (await dataset(api, created["id"], "train"))["id"])
+    made = await dataset_in_new_project(api, f"imports {unique}")
+    return Target(f"/v1/projects/{made['project_id']}", made["id"])
 
 
 async def run_import(api: aiohttp.ClientSession, project: str, data: bytes, timeout: float = 60.0,
@@ -71,9 +69,7 @@ async def run_import(api: aiohttp.ClientSession, project: str, data: bytes, time
     started = await call(api, "POST", f"{path}/start")
     assert started["state"] == "PENDING" and started["upload_url"] is None
     assert (await call(api, "POST", f"{path}/start"))["state"] in ("PENDING", "RUNNING", *FINISHED)  # idempotent
-    async with asyncio.timeout(timeout):
-        while (done := await call(api, "GET", path))["state"] not in FINISHED:
-            await asyncio.sleep(0.1)
+    done = await finished(api, path, timeout)
     items = (await call(api, "GET", f"{path}/items", params={"limit": 1000}))["items"]
     return done, items
 
@@ -138,7 +134,7 @@ async def test_coco_import_then_coco_export_gives_the_same_annotations(api: aioh
     assert [(i["name"], i["outcome"], i["objects"]) for i in items] == [
         ("a.jpg", "IMPORTED", 2), ("b.jpg", "IMPORTED", 1), ("c.png", "IMPORTED", 1)]
 
-    exported = json.loads(await release_and_export(api, project, "v1", format="coco", task="segmentation"))
+    exported = json.loads(await release_and_export(api, project.path, "v1", format="coco", task="segmentation"))
     want, got = by_file(original), by_file(exported)
     assert set(got) == set(want)
     for name, expected in want.items():
@@ -196,7 +192,7 @@ async def test_native_release_imported_into_a_fresh_project_releases_the_same(ap
             "type": "mask", "rle": {"size": [48, 64], "counts": mask_utils.encode(mask)["counts"].decode()}}}],
         "tag_class_ids": [source.tags["night"]], "score": 0.5})
     await call(api, "PATCH", source.label(b), json={"status": "REVIEWED"})
-    exported = await release_and_export(api, source, "v1", format="native")
+    exported = await release_and_export(api, source.path, "v1", format="native")
 
     target = await new_project(api, f"{unique}-copy")
     await call(api, "POST", f"{target.path}/attributes", 201,
@@ -207,7 +203,7 @@ async def test_native_release_imported_into_a_fresh_project_releases_the_same(ap
     assert done["state"] == "PARTIAL" and done["classes_created"] == ["car"], done
     failed = [item for item in items if item["outcome"] == "FAILED"]
     assert [(item["name"], item["error_code"]) for item in failed] == [("img_00000.jpg", "unknown_media")]
-    copied = await release_and_export(api, target, "copy", format="native")
+    copied = await release_and_export(api, target.path, "copy", format="native")
 
     want = [s for s in comparable(exported) if s["name"] != "img_00000.jpg"]
     assert len(want) == 2 and want[1]["labels"]["ground-truth"]["status"] == "REVIEWED"
@@ -294,6 +290,90 @@ async def test_images_on_loupes_own_storage_are_refused(api: aiohttp.ClientSessi
     assert "Loupe's own storage" in done["error"], done
     samples = await call(api, "GET", f"{project.path}/samples", params={"limit": "1", "total": "exact"})
     assert samples["total"] == 0
+
+
+# -- waiting for ingest ----------------------------------------------------------------------------
+
+async def test_a_label_import_asks_ingest_for_its_run_once(api: aiohttp.ClientSession, bus: Bus,
+                                                           unique: str) -> None:
+    """It learns that ingest's run finished from the run's event; the one request is the look right after
+    handing the images over, in case the run finished at once."""
+    project = await new_project(api, unique)
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}], "categories": []}
+    async with requests_sent(bus, subjects.GET_RUN, project.path.rsplit("/", 1)[1]) as asked:
+        done, items = await run_import(api, project.path, zipped({"coco.json": json.dumps(coco), "a.jpg": image(81),
+                                                                  "b.jpg": image(82)}),
+                                       format="coco", dataset_id=project.dataset_id)
+    assert (done["state"], done["imported"]) == ("SUCCEEDED", 2), items
+    assert len(asked) <= 1, asked
+
+
+async def waits_for_ingest_without_a_job(db: asyncpg.Connection, bus: Bus, import_id: str) -> bool:
+    """The import handed its images to ingest, and no label-import job is queued or being worked on."""
+    stage = await db.fetchval("SELECT stage FROM annotation.imports WHERE id = $1", uuid.UUID(import_id))
+    jobs = await bus.js.consumer_info(subjects.JOBS_STREAM, "annotation-label-import")
+    assert (stage, jobs.num_pending, jobs.num_ack_pending) == ("images", 0, 0)
+    return True
+
+
+async def test_an_import_resumes_from_the_event_of_a_run_that_finished_while_annotation_was_down(
+        api: aiohttp.ClientSession, bus: Bus, external_s3: ExternalS3, settings: Settings, stack,
+        unique: str) -> None:
+    project = await new_project(api, unique)
+    bucket, seeds = f"tests-resume-{unique}", range(90_000, 90_400)
+    await external_s3.put_images(bucket, "cams", seeds)
+    coco = {"images": [{"id": seed, "file_name": f"{seed}.jpg"} for seed in seeds], "categories": []}
+    made = await call(api, "POST", f"{project.path}/label-imports", 201, json={
+        "format": "coco", "dataset_id": project.dataset_id, "images": external_s3.source(bucket, "cams")})
+    async with aiohttp.ClientSession() as s3, s3.put(made["upload_url"], data=json.dumps(coco)) as response:
+        assert response.status == 200, await response.text()
+    path = f"{project.path}/label-imports/{made['id']}"
+    await call(api, "POST", f"{path}/start")
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        await eventually(lambda: waits_for_ingest_without_a_job(db, bus, made["id"]), timeout=60)
+        stack.stop_service("annotation", kill=True)
+        try:
+            waiting = await db.fetchrow("SELECT stage, ingest_run_id FROM annotation.imports WHERE id = $1",
+                                        uuid.UUID(made["id"]))
+            assert waiting["stage"] == "images", "ingest's run finished before annotation stopped: use more images"
+            ingest_run = f"{project.path}/imports/{waiting['ingest_run_id']}"
+
+            async def ingested() -> bool:
+                assert (await call(api, "GET", ingest_run))["finished_at"] is not None
+                return True
+            await eventually(ingested, timeout=60, interval=0.2)
+        finally:
+            stack.start_service("annotation")
+    finally:
+        await db.close()
+    done = await finished(api, path, timeout=90)
+    assert (done["state"], done["imported"], done["failed"]) == ("SUCCEEDED", len(seeds), 0), done
+
+
+async def test_the_job_and_the_runs_event_move_a_waiting_import_on_once(settings: Settings) -> None:
+    """Both may find the run finished; the one that claims the import submits the labels job, the other
+    nothing. In a transaction rolled back at the end, so nothing of it is published."""
+    db = await asyncpg.connect(settings.database_url, server_settings={"search_path": "annotation, public"})
+    transaction = db.transaction()
+    await transaction.start()
+    try:
+        run_id = uuid.uuid4()
+        import_id = await db.fetchval(
+            "INSERT INTO imports (project_id, org_id, dataset_id, labelset, format, create_classes, state, stage, "
+            "ingest_run_id) VALUES ($1, $1, $1, 'ground-truth', 'coco', true, 'RUNNING', 'images', $2) RETURNING id",
+            uuid.uuid4(), run_id)
+        for _ in range(2):
+            async with db.transaction():
+                await claim(db, run_id)
+        jobs = await db.fetch("SELECT msg_id, payload FROM outbox WHERE subject = $1 AND msg_id LIKE $2",
+                              subjects.LABEL_IMPORT_JOB.subject, f"{import_id}:%")
+        assert [(job["msg_id"], json.loads(job["payload"])) for job in jobs] == [
+            (f"{import_id}:labels", {"import_id": str(import_id), "step": "labels"})]
+        assert await db.fetchval("SELECT stage FROM imports WHERE id = $1", import_id) == "ingested"
+    finally:
+        await transaction.rollback()
+        await db.close()
 
 
 # -- failures ---------------------------------------------------------------------------------------

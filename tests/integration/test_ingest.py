@@ -3,79 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
 import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
 import msgspec
 import pytest
 from PIL import Image
 
 from proto import subjects
-from proto.ingest import BusMedia
-from shared.bus import Bus
+from proto.common import EventEnvelope
+from proto.ingest import BusMedia, FileSpec, Run, RunProgressed
+from services.gateway import uploads
+from services.ingest import pipeline, runs
+from services.ingest.media import process_image
+from services.ingest.service import service as ingest_service
+from shared.bus import Bus, encoder
+from shared.service import Runtime
+from shared.settings import Settings
 from shared.storage import Storage
 from tests.external_s3 import ExternalS3
-from tests.integration.test_projects import create, problem
+from tests.helpers import (base, call, create, dataset_in_new_project, eventually, items_of, presigned_upload, problem,
+                           requests_sent, wait_created, wait_run, wait_samples)
 from tests.media_server import MediaServer, jpeg, png_bomb
-
-FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED")
 
 
 @pytest.fixture
 async def dataset(api: aiohttp.ClientSession, unique: str) -> dict:
-    project = await create(api, f"ingest {unique}")
-    async with api.post(f"/v1/projects/{project['id']}/datasets", json={"name": "train"}) as response:
-        assert response.status == 201, await response.text()
-        return await response.json()
-
-
-def base(dataset: dict) -> str:
-    return f"/v1/projects/{dataset['project_id']}"
-
-
-async def wait_run(api: aiohttp.ClientSession, dataset: dict, run_id: str, timeout: float = 60.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            async with api.get(f"{base(dataset)}/imports/{run_id}") as response:
-                run = await response.json()
-            if run["state"] in FINISHED:
-                return run
-            await asyncio.sleep(0.2)
-
-
-async def items_of(api: aiohttp.ClientSession, dataset: dict, run_id: str) -> list[dict]:
-    async with api.get(f"{base(dataset)}/imports/{run_id}/items", params={"limit": 1000}) as response:
-        return (await response.json())["items"]
-
-
-async def sample_count(api: aiohttp.ClientSession, dataset: dict) -> int:
-    async with api.get(f"{base(dataset)}/samples",
-                       params={"dataset_id": dataset["id"], "limit": 1, "total": "exact"}) as response:
-        assert response.status == 200, await response.text()
-        return (await response.json())["total"]
-
-
-async def wait_samples(api: aiohttp.ClientSession, dataset: dict, count: int, timeout: float = 60.0) -> None:
-    """Samples are registered from ingest's event, a moment after the run records them."""
-    async with asyncio.timeout(timeout):
-        while await sample_count(api, dataset) < count:
-            await asyncio.sleep(0.2)
-    assert await sample_count(api, dataset) == count
-
-
-async def presigned_upload(api: aiohttp.ClientSession, dataset: dict, files: list[tuple[str, bytes]]) -> dict:
-    async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/uploads",
-                        json={"files": [{"name": name} for name, _ in files]}) as response:
-        assert response.status == 201, await response.text()
-        upload = await response.json()
-    async with aiohttp.ClientSession() as s3:
-        for slot, (_, data) in zip(upload["slots"], files, strict=True):
-            async with s3.put(slot["url"], data=data) as response:
-                assert response.status == 200, await response.text()
-    async with api.post(upload["complete_url"], json={}) as response:
-        assert response.status == 202, await response.text()
-    return await wait_run(api, dataset, upload["run_id"])
+    return await dataset_in_new_project(api, f"ingest {unique}")
 
 
 async def test_presigned_upload_stores_thumbnails_and_registers_samples(api, dataset) -> None:
@@ -139,6 +99,39 @@ async def test_bad_files_fail_one_by_one_and_leave_nothing_behind(api, dataset, 
     staged = await asyncio.to_thread(lambda: list(storage.client.list_objects(
         storage.bucket("staging"), prefix=result["run"]["id"], recursive=True)))
     assert staged == [], "staged uploads are removed once processed"
+
+
+async def test_a_multipart_upload_learns_that_its_run_finished_from_ingests_event(api, dataset, bus: Bus) -> None:
+    form = aiohttp.FormData()
+    for seed in (5, 6):
+        form.add_field("file", jpeg(seed), filename=f"{seed}.jpg", content_type="image/jpeg")
+    async with requests_sent(bus, subjects.GET_RUN, dataset["project_id"]) as asked:
+        async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/files", data=form) as response:
+            assert response.status == 201, await response.text()
+            result = await response.json()
+    assert result["run"]["state"] == "SUCCEEDED" and [i["state"] for i in result["items"]] == ["CREATED"] * 2
+    assert asked == [], "the gateway waits for the run's event instead of asking for the run"
+
+
+def progressed(run_id: str, finished: bool) -> bytes:
+    """ingest's event that run `run_id` moved on, or finished."""
+    now = datetime.now(UTC)
+    run = Run(id=run_id, project_id=str(uuid.uuid4()), dataset_id=str(uuid.uuid4()), kind="upload",
+              state="SUCCEEDED" if finished else "RUNNING", total=2, created=2 if finished else 1, duplicates=0,
+              failed=0, pending=0 if finished else 1, source="upload", created_at=now, updated_at=now,
+              finished_at=now if finished else None)
+    return encoder.encode(EventEnvelope(id=str(uuid.uuid4()), type="ingest.run.progressed", time=now,
+                                        project=run.project_id, data=RunProgressed(run=run)))
+
+
+async def test_an_upload_waits_for_its_own_runs_finish_and_no_other_event(bus: Bus) -> None:
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    async with uploads.run_finished(bus, mine) as finished:
+        # In order: had either of the first two ended the wait, it would have ended with their run.
+        for run_id, done in ((mine, False), (other, True), (mine, True)):
+            await bus.nc.publish(subjects.RUN_PROGRESSED.subject, progressed(run_id, done))
+        run = await asyncio.wait_for(finished, 30)
+    assert (run.id, run.state, run.created) == (mine, "SUCCEEDED", 2)
 
 
 async def test_url_import_fetches_public_images_and_refuses_private_addresses(
@@ -248,13 +241,7 @@ async def test_killing_ingest_mid_import_loses_nothing(api, dataset, external_s3
     async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/bucket",
                         json=external_s3.source(bucket, "all/")) as response:
         run_id = (await response.json())["id"]
-    async with asyncio.timeout(120):
-        while True:
-            async with api.get(f"{base(dataset)}/imports/{run_id}") as response:
-                run = await response.json()
-            if run["created"] >= 200:
-                break
-            await asyncio.sleep(0.05)
+    run = await wait_created(api, dataset, run_id, 200, timeout=120)
     stack.stop_service("ingest", kill=True)
     assert run["state"] == "RUNNING" and run["created"] < count
     stack.start_service("ingest")
@@ -271,9 +258,11 @@ async def test_an_upload_completes_in_parts_reports_missing_files_and_can_be_can
         assert response.status == 200
     async with api.post(upload["complete_url"], json={"indexes": [0, 1]}) as response:
         assert response.status == 202, await response.text()
-    async with asyncio.timeout(30):
-        while (run := await (await api.get(f"{base(dataset)}/imports/{upload['run_id']}")).json())["state"] != "WAITING":
-            await asyncio.sleep(0.1)
+    async def waiting() -> dict:
+        run = await call(api, "GET", f"{base(dataset)}/imports/{upload['run_id']}")
+        assert run["state"] == "WAITING", run
+        return run
+    run = await eventually(waiting, timeout=30, interval=0.1)
     assert (run["created"], run["failed"], run["pending"]) == (1, 1, 1)
     async with api.get(f"{base(dataset)}/imports/{upload['run_id']}/items", params={"state": "FAILED"}) as response:
         [missing] = (await response.json())["items"]
@@ -309,3 +298,113 @@ async def test_an_external_bucket_on_a_private_address_is_refused(api, dataset, 
     async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/bucket",
                         json={**private, "secret_key": ""}) as response:
         assert (await problem(response, 422))["path"] == "$.access_key"
+
+
+# -- claims: no transaction across network I/O, and outcomes recorded once ---------------------------------
+
+REPLICA = "tests-ingest-replica"
+
+
+@contextlib.asynccontextmanager
+async def ingest_replica(settings: Settings) -> AsyncIterator[Runtime]:
+    """Another ingest process's runtime, in the test: the stack's own Postgres schema, NATS and S3, and no
+    consumers, so it works only on the runs a test hands it."""
+    async def codecs(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+    rt = Runtime(ingest_service, settings)
+    rt.pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, init=codecs,
+                                        server_settings={"search_path": "ingest, public", "application_name": REPLICA})
+    rt.bus = await Bus.connect(settings, REPLICA)
+    try:
+        yield rt
+    finally:
+        await rt.bus.close()
+        await rt.pool.close()
+        await rt.storage.close()
+
+
+async def unstarted_run(api: aiohttp.ClientSession, rt: Runtime, dataset: dict, count: int) -> asyncpg.Record:
+    """A URL run of `count` pending items whose first job is never submitted, so only the test works on it."""
+    async with api.get(base(dataset)) as response:
+        org_id = (await response.json())["org_id"]
+    async with rt.db.acquire() as conn, conn.transaction():
+        run_id = await runs.create_run(conn, dataset["project_id"], dataset["id"], "url", "tests", org_id, "tests")
+        await runs.add_items(conn, run_id, 0, [(f"item-{i}", FileSpec()) for i in range(count)], "PENDING")
+    return await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+
+
+async def counts(rt: Runtime, run_id: uuid.UUID) -> tuple[int, int]:
+    """The run's created count, and how many MediaStored events it queued."""
+    created = await rt.db.fetchval("SELECT created FROM runs WHERE id = $1", run_id)
+    events = await rt.db.fetchval("SELECT count(*) FROM outbox WHERE subject = $1 AND position($2 IN "
+                                  "convert_from(payload, 'UTF8')) > 0", subjects.MEDIA_STORED.subject, str(run_id))
+    return created, events
+
+
+def blocked_reader(images: dict[str, bytes]) -> tuple[pipeline.Reader, asyncio.Event, asyncio.Event]:
+    """A reader that stops at its first read until `go` is set, with `reading` set when it got there."""
+    reading, go = asyncio.Event(), asyncio.Event()
+
+    async def read(row: asyncpg.Record) -> bytes:
+        reading.set()
+        await go.wait()
+        return images[row["source"]]
+    return read, reading, go
+
+
+async def test_a_batch_holds_no_transaction_while_its_bytes_move(api, dataset, settings) -> None:
+    images = {f"item-{i}": jpeg(20_000 + i) for i in range(2)}
+    async with ingest_replica(settings) as rt:
+        run = await unstarted_run(api, rt, dataset, len(images))
+        read, reading, go = blocked_reader(images)
+        batch = asyncio.create_task(pipeline.process_batch(rt, run, read))
+        async with asyncio.timeout(30):
+            await reading.wait()
+        idle_in_transaction = await rt.db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+            REPLICA)
+        claimed = await rt.db.fetchval("SELECT count(*) FROM items WHERE run_id = $1 AND claimed_until > now()",
+                                       run["id"])
+        # Claimed: another replica gets nothing of it meanwhile.
+        other = await pipeline.process_batch(rt, run, read)
+        go.set()
+        assert await batch == 2
+        assert (idle_in_transaction, claimed, other) == (0, 2, 0)
+        assert await counts(rt, run["id"]) == (2, 1)
+    await wait_samples(api, dataset, 2)
+
+
+async def test_a_batch_whose_claim_expired_and_was_taken_over_records_nothing(api, dataset, settings) -> None:
+    images = {f"item-{i}": jpeg(21_000 + i) for i in range(3)}
+    async with ingest_replica(settings) as rt:
+        run = await unstarted_run(api, rt, dataset, len(images))
+        read, reading, go = blocked_reader(images)
+        slow = asyncio.create_task(pipeline.process_batch(rt, run, read))
+        async with asyncio.timeout(30):
+            await reading.wait()
+        # As if the slow one's process had stopped renewing its claim: it expires, and another takes the items.
+        await rt.db.execute("UPDATE items SET claimed_until = now() - interval '1 second' WHERE run_id = $1",
+                            run["id"])
+
+        async def read_now(row: asyncpg.Record) -> bytes:
+            return images[row["source"]]
+        assert await pipeline.process_batch(rt, run, read_now) == 3
+        go.set()
+        assert await slow == 3  # it worked on them, and recorded none: they were no longer its own
+        assert await counts(rt, run["id"]) == (3, 1)
+        states = [r["state"] for r in await rt.db.fetch("SELECT state FROM items WHERE run_id = $1", run["id"])]
+        assert states == ["CREATED"] * 3
+    await wait_samples(api, dataset, 3)
+
+
+async def test_recording_a_batch_twice_changes_nothing(api, dataset, settings) -> None:
+    data = [jpeg(22_000 + i) for i in range(2)]
+    async with ingest_replica(settings) as rt:
+        run = await unstarted_run(api, rt, dataset, len(data))
+        token, rows = await pipeline.claim(rt, run["id"], None)
+        worked = [(row, pipeline.Prepared(image, process_image(image))) for row, image in zip(rows, data, strict=True)]
+        first = await pipeline.record(rt, run, token, worked, {}, set())
+        again = await pipeline.record(rt, run, token, worked, {}, set())
+        assert (len(first), again) == (2, [])
+        assert await counts(rt, run["id"]) == (2, 1)

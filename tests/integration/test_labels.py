@@ -1,5 +1,5 @@
-"""Labels end to end: REST → gateway → annotation (validating against the catalog's schema and its
-own read model of samples) → Postgres, and LabelChanged back into the catalog's search."""
+"""Labels end to end: REST → gateway → annotation (validating against its own read models of the
+catalog's schema and samples) → Postgres, and LabelChanged back into the catalog's search."""
 
 from __future__ import annotations
 
@@ -7,58 +7,25 @@ import asyncio
 import base64
 import io
 import uuid
-from typing import Any
+from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
+import msgspec
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from tests.integration.test_schema import call
-from tests.integration.test_search import names
-from tests.integration.test_samples import add, dataset, items
-
-
-class Project:
-    """A project with a schema (car, person with a skeleton, a bounded INT attribute, a SINGLE tag
-    group) and one dataset of 640 × 480 samples."""
-
-    def __init__(self, api: aiohttp.ClientSession, project_id: str) -> None:
-        self.api = api
-        self.id = project_id
-        self.path = f"/v1/projects/{project_id}"
-        self.classes: dict[str, str] = {}
-        self.samples: list[str] = []
-        self.attribute = ""
-        self.tags: dict[str, str] = {}
-
-    def label(self, sample: str, labelset: str = "ground-truth") -> str:
-        return f"{self.path}/samples/{sample}/labels/{labelset}"
-
-    def box(self, x1: float, y1: float, x2: float, y2: float, cls: str = "car", **extra: Any) -> dict:
-        return {"class_id": self.classes[cls], "shape": {"type": "bbox", "box": [x1, y1, x2, y2]}, **extra}
-
-
-async def make_project(api: aiohttp.ClientSession, unique: str, samples: int = 5) -> Project:
-    created = await call(api, "POST", "/v1/projects", 201, json={"name": f"labels {unique}"})
-    project = Project(api, created["id"])
-    skeleton = await call(api, "POST", f"{project.path}/keypoint-schemas", 201,
-                          json={"name": "person", "keypoints": ["head", "left hand", "right hand"],
-                                "skeleton": [[0, 1], [0, 2]]})
-    for name, extra in (("car", {}), ("person", {"keypoint_schema_id": skeleton["id"]})):
-        made = await call(api, "POST", f"{project.path}/label-classes", 201, json={"name": name, **extra})
-        project.classes[name] = made["id"]
-    attribute = await call(api, "POST", f"{project.path}/attributes", 201,
-                           json={"name": "occlusion", "type": "INT", "min": 0, "max": 3})
-    project.attribute = attribute["id"]
-    group = await call(api, "POST", f"{project.path}/tag-groups", 201,
-                       json={"name": "time", "selection": "SINGLE", "tags": [{"name": "day"}, {"name": "night"}]})
-    project.tags = {tag["name"]: tag["id"] for tag in group["tags"]}
-    made = await dataset(api, project.id, "train")
-    created_samples = await add(api, project.id, made["id"], items(samples, f"labels-{unique}"))
-    project.samples = [item["id"] for item in created_samples["items"]]
-    return project
+from proto import subjects
+from proto.annotation import SampleObjectInput, UpsertObjects, UpsertObjectsRequest
+from proto.common import Caller, EventEnvelope
+from proto.schema import LabelClass, LabelClassChanged
+from services.catalog import schema_versions
+from shared.bus import Bus
+from shared.errors import LoupeError
+from shared.settings import Settings
+from tests.helpers import Project, call, eventually, make_project, names, requests_sent
 
 
 @pytest.fixture
@@ -202,18 +169,13 @@ async def test_search_finds_samples_by_their_labels(api: aiohttp.ClientSession, 
     await call(api, "PUT", project.label(project.samples[0]), json={"objects": two_cars})
     await call(api, "PUT", project.label(project.samples[1]), json={"objects": two_cars[:1]})
     wanted = {"labels": {"classes": [{"class_id": project.classes["car"], "min": 2}]}}
-    expected = {"img_00000.jpg"}
-    for _ in range(100):
-        if set(await names(api, project.id, wanted)) == expected:
-            break
-        await asyncio.sleep(0.1)
-    assert set(await names(api, project.id, wanted)) == expected
+
+    async def found(expected: list[str]) -> bool:
+        assert await names(api, project.id, wanted) == expected
+        return True
+    await eventually(lambda: found(["img_00000.jpg"]), interval=0.1)
     await call(api, "DELETE", project.label(project.samples[0]), 204)
-    for _ in range(100):
-        if not await names(api, project.id, wanted):
-            break
-        await asyncio.sleep(0.1)
-    assert await names(api, project.id, wanted) == []
+    await eventually(lambda: found([]), interval=0.1)
 
 
 async def test_merging_a_class_moves_its_objects(api: aiohttp.ClientSession, project: Project) -> None:
@@ -222,16 +184,148 @@ async def test_merging_a_class_moves_its_objects(api: aiohttp.ClientSession, pro
     label = await call(api, "PUT", project.label(project.samples[0]),
                        json={"objects": [project.box(1, 1, 5, 5, cls="truck"), project.box(9, 9, 20, 20)]})
     await call(api, "POST", f"{project.path}/label-classes/{truck['id']}/merge", json={"into": project.classes["car"]})
-    for _ in range(100):
+
+    async def moved() -> dict:
         merged = await call(api, "GET", project.label(project.samples[0]))
-        if merged["version"] > label["version"]:
-            break
-        await asyncio.sleep(0.1)
+        assert merged["version"] > label["version"], merged
+        return merged
+    merged = await eventually(moved, interval=0.1)
     assert [o["class_id"] for o in merged["objects"]] == [project.classes["car"]] * 2
     assert [o["version"] for o in merged["objects"]] == [2, 1]
     wanted = {"labels": {"classes": [{"class_id": project.classes["car"], "min": 2}]}}
-    for _ in range(100):
-        if await names(api, project.id, wanted) == ["img_00000.jpg"]:
-            break
-        await asyncio.sleep(0.1)
-    assert await names(api, project.id, wanted) == ["img_00000.jpg"]
+
+    async def found() -> bool:
+        assert await names(api, project.id, wanted) == ["img_00000.jpg"]
+        return True
+    await eventually(found, interval=0.1)
+
+
+# -- the schema annotation validates with: its own copy, current for every write ----------------------
+
+async def events_applied(bus: Bus) -> None:
+    """Until annotation has handled every event published so far."""
+    async def applied() -> bool:
+        info = await bus.js.consumer_info(subjects.EVENTS_STREAM, "annotation-events")
+        assert info.num_pending == 0 and info.num_ack_pending == 0, f"annotation still has events to handle: {info}"
+        return True
+    await eventually(applied)
+
+
+async def stored_schema_version(settings: Settings, project_id: str) -> int | None:
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        return await db.fetchval("SELECT version FROM annotation.label_schemas WHERE project_id = $1",
+                                 uuid.UUID(project_id))
+    finally:
+        await db.close()
+
+
+async def stored_schema_becomes(settings: Settings, project_id: str, version: int | None) -> None:
+    """Until annotation's copy of the project's schema is at `version` (None: forgotten), within 10 s."""
+    async def stored() -> bool:
+        assert await stored_schema_version(settings, project_id) == version
+        return True
+    await eventually(stored)
+
+
+async def test_a_schema_item_archived_just_before_a_write_is_refused_by_it(api: aiohttp.ClientSession,
+                                                                          project: Project) -> None:
+    label, objects = project.label(project.samples[0]), f"{project.path}/labelsets/ground-truth/objects"
+    await call(api, "PUT", label, json={"objects": [project.box(1, 1, 5, 5)]})  # annotation holds the schema
+    car, day = project.classes["car"], project.tags["day"]
+    for _ in range(3):  # each round a new version that annotation's events may not have brought yet
+        await call(api, "DELETE", f"{project.path}/label-classes/{car}", 204)
+        problem = await call(api, "PUT", label, 422, json={"objects": [project.box(1, 1, 5, 5)]})
+        assert problem["path"] == "$.objects[0].class_id" and "archived" in problem["detail"]
+        problem = await call(api, "POST", objects, 422, json={
+            "items": [{"sample_id": project.samples[1], **project.box(1, 1, 5, 5)}]})
+        assert problem["path"] == "$.items[0].class_id" and "archived" in problem["detail"]
+        await call(api, "PATCH", f"{project.path}/label-classes/{car}", json={"archived": False})
+        await call(api, "PUT", label, json={"objects": [project.box(1, 1, 5, 5)]})
+
+        await call(api, "DELETE", f"{project.path}/attributes/{project.attribute}", 204)
+        problem = await call(api, "PUT", label, 422, json={
+            "objects": [project.box(1, 1, 5, 5, attributes={project.attribute: 1})]})
+        assert problem["path"] == f"$.objects[0].attributes.{project.attribute}" and "archived" in problem["detail"]
+        await call(api, "PATCH", f"{project.path}/attributes/{project.attribute}", json={"archived": False})
+
+        await call(api, "DELETE", f"{project.path}/tag-classes/{day}", 204)
+        problem = await call(api, "PATCH", label, 422, json={"tag_class_ids": [day]})
+        assert problem["path"] == "$.tag_class_ids[0]" and "archived" in problem["detail"]
+        await call(api, "PATCH", f"{project.path}/tag-classes/{day}", json={"archived": False})
+        await call(api, "PATCH", label, json={"tag_class_ids": [day]})
+    # A class made just before a write can be used by it.
+    truck = await call(api, "POST", f"{project.path}/label-classes", 201, json={"name": "truck"})
+    project.classes["truck"] = truck["id"]
+    await call(api, "POST", objects, json={"items": [{"sample_id": project.samples[1],
+                                                      **project.box(1, 1, 5, 5, cls="truck")}]})
+
+
+async def test_label_writes_ask_the_catalog_for_the_schema_once_per_version(
+        api: aiohttp.ClientSession, bus: Bus, settings: Settings, project: Project) -> None:
+    label = project.label(project.samples[0])
+    async with requests_sent(bus, subjects.GET_LABEL_SCHEMA, project.id) as requests:
+        for _ in range(5):
+            await call(api, "PUT", label, json={"objects": [project.box(1, 1, 5, 5)]})
+        assert len(requests) == 1  # the project's first write: annotation had never seen its schema
+        version = (await call(api, "GET", f"{project.path}/label-classes"))["schema_version"]
+        assert await stored_schema_version(settings, project.id) == version
+
+        await call(api, "POST", f"{project.path}/label-classes", 201, json={"name": "bus"})
+        await stored_schema_becomes(settings, project.id, version + 1)
+        assert len(requests) == 2  # the event fetched the new version, once
+        for _ in range(5):
+            await call(api, "PUT", label, json={"objects": [project.box(1, 1, 5, 5)]})
+        assert len(requests) == 2
+
+
+async def test_a_redelivered_or_older_schema_event_changes_nothing(api: aiohttp.ClientSession, bus: Bus,
+                                                                    settings: Settings, project: Project) -> None:
+    await call(api, "PUT", project.label(project.samples[0]), json={"objects": [project.box(1, 1, 5, 5)]})
+    await events_applied(bus)
+    version = await stored_schema_version(settings, project.id)
+    car = await call(api, "GET", f"{project.path}/label-classes/{project.classes['car']}")
+    async with requests_sent(bus, subjects.GET_LABEL_SCHEMA, project.id) as requests:
+        for schema_version in (1, version):  # an older event, then the newest one again
+            event = LabelClassChanged(item=msgspec.convert(car, LabelClass), changed=[], schema_version=schema_version)
+            envelope = EventEnvelope(id=str(uuid.uuid4()), type=subjects.LABEL_CLASS.updated.subject.removeprefix(
+                subjects.EVENT_PREFIX), time=datetime.now(UTC), project=project.id, data=event)
+            await bus.js.publish(subjects.LABEL_CLASS.updated.subject, msgspec.json.encode(envelope),
+                                 headers={subjects.HEADER_MSG_ID: envelope.id})
+        await events_applied(bus)
+        assert requests == []
+    assert await stored_schema_version(settings, project.id) == version
+
+
+async def test_a_caller_of_another_organisation_is_not_answered_from_the_copy(api: aiohttp.ClientSession,
+                                                                             bus: Bus, project: Project) -> None:
+    await call(api, "PUT", project.label(project.samples[0]), json={"objects": [project.box(1, 1, 5, 5)]})
+    stranger = Caller(org_id=str(uuid.uuid4()), key_id="stranger", is_admin=True, role="admin")
+    request = UpsertObjectsRequest(project_id=project.id, labelset="ground-truth", body=UpsertObjects(
+        items=[msgspec.convert({"sample_id": project.samples[0], **project.box(1, 1, 5, 5)}, SampleObjectInput)]))
+    with pytest.raises(LoupeError) as refused:
+        await bus.request(subjects.UPSERT_OBJECTS, request, caller=stranger)
+    assert refused.value.code == "not_found"
+
+
+async def test_deleting_a_project_forgets_its_schema(api: aiohttp.ClientSession, settings: Settings,
+                                                    project: Project) -> None:
+    await call(api, "PUT", project.label(project.samples[0]), json={"objects": [project.box(1, 1, 5, 5)]})
+    assert await stored_schema_version(settings, project.id) is not None
+    await call(api, "DELETE", project.path, 204)
+    await stored_schema_becomes(settings, project.id, None)
+
+
+async def test_the_catalog_publishes_each_schema_version_before_answering_and_never_lowers_it(
+        api: aiohttp.ClientSession, bus: Bus, project: Project) -> None:
+    versions = await bus.js.key_value(subjects.SCHEMA_VERSIONS)
+    await call(api, "POST", f"{project.path}/label-classes", 201, json={"name": "van"})
+    listed = await call(api, "GET", f"{project.path}/label-classes")
+    assert (await versions.get(project.id)).value == str(listed["schema_version"]).encode()
+    # Two edits commit in order but may publish in either; the newer version stays.
+    other = uuid.uuid4()
+    await schema_versions.raise_to(bus, other, 5)
+    await schema_versions.raise_to(bus, other, 3)
+    assert (await versions.get(str(other))).value == b"5"
+    await asyncio.gather(*(schema_versions.raise_to(bus, other, version) for version in range(20, 5, -1)))
+    assert (await versions.get(str(other))).value == b"20"

@@ -17,16 +17,9 @@ from proto.ingest import BusMedia
 from proto.samples import sample_id_for
 from shared.bus import Bus
 from shared.storage import Storage
-from tests.integration.test_ingest import base, items_of, presigned_upload, sample_count, wait_run, wait_samples
-from tests.integration.test_projects import create
+from tests.helpers import (base, dataset_in_new_project, items_of, presigned_upload, sample_count, wait_run,
+                           wait_samples)
 from tests.media_server import jpeg
-
-
-async def make_dataset(client: aiohttp.ClientSession, name: str) -> dict:
-    project = await create(client, name)
-    async with client.post(f"/v1/projects/{project['id']}/datasets", json={"name": "train"}) as response:
-        assert response.status == 201, await response.text()
-        return await response.json()
 
 
 @pytest.fixture
@@ -43,7 +36,7 @@ async def org_b(api: aiohttp.ClientSession, stack, unique: str) -> AsyncIterator
 @pytest.fixture
 async def a_image(api: aiohttp.ClientSession, unique: str) -> tuple[bytes, str]:
     """An image organisation A (the default one) uploaded, so that it sits in the shared media bucket."""
-    dataset = await make_dataset(api, f"org a {unique}")
+    dataset = await dataset_in_new_project(api, f"org a {unique}")
     data = jpeg(int(unique, 16) % 1_000_000_000)
     run = await presigned_upload(api, dataset, [("secret.jpg", data)])
     assert run["created"] == 1
@@ -56,7 +49,7 @@ async def import_bucket(client: aiohttp.ClientSession, dataset: dict, body: dict
 
 
 async def test_a_bucket_import_without_an_endpoint_is_refused(org_b, settings, unique) -> None:
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     media = Storage(settings).bucket("media")
     for keys in ({}, {"access_key": settings.s3_access_key, "secret_key": settings.s3_secret_key}):
         status, failure = await import_bucket(org_b, dataset, {"bucket": media, **keys})
@@ -71,7 +64,7 @@ async def test_a_bucket_import_without_an_endpoint_is_refused(org_b, settings, u
 async def test_no_spelling_of_our_s3_endpoint_is_an_import_source(org_b, settings, stack, a_image, unique) -> None:
     """Even with Loupe's own keys and with LOUPE_FETCH_ALLOW allowing the address (as the tests' stack does)."""
     data, sha = a_image
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     port = stack.ports.s3
     spellings = [settings.s3_endpoint, f"localhost:{port}", f"LOCALHOST:{port}", f"localhost.:{port}",
                  f"[::1]:{port}", f"127.1:{port}", f"0x7f000001:{port}", f"2130706433:{port}", f"127.0.0.2:{port}",
@@ -102,7 +95,7 @@ async def test_no_spelling_of_our_s3_endpoint_is_an_import_source(org_b, setting
 
 async def test_a_url_import_never_reads_our_s3_even_with_a_presigned_url(org_b, settings, a_image, unique) -> None:
     data, sha = a_image
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     leaked = Storage(settings).presigned_get("media", sha)  # as if A's presigned URL had leaked to B
     async with org_b.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/urls",
                           json={"items": [{"url": leaked}]}) as response:
@@ -116,7 +109,7 @@ async def test_a_url_import_never_reads_our_s3_even_with_a_presigned_url(org_b, 
 async def test_registering_another_organisations_image_answers_as_for_an_unknown_one(api, org_b, a_image,
                                                                                        unique) -> None:
     data, sha = a_image
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     nobodys = hashlib.sha256(b"never stored by anyone " + unique.encode()).hexdigest()
 
     async def register(client: aiohttp.ClientSession, target: dict, digest: str) -> tuple[dict, dict]:
@@ -137,7 +130,7 @@ async def test_registering_another_organisations_image_answers_as_for_an_unknown
     assert await sample_count(org_b, dataset) == 0
 
     # A may still use its own image anywhere in A: another project, another dataset.
-    elsewhere = await make_dataset(api, f"org a elsewhere {unique}")
+    elsewhere = await dataset_in_new_project(api, f"org a elsewhere {unique}")
     mine, my_item = await register(api, elsewhere, sha)
     assert (mine["created"], my_item["state"]) == (1, "CREATED")
     await wait_samples(api, elsewhere, 1)
@@ -148,7 +141,7 @@ async def test_an_organisation_that_stores_the_same_bytes_itself_may_register_th
     """Storage deduplicates across organisations; the API does not show it. Bus images count as stored too,
     for the project's organisation (a bus message has no caller)."""
     data, sha = a_image
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     run = await presigned_upload(org_b, dataset, [("mine-too.jpg", data)])
     assert (run["state"], run["created"]) == ("SUCCEEDED", 1)
     by_bus = jpeg(int(unique, 16) % 1_000_000_000 + 1)
@@ -157,13 +150,13 @@ async def test_an_organisation_that_stores_the_same_bytes_itself_may_register_th
         headers={subjects.HEADER_MSG_ID: f"isolation-{unique}"})
     await wait_samples(org_b, dataset, 2)
 
-    other = await make_dataset(org_b, f"org b other {unique}")
+    other = await dataset_in_new_project(org_b, f"org b other {unique}")
     bus_sha = hashlib.sha256(by_bus).hexdigest()
     async with org_b.post(f"{base(other)}/datasets/{other['id']}/media",
                           json={"items": [{"sha256": sha}, {"sha256": bus_sha}]}) as response:
         assert response.status == 201, await response.text()
         assert (await response.json())["created"] == 2
-    a_dataset = await make_dataset(api, f"org a {unique} bus")
+    a_dataset = await dataset_in_new_project(api, f"org a {unique} bus")
     async with api.post(f"{base(a_dataset)}/datasets/{a_dataset['id']}/media",
                         json={"items": [{"sha256": bus_sha}]}) as response:
         assert (await response.json())["failed"] == 1, "A never stored B's bus image"
@@ -173,7 +166,7 @@ async def test_creating_a_sample_of_another_organisations_image_answers_as_for_a
                                                                                             unique) -> None:
     """The catalog's bulk create names media by SHA-256 too, and a sample's /media hands out its original."""
     data, sha = a_image
-    dataset = await make_dataset(org_b, f"org b {unique}")
+    dataset = await dataset_in_new_project(org_b, f"org b {unique}")
     nobodys = hashlib.sha256(b"never stored by anyone " + unique.encode()).hexdigest()
 
     async def create_samples(client: aiohttp.ClientSession, target: dict, digest: str) -> tuple[int, dict]:
@@ -194,7 +187,7 @@ async def test_creating_a_sample_of_another_organisations_image_answers_as_for_a
         assert response.status == 404
 
     # A may still make samples of its own image, and gets the image.
-    mine = await make_dataset(api, f"org a samples {unique}")
+    mine = await dataset_in_new_project(api, f"org a samples {unique}")
     status, made = await create_samples(api, mine, sha)
     assert (status, made["created"]) == (200, 2), made
     async with api.get(f"{base(mine)}/samples/{made['items'][1]['id']}/media", allow_redirects=False) as response:

@@ -12,23 +12,7 @@ from nats.js.api import DeliverPolicy
 from proto import subjects
 from proto.common import EventEnvelope
 from shared.bus import Bus
-
-PROBLEM = "application/problem+json"
-
-
-async def create(api: aiohttp.ClientSession, name: str, **extra: object) -> dict:
-    async with api.post("/v1/projects", json={"name": name, **extra}) as response:
-        assert response.status == 201, await response.text()
-        return await response.json()
-
-
-async def problem(response: aiohttp.ClientResponse, status: int) -> dict:
-    assert response.status == status, await response.text()
-    assert response.content_type == PROBLEM
-    body = await response.json()
-    assert body["status"] == status and body["detail"] and body["request_id"]
-    assert response.headers["X-Request-Id"] == body["request_id"]
-    return body
+from tests.helpers import create, problem
 
 
 async def test_without_a_key_every_api_call_is_401(anonymous: aiohttp.ClientSession) -> None:

@@ -15,9 +15,7 @@ from nats.js.api import DeliverPolicy
 from proto import subjects
 from proto.common import EventEnvelope
 from shared.bus import Bus
-
-from tests.integration.test_labels import Project, make_project
-from tests.integration.test_schema import call
+from tests.helpers import Project, call, finished, make_project
 
 
 @dataclass
@@ -64,14 +62,6 @@ async def labelled(api: aiohttp.ClientSession, unique: str) -> Labelled:
     return Labelled(project, expected)
 
 
-async def finished(api: aiohttp.ClientSession, project: Project, run_id: str) -> dict:
-    while True:
-        run = await call(api, "GET", f"{project.path}/qa-runs/{run_id}")
-        if run["state"] in ("SUCCEEDED", "FAILED"):
-            return run
-        await asyncio.sleep(0.05)
-
-
 async def test_a_run_finds_each_kind_where_expected(api: aiohttp.ClientSession, labelled: Labelled,
                                                      bus: Bus) -> None:
     project = labelled.project
@@ -84,7 +74,7 @@ async def test_a_run_finds_each_kind_where_expected(api: aiohttp.ClientSession, 
                                           deliver_policy=DeliverPolicy.NEW)
     run = await call(api, "POST", f"{project.path}/qa-runs", 201, json={"predictions": "model"})
     assert run["state"] == "PENDING" and run["ground_truth"] == "ground-truth" and run["options"]["iou_threshold"] == 0.5
-    run = await finished(api, project, run["id"])
+    run = await finished(api, f"{project.path}/qa-runs/{run['id']}")
     assert run["state"] == "SUCCEEDED" and run["error"] is None and run["finished_at"]
     assert run["samples"] == 2 and run["findings"] == 6
     assert run["counts"] == {kind: 1 for kind, _, _ in labelled.expected}
@@ -113,7 +103,7 @@ async def test_findings_filter_resolve_and_reopen(api: aiohttp.ClientSession, la
                                                   user_client) -> None:
     project = labelled.project
     run = await call(api, "POST", f"{project.path}/qa-runs", 201, json={"predictions": "model"})
-    run = await finished(api, project, run["id"])
+    run = await finished(api, f"{project.path}/qa-runs/{run['id']}")
     findings = f"{project.path}/qa-runs/{run['id']}/findings"
     low = await call(api, "GET", findings, params={"kind": "LOW_IOU"})
     assert low["total"] == 1 and [f["kind"] for f in low["items"]] == ["LOW_IOU"]

@@ -8,7 +8,6 @@ import asyncio
 import io
 import json
 import zipfile
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -17,34 +16,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from shared.storage import Storage
-from tests.integration.test_labels import Project, make_project
-from tests.integration.test_schema import call
-
-
-async def wait_state(api: aiohttp.ClientSession, path: str, timeout: float = 60.0) -> dict:
-    """Poll a release or export until it finished."""
-    for _ in range(int(timeout / 0.1)):
-        body = await call(api, "GET", path)
-        if body["state"] in ("SUCCEEDED", "FAILED"):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{path} still {body['state']} after {timeout} s")
-
-
-async def download(url: str) -> bytes:
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(url) as response:  # presigned: no key
-        assert response.status == 200, await response.text()
-        return await response.read()
-
-
-async def release_and_export(api: aiohttp.ClientSession, project: Project, name: str, **export: Any) -> bytes:
-    release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": name})
-    done = await wait_state(api, f"{project.path}/releases/{release['id']}")
-    assert done["state"] == "SUCCEEDED", done
-    made = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201, json=export)
-    finished = await wait_state(api, f"{project.path}/exports/{made['id']}")
-    assert finished["state"] == "SUCCEEDED", finished
-    return await download(finished["download_url"])
+from tests.helpers import Project, call, download, eventually, finished, make_project, release_and_export
 
 
 def mask_of(box: tuple[int, int, int, int]) -> np.ndarray:
@@ -74,7 +46,7 @@ async def labelled(api: aiohttp.ClientSession, unique: str) -> tuple[Project, di
 async def test_coco_export_matches_pycocotools(api: aiohttp.ClientSession,
                                                labelled: tuple[Project, dict[str, list]]) -> None:
     project, truth = labelled
-    data = await release_and_export(api, project, "v1", format="coco", task="segmentation")
+    data = await release_and_export(api, project.path, "v1", format="coco", task="segmentation")
     coco_file = json.loads(data)
     coco = COCO()
     coco.dataset = coco_file
@@ -100,21 +72,21 @@ async def test_coco_export_matches_pycocotools(api: aiohttp.ClientSession,
 async def test_every_format_exports(api: aiohttp.ClientSession, labelled: tuple[Project, dict[str, list]]) -> None:
     project, truth = labelled
     release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "all formats"})
-    assert (await wait_state(api, f"{project.path}/releases/{release['id']}"))["state"] == "SUCCEEDED"
+    assert (await finished(api, f"{project.path}/releases/{release['id']}"))["state"] == "SUCCEEDED"
     expected_files = {"native": "release.jsonl", "coco": "annotations.json", "yolo": "data.yaml",
                       "voc": "ImageSets/Main/default.txt", "semantic_png": "classes.csv", "segments": "release.json",
                       "hasty": "export.json"}
     made = {fmt: await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
                             json={"format": fmt}) for fmt in expected_files}
     for fmt, export in made.items():
-        finished = await wait_state(api, f"{project.path}/exports/{export['id']}")
-        assert finished["state"] == "SUCCEEDED", finished
-        assert finished["samples"] == 5
-        data = await download(finished["download_url"])
+        done = await finished(api, f"{project.path}/exports/{export['id']}")
+        assert done["state"] == "SUCCEEDED", done
+        assert done["samples"] == 5
+        data = await download(done["download_url"])
         if zipfile.is_zipfile(io.BytesIO(data)):
             assert expected_files[fmt] in zipfile.ZipFile(io.BytesIO(data)).namelist()
         else:
-            assert data and finished["size_bytes"] == len(data)
+            assert data and done["size_bytes"] == len(data)
     listed = await call(api, "GET", f"{project.path}/releases/{release['id']}/exports")
     assert {e["format"] for e in listed["items"]} == set(expected_files)
 
@@ -122,16 +94,16 @@ async def test_every_format_exports(api: aiohttp.ClientSession, labelled: tuple[
 async def test_a_release_is_a_snapshot(api: aiohttp.ClientSession, labelled: tuple[Project, dict[str, list]]) -> None:
     project, truth = labelled
     release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "before"})
-    assert (await wait_state(api, f"{project.path}/releases/{release['id']}"))["objects"] == 15
+    assert (await finished(api, f"{project.path}/releases/{release['id']}"))["objects"] == 15
     await call(api, "DELETE", project.label(project.samples[0]), 204)
     export = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
                         json={"format": "coco", "filter": {"class_ids": [project.classes["car"]]}})
-    finished = await wait_state(api, f"{project.path}/exports/{export['id']}")
-    assert len(json.loads(await download(finished["download_url"]))["annotations"]) == 15
+    done = await finished(api, f"{project.path}/exports/{export['id']}")
+    assert len(json.loads(await download(done["download_url"]))["annotations"]) == 15
     await call(api, "POST", f"{project.path}/releases", 409, json={"name": "before"})
     filtered = await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 201,
                           json={"format": "coco", "filter": {"statuses": ["REVIEWED"]}})
-    assert (await wait_state(api, f"{project.path}/exports/{filtered['id']}"))["samples"] == 0
+    assert (await finished(api, f"{project.path}/exports/{filtered['id']}"))["samples"] == 0
     await call(api, "POST", f"{project.path}/releases/{release['id']}/exports", 422,
                json={"format": "coco", "labelset": "nope"})
 
@@ -140,16 +112,17 @@ async def test_deleting_the_project_deletes_its_release_files(api: aiohttp.Clien
                                                                labelled: tuple[Project, dict[str, list]]) -> None:
     project, _ = labelled
     release = await call(api, "POST", f"{project.path}/releases", 201, json={"name": "gone"})
-    await wait_state(api, f"{project.path}/releases/{release['id']}")
+    await finished(api, f"{project.path}/releases/{release['id']}")
     storage = Storage(settings)
+    release_file = f"{project.id}/releases/{release['id']}/release.jsonl"
     try:
-        assert await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl")
+        assert await storage.exists("releases", release_file)
         await call(api, "DELETE", project.path, 204)
-        for _ in range(100):
-            if not await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl"):
-                break
-            await asyncio.sleep(0.1)
-        assert not await storage.exists("releases", f"{project.id}/releases/{release['id']}/release.jsonl")
+
+        async def deleted() -> bool:
+            assert not await storage.exists("releases", release_file)
+            return True
+        await eventually(deleted, interval=0.1)
     finally:
         await storage.close()
 
@@ -169,5 +142,5 @@ async def test_killing_annotation_mid_release_loses_nothing(api: aiohttp.ClientS
         await asyncio.sleep(0.01)
     stack.stop_service("annotation", kill=True)
     stack.start_service("annotation")
-    done = await wait_state(api, path, timeout=90)
+    done = await finished(api, path, timeout=90)
     assert (done["state"], done["samples"], done["objects"]) == ("SUCCEEDED", 3000, 30_000)

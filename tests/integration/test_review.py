@@ -4,14 +4,11 @@ priority, under a lock that expires) and issues with comments on samples."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import aiohttp
 
-from tests.integration.test_labels import Project, make_project
-from tests.integration.test_samples import add, dataset, items
-from tests.integration.test_schema import call
+from tests.helpers import Project, add, call, dataset, eventually, items, make_project
 
 
 class Queues:
@@ -39,15 +36,13 @@ class Queues:
     async def first_for(self, client: aiohttp.ClientSession, sample: str) -> dict:
         """Ask until `sample` comes first (annotation learns of assignments from the catalog's
         events), giving back whatever else came first meanwhile."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        async def comes_first() -> dict:
             got = await self.next(client)
-            if got is not None and got["sample_id"] == sample:
-                return got
-            if got is not None:
+            if got is not None and got["sample_id"] != sample:
                 await self.release(client, got["sample_id"])
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"sample {sample} never came first")
+            assert got is not None and got["sample_id"] == sample, f"{got} came first, not sample {sample}"
+            return got
+        return await eventually(comes_first)
 
 
 async def make_queues(api: aiohttp.ClientSession, unique: str, priorities: list[float]) -> Queues:
@@ -148,10 +143,7 @@ async def test_an_expired_lock_hands_the_sample_out_again(api: aiohttp.ClientSes
     _, second = await user_client(queues.project.id, "labeler")
     held = await queues.next(first)
     assert await queues.next(second) is None
-    deadline = time.monotonic() + 10
-    while (taken := await queues.next(second)) is None:
-        assert time.monotonic() < deadline, "the lock never expired"
-        await asyncio.sleep(0.2)
+    taken = await eventually(lambda: queues.next(second), interval=0.2)  # once the lock expired
     assert taken["sample_id"] == held["sample_id"] and taken["expires_at"] > held["expires_at"]
     await queues.release(first, held["sample_id"], status=403)  # it is the second's now
     await queues.release(second, held["sample_id"])

@@ -18,7 +18,7 @@ from proto.catalog import (ApiKeyRef, ApiKeyRevoked, MemberRef, ProjectRef, Upda
 from proto.common import Caller, EventEnvelope
 from shared.bus import Bus
 from shared.settings import Settings
-from tests.integration.test_projects import create, problem
+from tests.helpers import create, eventually, problem
 
 AT_ONCE_S = 1.0  # how soon an event must reach the gateway; far less than its cache time
 
@@ -43,12 +43,11 @@ async def status_of(session: aiohttp.ClientSession, path: str) -> int:
 
 
 async def refused_at_once(session: aiohttp.ClientSession, path: str, status: int) -> None:
-    """Polls until `path` answers `status`; it must within AT_ONCE_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + AT_ONCE_S
-    while (got := await status_of(session, path)) != status:
-        assert loop.time() < deadline, f"{path} still answers {got} {AT_ONCE_S}s after the change"
-        await asyncio.sleep(0.02)
+    """Until `path` answers `status`; it must within AT_ONCE_S."""
+    async def refused() -> bool:
+        assert await status_of(session, path) == status, f"{path} still answers so after the change"
+        return True
+    await eventually(refused, timeout=AT_ONCE_S, interval=0.02)
 
 
 async def new_key(user: aiohttp.ClientSession, gateway_url: str) -> tuple[dict, aiohttp.ClientSession]:
@@ -68,12 +67,12 @@ class Events:
         self.received.append((msg.subject, msgspec.json.decode(msg.data, type=EventEnvelope).data))
 
     async def of_user(self, user_id: str, count: int) -> list[tuple[str, dict]]:
-        """The events about `user_id`, once there are `count` of them (or after 5 s)."""
-        for _ in range(100):
-            if len(mine := [(s, data) for s, data in self.received if data["user_id"] == user_id]) >= count:
-                return mine
-            await asyncio.sleep(0.05)
-        return mine
+        """The events about `user_id`, once there are at least `count` of them (within 5 s)."""
+        async def enough() -> list[tuple[str, dict]]:
+            mine = [(s, data) for s, data in self.received if data["user_id"] == user_id]
+            assert len(mine) >= count, mine
+            return mine
+        return await eventually(enough, timeout=5)
 
 
 @pytest.fixture

@@ -24,37 +24,11 @@ from shared.bus import Bus, encoder
 from shared.consumers import HEADER_ORIGINAL_MSG_ID
 from shared.settings import Settings
 from shared.storage import Storage
-from tests.integration.test_projects import create, problem
-from tests.owned_media import own
-
-
-def image_hash(seed: str) -> str:
-    """A made-up content hash: catalog-only tests need no media in the bucket (`add` makes it the caller's)."""
-    return hashlib.sha256(seed.encode()).hexdigest()
-
-
-def items(count: int, prefix: str) -> list[dict]:
-    return [{"content_hash": image_hash(f"{prefix}/{i}"), "name": f"img_{i:05}.jpg", "width": 640, "height": 480,
-             "format": "jpeg", "size": 1000 + i, "metadata": {"index": i}} for i in range(count)]
-
-
-async def dataset(api: aiohttp.ClientSession, project_id: str, name: str) -> dict:
-    async with api.post(f"/v1/projects/{project_id}/datasets", json={"name": name}) as response:
-        assert response.status == 201, await response.text()
-        return await response.json()
-
-
-async def add(api: aiohttp.ClientSession, project_id: str, dataset_id: str, new: list[dict]) -> dict:
-    await own(api, [item["content_hash"] for item in new if item.get("content_hash")])
-    async with api.post(f"/v1/projects/{project_id}/datasets/{dataset_id}/samples", json={"items": new}) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
+from tests.helpers import add, call, create, dataset, eventually, image_hash, items, own, problem
 
 
 async def get_sample(api: aiohttp.ClientSession, project_id: str, sample_id: str) -> dict:
-    async with api.get(f"/v1/projects/{project_id}/samples/{sample_id}") as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
+    return await call(api, "GET", f"/v1/projects/{project_id}/samples/{sample_id}")
 
 
 async def set_status(client: aiohttp.ClientSession, project_id: str, sample_id: str, status: str) -> int:
@@ -385,15 +359,6 @@ async def publish_stored(bus: Bus, stored: MediaStored, msg_id: str, original_id
     await bus.js.publish(subjects.MEDIA_STORED.subject, encoder.encode(envelope), headers=headers)
 
 
-async def wait_for_sample(api: aiohttp.ClientSession, project_id: str, sample_id: str) -> dict:
-    for _ in range(100):
-        async with api.get(f"/v1/projects/{project_id}/samples/{sample_id}") as response:
-            if response.status == 200:
-                return await response.json()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"sample {sample_id} never appeared")
-
-
 async def test_media_stored_events_register_samples_once(api, bus, project, unique, events) -> None:
     split = await dataset(api, project["id"], "train")
     await next_event(events, project["id"])  # dataset created
@@ -412,7 +377,8 @@ async def test_media_stored_events_register_samples_once(api, bus, project, uniq
     await publish_stored(bus, stored(f"{unique}-gone", 3, str(uuid.uuid4())), str(uuid.uuid4()))  # no such dataset
     sentinel = stored(f"{unique}-last", 1)
     await publish_stored(bus, sentinel, str(uuid.uuid4()))
-    await wait_for_sample(api, project["id"], sentinel.items[0].sample_id)  # events are handled in order
+    # Events are handled in order: once the last one made its sample, the others were handled too.
+    await eventually(lambda: get_sample(api, project["id"], sentinel.items[0].sample_id), interval=0.1)
 
     sample = await get_sample(api, project["id"], batch.items[3].sample_id)
     assert (sample["name"], sample["format"], sample["content_hash"], sample["metadata"], sample["version"]) == (

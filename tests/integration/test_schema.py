@@ -13,18 +13,7 @@ from nats.js.api import DeliverPolicy
 from proto import subjects
 from proto.common import EventEnvelope
 from shared.bus import Bus
-
-PROBLEM = "application/problem+json"
-
-
-async def call(api: aiohttp.ClientSession, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
-    async with api.request(method, path, **kwargs) as response:
-        assert response.status == status, await response.text()
-        if status == 204:
-            return None
-        if status >= 400:
-            assert response.content_type == PROBLEM
-        return await response.json()
+from tests.helpers import call
 
 
 @pytest.fixture

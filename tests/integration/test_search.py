@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from proto import subjects
 from proto.annotation import LabelChanged, LabelSummary
 from proto.common import EventEnvelope
 from shared.bus import Bus, encoder
+from tests.helpers import call, create, dataset, eventually, names
 
 # name, dataset (index), status, metadata, tags, priority, external id, assigned to the labeler.
 # Samples are created one call at a time and then changed one at a time in this order, so their
@@ -54,18 +54,12 @@ class Corpus:
         return self.labeler if body == "<labeler>" else body
 
 
-async def create(api: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> dict:
-    async with api.post(path, json=body) as response:
-        assert response.status == 201, await response.text()
-        return await response.json()
-
-
 async def create_project(api: aiohttp.ClientSession, name: str) -> str:
-    return (await create(api, "/v1/projects", {"name": name}))["id"]
+    return (await create(api, name))["id"]
 
 
 async def create_dataset(api: aiohttp.ClientSession, project_id: str, name: str) -> str:
-    return (await create(api, f"/v1/projects/{project_id}/datasets", {"name": name}))["id"]
+    return (await dataset(api, project_id, name))["id"]
 
 
 async def add_samples(api: aiohttp.ClientSession, project_id: str, dataset_id: str,
@@ -91,10 +85,10 @@ async def corpus(api: aiohttp.ClientSession) -> Corpus:
         assert r.status == 201, await r.text()
         labeler = (await r.json())["id"]
     ids: dict[str, str] = {}
-    for name, dataset, _, metadata, _, priority, external_id, _ in CORPUS:
+    for name, split, _, metadata, _, priority, external_id, _ in CORPUS:
         row = {"name": name, "metadata": metadata, "priority": priority,
                **({"external_id": external_id} if external_id else {})}
-        (ids[name],) = await add_samples(api, project_id, datasets[dataset], [row])
+        (ids[name],) = await add_samples(api, project_id, datasets[split], [row])
     for name, _, status, _, tags, _, _, assigned in CORPUS:
         await change_sample(api, project_id, ids[name], {"tags": tags, **({"status": status} if status != "NEW" else {}),
                                                           **({"labeler_id": labeler} if assigned else {})})
@@ -107,14 +101,7 @@ async def corpus(api: aiohttp.ClientSession) -> Corpus:
 
 
 async def search(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any], status: int = 200) -> dict:
-    async with api.post(f"/v1/projects/{project_id}/samples/search", json=body) as response:
-        assert response.status == status, await response.text()
-        return await response.json()
-
-
-async def names(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any]) -> list[str]:
-    page = await search(api, project_id, {"limit": 500, **body})
-    return [item["name"] for item in page["items"]]
+    return await call(api, "POST", f"/v1/projects/{project_id}/samples/search", status, json=body)
 
 
 async def by_priority(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any]) -> set[str]:
@@ -278,14 +265,12 @@ async def publish_label(bus: Bus, project_id: str, sample_id: str, revision: int
     return envelope.id
 
 
-async def eventually(api: aiohttp.ClientSession, project_id: str, body: dict, expected: set[str]) -> None:
-    """Poll until the read model has caught up with the events published so far."""
-    for _ in range(100):
-        got = await by_priority(api, project_id, body)
-        if got == expected:
-            return
-        await asyncio.sleep(0.1)
-    assert got == expected
+async def caught_up(api: aiohttp.ClientSession, project_id: str, body: dict, expected: set[str]) -> None:
+    """Until the read model has caught up with the events published so far: the search finds `expected`."""
+    async def found() -> bool:
+        assert await by_priority(api, project_id, body) == expected
+        return True
+    await eventually(found, interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -301,10 +286,10 @@ async def labelled(api: aiohttp.ClientSession, bus: Bus) -> Corpus:
     await publish_label(bus, project_id, ids["Highway_003.png"], 2, counts={"car": 3, "truck": 0})
     await publish_label(bus, project_id, ids["Highway_003.png"], 1, "PRELABELED", {"person": 5}, labelset="model")
     await publish_label(bus, project_id, ids["highway_004.png"], 1, "LABELED")
-    await eventually(api, project_id, {"labels": {"status": ["LABELED", "REVIEWED"]}},
-                     {"street_001.jpg", "street_002.jpg", "Highway_003.png", "highway_004.png"})
-    await eventually(api, project_id, {"labels": {"labelset": "model", "status": ["PRELABELED"]}},
-                     {"Highway_003.png"})
+    await caught_up(api, project_id, {"labels": {"status": ["LABELED", "REVIEWED"]}},
+                    {"street_001.jpg", "street_002.jpg", "Highway_003.png", "highway_004.png"})
+    await caught_up(api, project_id, {"labels": {"labelset": "model", "status": ["PRELABELED"]}},
+                    {"Highway_003.png"})
     return Corpus(project_id, [dataset], ids)
 
 
@@ -340,24 +325,24 @@ async def test_older_or_repeated_label_events_change_nothing(api: aiohttp.Client
     (sample,) = await add_samples(api, project_id, dataset, [{"name": "only.jpg"}])
     cars = {"labels": {"classes": [{"class_id": "car", "min": 3}]}}
     await publish_label(bus, project_id, sample, 5, counts={"car": 3})
-    await eventually(api, project_id, cars, {"only.jpg"})
+    await caught_up(api, project_id, cars, {"only.jpg"})
     # An older revision arrives late, and the newest is delivered again under a new message id.
     await publish_label(bus, project_id, sample, 4, "REJECTED", counts={"dog": 1})
     await publish_label(bus, project_id, sample, 5, "REJECTED", counts={})
     # A marker: once revision 6 of another labelset is applied, the events before it were handled too.
     await publish_label(bus, project_id, sample, 6, "LABELED", labelset="marker")
-    await eventually(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
+    await caught_up(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
     assert await by_priority(api, project_id, cars) == {"only.jpg"}
     assert await by_priority(api, project_id, {"labels": {"status": ["REJECTED"]}}) == set()
     # A newer revision replaces the counts; a deleted label is UNLABELED with none.
     await publish_label(bus, project_id, sample, 7, "UNLABELED")
-    await eventually(api, project_id, {"labels": {"status": ["UNLABELED"], "classes": [{"class_id": "car", "max": 0}]}},
-                     {"only.jpg"})
+    await caught_up(api, project_id, {"labels": {"status": ["UNLABELED"], "classes": [{"class_id": "car", "max": 0}]}},
+                    {"only.jpg"})
     # An event about a sample of another project is ignored rather than retried forever.
     await publish_label(bus, str(uuid.uuid4()), sample, 9, "REVIEWED", counts={"car": 9})
     await publish_label(bus, project_id, "not-a-uuid", 1)
     await publish_label(bus, project_id, sample, 8, "LABELED", labelset="marker")
-    await eventually(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
+    await caught_up(api, project_id, {"labels": {"labelset": "marker", "status": ["LABELED"]}}, {"only.jpg"})
     assert await by_priority(api, project_id, {"labels": {"status": ["REVIEWED"]}}) == set()
     async with api.get("/v1/admin/services/catalog/dead-letters") as response:
         assert not [letter for letter in (await response.json())["items"]

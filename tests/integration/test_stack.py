@@ -27,7 +27,8 @@ import msgspec
 import nats
 import pytest
 
-from loupe.stack import REPO_ROOT, Stack, StackError, StackPorts, seaweedfs_sockets
+from loupe.servers import seaweedfs_sockets
+from loupe.stack import REPO_ROOT, Stack, StackError, StackPorts
 from shared.settings import Settings
 
 SERVICE_PORTS = {"gateway", "catalog", "annotation", "ingest", "training", "inference"}

@@ -12,7 +12,7 @@ import pytest
 
 from shared import db
 from shared.settings import Settings
-from shared.storage import ObjectMissing, Storage
+from shared.storage import ObjectMissing, Storage, StorageError
 
 
 async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str) -> None:
@@ -35,6 +35,19 @@ async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str)
         await storage.get_bytes("thumbs", "never-put")
     with pytest.raises(ValueError, match="unknown bucket"):
         storage.bucket("nothing")
+    await storage.close()
+
+
+async def test_a_refused_transfer_says_what_s3_answered(settings: Settings, unique: str) -> None:
+    storage = Storage(msgspec.structs.replace(settings, bucket_prefix=f"t{unique}-"))
+    await storage.ensure_buckets(("media",))
+    await storage.put_bytes("media", "a.txt", b"hello", "text/plain")
+    wrong = Storage(msgspec.structs.replace(settings, bucket_prefix=f"t{unique}-", s3_secret_key="not-the-secret"))
+    with pytest.raises(StorageError, match=rf"PUT t{unique}-media/b\.txt failed: HTTP 403 SignatureDoesNotMatch: "):
+        await wrong.put_bytes("media", "b.txt", b"hello", "text/plain")
+    with pytest.raises(StorageError, match=rf"GET t{unique}-media/a\.txt failed: HTTP 403 SignatureDoesNotMatch: "):
+        await wrong.get_bytes("media", "a.txt")
+    await wrong.close()
     await storage.close()
 
 

@@ -7,6 +7,7 @@ is part of `Stack.start`), and leave every service running and ready.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -18,8 +19,7 @@ import pytest
 
 from loupe.stack import Stack
 from proto.subjects import WORKER_SERVICES
-from tests.integration.test_ingest import base, items_of, wait_run, wait_samples
-from tests.integration.test_projects import create
+from tests.helpers import base, dataset_in_new_project, eventually, items_of, wait_created, wait_run, wait_samples
 from tests.media_server import MediaServer
 
 # Ingest first, so its import is in flight when it dies; the gateway last, as the others are probed through it.
@@ -44,6 +44,14 @@ async def readiness(probe: aiohttp.ClientSession, port: int, scope: str = "") ->
         return None, {}
 
 
+async def restarted(stack: Stack, probe: aiohttp.ClientSession, name: str, killed: int) -> bool:
+    """The service runs again, under another pid than `killed`, and it and the gateway are ready."""
+    assert stack.pids().get(name) not in (None, killed)
+    assert (await readiness(probe, getattr(stack.ports, name)))[0] == 200
+    assert (await readiness(probe, stack.ports.gateway))[0] == 200
+    return True
+
+
 async def test_gateway_readiness_asks_every_backend_unless_scope_is_self(stack: Stack, probe) -> None:
     status, body = await readiness(probe, stack.ports.gateway)
     assert status == 200 and body["checks"] == dict.fromkeys(("started", "nats", *WORKER_SERVICES), "ok"), body
@@ -55,21 +63,16 @@ async def test_gateway_readiness_asks_every_backend_unless_scope_is_self(stack: 
 
 async def test_each_service_killed_in_turn_is_back_and_an_import_loses_nothing(
         api, stack: Stack, media_server: MediaServer, probe, unique: str) -> None:
-    project = await create(api, f"supervision {unique}")
-    async with api.post(f"/v1/projects/{project['id']}/datasets", json={"name": "kills"}) as response:
-        dataset = await response.json()
+    dataset = await dataset_in_new_project(api, f"supervision {unique}")
     items = [{"url": media_server.url(f"/img/{seed}.jpg", public=True), "name": f"{seed}.jpg"}
              for seed in range(20_000, 20_000 + IMPORTED)]
     async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/imports/urls", json={"items": items}) as response:
         assert response.status == 202, await response.text()
         run_id = (await response.json())["id"]
-    async with asyncio.timeout(60):
-        while (run := await (await api.get(f"{base(dataset)}/imports/{run_id}")).json())["created"] < 10:
-            await asyncio.sleep(0.05)
+    run = await wait_created(api, dataset, run_id, 10, timeout=60)
     assert run["state"] == "RUNNING", run
 
     for name in KILL_ORDER:
-        port = getattr(stack.ports, name)
         killed = stack.pids()[name]
         os.kill(killed, signal.SIGKILL)
         status, body = await readiness(probe, stack.ports.gateway)
@@ -78,10 +81,7 @@ async def test_each_service_killed_in_turn_is_back_and_an_import_loses_nothing(
         else:
             assert status == 503 and body["checks"][name].startswith("failing"), (name, body)
             assert set(WORKER_SERVICES) <= set(body["checks"])
-        async with asyncio.timeout(10):
-            while (stack.pids().get(name) in (None, killed) or (await readiness(probe, port))[0] != 200
-                   or (await readiness(probe, stack.ports.gateway))[0] != 200):
-                await asyncio.sleep(0.1)
+        await eventually(functools.partial(restarted, stack, probe, name, killed), timeout=10, interval=0.1)
         log = (stack.log_dir / f"{name}.log").read_text()
         assert f"supervisor: {name} (pid {killed}) was killed by SIGKILL after" in log
 
@@ -103,9 +103,9 @@ async def test_a_service_that_keeps_crashing_at_start_is_given_up_loudly(
     monkeypatch.setattr(stack, "settings", msgspec.structs.replace(stack.settings, job_max_deliveries=0))
     try:
         os.kill(stack.pids()[name], signal.SIGKILL)
-        async with asyncio.timeout(60):
-            while name in stack.pids():  # the stack lets go of a service it gave up on
-                await asyncio.sleep(0.1)
+        async def given_up() -> bool:  # the stack lets go of a service it gave up on
+            return name not in stack.pids()
+        await eventually(given_up, timeout=60, interval=0.1)
         [error] = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
         assert error.startswith(f"{name} (pid ") and "exited with code 1" in error, error
         assert "5 exits in a row before it was ready" in error

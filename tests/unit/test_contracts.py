@@ -1,11 +1,12 @@
 """The generated API documents: complete, consistent, and stable in what clients rely on."""
 
 import re
+import typing
 
 import msgspec
 
 from loupe.asyncapi import asyncapi_document
-from proto import subjects
+from proto import releases, subjects
 from services.gateway.openapi import openapi_document
 from services.gateway.routes import OPERATIONS
 
@@ -36,8 +37,15 @@ def test_subjects_follow_the_conventions() -> None:
         assert re.match(r"^loupe\.[a-z]+\.[a-z]+\.[a-z]+$", command.subject), command.subject
     for event in subjects.EVENTS:
         assert re.match(r"^loupe\.evt\.[a-z]+\.[a-z]+\.[a-z]+ed$", event.subject), event.subject
-    for job in subjects.JOBS:
-        assert job.subject.startswith("loupe.job.")
+    for job in subjects.JOBS:  # loupe.job.<service>.<kind>, the kind also naming the durable <service>-<kind>
+        assert re.match(r"^loupe\.job\.[a-z]+\.[a-z]+(-[a-z]+)*$", job.subject), job.subject
+
+
+def test_each_job_subject_carries_one_kind_of_job() -> None:
+    """Label imports have their own subject and consumer, not a tag in the release job's union."""
+    assert subjects.LABEL_IMPORT_JOB.payload is releases.LabelImportJob
+    assert releases.LabelImportJob not in typing.get_args(subjects.RELEASE_JOB.payload)
+    assert len({job.subject for job in subjects.JOBS}) == len(subjects.JOBS)
 
 
 def test_asyncapi_lists_every_subject() -> None:

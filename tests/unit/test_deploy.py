@@ -2,15 +2,18 @@
 
 They hold docker-compose.yml, the Dockerfile and deploy/k8s to the contract the services rely on:
 every LOUPE_* name is a real setting (the settings loader refuses unknown ones), every image is
-pinned, every service is probed and waits for healthy infrastructure, and the kustomize base lists
-exactly the manifests that exist.
+pinned, every service is probed and waits for healthy infrastructure, the kustomize base lists
+exactly the manifests that exist, the autoscalers watch exactly the consumers the code creates, and
+each service's extra holds only what the service imports.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import msgspec
@@ -192,9 +195,34 @@ def test_dockerfile_installs_the_project_with_selected_extras():
     assert extras <= optional
     runs = " ".join(rest for word, rest in instructions if word == "RUN")
     assert '".[${EXTRAS}]"' in runs
-    # torch from the CPU wheel index: no CUDA in the images (Triton does the GPU work).
-    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-    assert '--extra-index-url "${TORCH_INDEX_URL}"' in runs
+
+
+def imported_modules(folder: Path) -> set[str]:
+    """The top-level modules the code under `folder` imports."""
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_extra_holds_only_what_the_service_imports(service):
+    """An extra is what its image installs: a package there that nothing imports (torch before training
+    used it) only makes the image bigger."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    modules_of: dict[str, set[str]] = {}
+    for module, distributions in packages_distributions().items():
+        for distribution in distributions:
+            modules_of.setdefault(re.sub(r"[-_.]+", "-", distribution).lower(), set()).add(module)
+    imported = imported_modules(ROOT / "services" / service)
+    for requirement in extras[service]:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)).lower()
+        assert modules_of.get(name, set()) & imported, (
+            f"the {service} extra installs {requirement}, which services/{service} never imports: drop it")
 
 
 def test_dockerfile_runs_as_non_root_on_8080():
@@ -333,52 +361,54 @@ def test_k8s_service_deployment(objects, config, service):
 
 
 @pytest.mark.parametrize("service", WORKERS)
-def test_k8s_workers_scale_on_consumer_lag(objects, service):
+def test_k8s_workers_scale_on_consumer_lag_and_cpu(objects, service):
     scaled = objects[("ScaledObject", service)]["spec"]
     assert scaled["scaleTargetRef"]["name"] == service
     assert scaled["minReplicaCount"] >= 1, "services answer bus requests: never scale to zero"
-    triggers = [t for t in scaled["triggers"] if t["type"] == "nats-jetstream"]
-    assert triggers
-    for trigger in triggers:
-        meta = trigger["metadata"]
-        assert meta["natsServerMonitoringEndpoint"].endswith(":8222")
-        consumer, stream = meta["consumer"], meta["stream"]
-        if consumer == f"{service}-events":
-            assert stream == "LOUPE_EVENTS"
-        else:
-            assert stream == "LOUPE_JOBS"
-            assert re.fullmatch(rf"{service}-[a-z0-9]+(-[a-z0-9]+)*", consumer), consumer
-        assert int(meta["lagThreshold"]) >= 1
+    # Bus requests leave no lag behind, so every worker also scales on CPU.
+    assert any(t["type"] == "cpu" for t in scaled["triggers"])
+    for trigger in scaled["triggers"]:
+        if trigger["type"] == "nats-jetstream":
+            meta = trigger["metadata"]
+            assert meta["natsServerMonitoringEndpoint"].endswith(":8222")
+            assert int(meta["lagThreshold"]) >= 1
 
 
-def registered_consumers(service: str) -> set[str]:
-    """Durables a service registers with `@service.consumer("<kind>", ...)`, plus `<service>-events`
-    when it handles events with `@service.on_event(...)`, read from its source (importing it would
-    pull in its dependencies, torch included)."""
-    names = set()
-    for path in sorted((ROOT / "services" / service).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "on_event":
-                names.add(f"{service}-events")
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "consumer" and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                names.add(f"{service}-{node.args[0].value}")
-    return names
+def created_consumers(service: str) -> dict[str, str]:
+    """The durable consumers `services.<service>` creates on start, and the stream of each."""
+    declared = importlib.import_module(f"services.{service}.service").service
+    return {spec.durable: spec.stream for spec in declared.consumers()}
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_k8s_scaled_consumers_match_the_code(objects, service):
-    """KEDA watches exactly the durables the service creates (a missing one makes its scaler fail)."""
-    registered = registered_consumers(service)
-    if not registered:
-        pytest.skip(f"{service} registers no durable consumer yet")
+def test_k8s_scaled_consumers_are_the_ones_the_code_creates(objects, service):
+    """KEDA watches exactly the durables the service creates, on their streams: one it never creates
+    makes the scaler fail, and one not watched never scales its service."""
+    created = created_consumers(service)
     scaled = objects.get(("ScaledObject", service))
-    watched = set() if scaled is None else {
-        t["metadata"]["consumer"] for t in scaled["spec"]["triggers"] if t["type"] == "nats-jetstream"}
-    assert watched <= registered, (
-        f"deploy/k8s/keda.yaml watches {sorted(watched - registered)}, which {service} never creates")
-    assert registered <= watched, f"add triggers for {sorted(registered - watched)} to deploy/k8s/keda.yaml"
+    watched = {} if scaled is None else {t["metadata"]["consumer"]: t["metadata"]["stream"]
+                                          for t in scaled["spec"]["triggers"] if t["type"] == "nats-jetstream"}
+    assert not watched.keys() - created.keys(), (
+        f"deploy/k8s/keda.yaml watches {sorted(watched.keys() - created.keys())}, which {service} never creates")
+    assert not created.keys() - watched.keys(), (
+        f"add triggers for {sorted(created.keys() - watched.keys())} to deploy/k8s/keda.yaml")
+    assert watched == created, "a trigger names the wrong stream for its consumer"
+
+
+def named_consumers(node: object) -> set[str]:
+    """Every value of a `consumer` key, however deep in a manifest."""
+    if isinstance(node, dict):
+        return {v for k, v in node.items() if k == "consumer"} | set().union(*map(named_consumers, node.values()))
+    if isinstance(node, list):
+        return set().union(*map(named_consumers, node))
+    return set()
+
+
+def test_every_consumer_a_manifest_names_is_created_by_the_code(manifests):
+    created = set().union(*(created_consumers(service) for service in SERVICES))
+    for name, docs in manifests.items():
+        unknown = named_consumers(docs) - created
+        assert not unknown, f"deploy/k8s/{name} names consumers {sorted(unknown)}, which no service creates"
 
 
 def test_k8s_gateway_scales_on_cpu_and_keeps_one_up(objects):

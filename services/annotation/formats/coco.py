@@ -35,7 +35,7 @@ from typing import Any, Literal
 import msgspec
 from pycocotools import mask as mask_utils
 
-from proto.annotation import (BoxShape, KeypointsShape, LabelObject, MaskShape, PolygonShape, Rle, Shape)
+from proto.annotation import BoxShape, KeypointsShape, LabelObject, MaskShape, PolygonShape, Rle, Shape, Visibility
 from proto.releases import ReleaseHeader, ReleaseSample
 from proto.schema import LabelClass, LabelSchema
 from services.annotation import geometry
@@ -45,6 +45,7 @@ from services.annotation.formats.stats import ExportStats
 from shared.errors import invalid
 
 FILE_NAME = "annotations.json"
+VISIBILITIES: dict[float, Visibility] = {0: 0, 1: 1, 2: 2}  # COCO files may write them as 2.0
 
 # -- export -----------------------------------------------------------------------------------------
 
@@ -85,9 +86,15 @@ def sorted_classes(schema: LabelSchema) -> list[LabelClass]:
     return sorted(schema.label_classes, key=lambda c: (c.order, c.name))
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     classes = sorted_classes(header.label_schema)
     category_ids = {c.id: i for i, c in enumerate(classes, 1)}
     stats = ExportStats()
@@ -99,8 +106,16 @@ def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Pat
         annotations = StreamedArray(pending, encoder)
         for image_id, sample in enumerate(samples, 1):
             stats.samples += 1
-            images.append(_Image(id=image_id, file_name=sample.name, width=sample.width, height=sample.height,
-                                 loupe_sample_id=sample.id, coco_url=image_url(sample)))
+            images.append(
+                _Image(
+                    id=image_id,
+                    file_name=sample.name,
+                    width=sample.width,
+                    height=sample.height,
+                    loupe_sample_id=sample.id,
+                    coco_url=image_url(sample),
+                )
+            )
             label = sample.labels.get(labelset)
             for obj in label.objects if label else ():
                 category_id = category_ids.get(obj.class_id)
@@ -124,9 +139,15 @@ def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Pat
 
 def _info(header: ReleaseHeader) -> dict[str, Any]:
     release = header.release
-    return {"description": release.description or release.name, "version": release.name,
-            "year": release.created_at.year, "contributor": header.project.name, "url": "",
-            "date_created": release.created_at.isoformat(), "loupe_release_id": release.id}
+    return {
+        "description": release.description or release.name,
+        "version": release.name,
+        "year": release.created_at.year,
+        "contributor": header.project.name,
+        "url": "",
+        "date_created": release.created_at.isoformat(),
+        "loupe_release_id": release.id,
+    }
 
 
 def _categories(schema: LabelSchema, classes: list[LabelClass]) -> list[_Category]:
@@ -134,15 +155,21 @@ def _categories(schema: LabelSchema, classes: list[LabelClass]) -> list[_Categor
     categories = []
     for category_id, label_class in enumerate(classes, 1):
         keypoints = keypoint_schemas.get(label_class.keypoint_schema_id or "")
-        categories.append(_Category(
-            id=category_id, name=label_class.name, supercategory="",
-            keypoints=keypoints.keypoints if keypoints else None,
-            skeleton=[(a + 1, b + 1) for a, b in keypoints.skeleton] if keypoints else None))
+        categories.append(
+            _Category(
+                id=category_id,
+                name=label_class.name,
+                supercategory="",
+                keypoints=keypoints.keypoints if keypoints else None,
+                skeleton=[(a + 1, b + 1) for a, b in keypoints.skeleton] if keypoints else None,
+            )
+        )
     return categories
 
 
-def _annotation(obj: LabelObject, annotation_id: int, image_id: int, category_id: int, sample: ReleaseSample,
-                task: str) -> _Annotation | None:
+def _annotation(
+    obj: LabelObject, annotation_id: int, image_id: int, category_id: int, sample: ReleaseSample, task: str
+) -> _Annotation | None:
     """The object as a COCO annotation, or None when COCO cannot express its shape."""
     shape = obj.shape
     segmentation: list[list[float]] | dict[str, Any] = []
@@ -158,7 +185,7 @@ def _annotation(obj: LabelObject, annotation_id: int, image_id: int, category_id
         num_keypoints = sum(1 for _, _, v in shape.keypoints if v)
         bbox = geometry.bbox_xywh(shape, sample.height, sample.width) or (0.0, 0.0, 0.0, 0.0)
         area = bbox[2] * bbox[3]
-    elif type(shape) not in (PolygonShape, MaskShape):
+    elif not isinstance(shape, (PolygonShape, MaskShape)):
         return None
     elif task == "detection":
         bbox = geometry.bbox_xywh(shape, sample.height, sample.width)
@@ -171,9 +198,19 @@ def _annotation(obj: LabelObject, annotation_id: int, image_id: int, category_id
         segmentation = geometry.to_rle(shape, sample.height, sample.width)
         bbox = tuple(mask_utils.toBbox(segmentation).tolist())
         area = float(mask_utils.area(segmentation))
-    return _Annotation(id=annotation_id, image_id=image_id, category_id=category_id, bbox=bbox, area=area,
-                       iscrowd=0, segmentation=segmentation, loupe_object_id=obj.id, score=obj.confidence,
-                       keypoints=keypoints, num_keypoints=num_keypoints)
+    return _Annotation(
+        id=annotation_id,
+        image_id=image_id,
+        category_id=category_id,
+        bbox=bbox,
+        area=area,
+        iscrowd=0,
+        segmentation=segmentation,
+        loupe_object_id=obj.id,
+        score=obj.confidence,
+        keypoints=keypoints,
+        num_keypoints=num_keypoints,
+    )
 
 
 # -- import -----------------------------------------------------------------------------------------
@@ -222,8 +259,11 @@ def parse(path: Path) -> Iterator[ImportedImage]:
         coco = msgspec.json.decode(path.read_bytes(), type=_InFile)
     except msgspec.ValidationError as e:
         match = _ERROR_PATH.search(str(e))
-        raise invalid(f"{path.name}: {e}; fix the file to follow the COCO format", file=path.name,
-                      path=match.group(1) if match else "$") from None
+        raise invalid(
+            f"{path.name}: {e}; fix the file to follow the COCO format",
+            file=path.name,
+            path=match.group(1) if match else "$",
+        ) from None
     except msgspec.DecodeError as e:
         raise invalid(f"{path.name} is not valid JSON: {e}", file=path.name, path="$") from None
     images = {image.id: image for image in coco.images}
@@ -238,12 +278,15 @@ def parse(path: Path) -> Iterator[ImportedImage]:
         if class_name is None:
             raise where.error("category_id", f"names category {annotation.category_id!r}, which `categories` lacks")
         objects_by_image[image.id] += [
-            ImportedObject(class_name=class_name, shape=shape, confidence=annotation.score,
-                           attributes=annotation.attributes)
-            for shape in _shapes(annotation, image, where)]
+            ImportedObject(
+                class_name=class_name, shape=shape, confidence=annotation.score, attributes=annotation.attributes
+            )
+            for shape in _shapes(annotation, image, where)
+        ]
     for image in coco.images:
-        yield ImportedImage(file_name=image.file_name, width=image.width, height=image.height,
-                            objects=objects_by_image[image.id])
+        yield ImportedImage(
+            file_name=image.file_name, width=image.width, height=image.height, objects=objects_by_image[image.id]
+        )
 
 
 class _Where(msgspec.Struct, frozen=True):
@@ -254,8 +297,11 @@ class _Where(msgspec.Struct, frozen=True):
     id: int | str | None
 
     def error(self, field: str, problem: str) -> Exception:
-        return invalid(f"{self.file}: annotation {self.index} (id {self.id}): `{field}` {problem}",
-                       file=self.file, path=f"$.annotations[{self.index}].{field}")
+        return invalid(
+            f"{self.file}: annotation {self.index} (id {self.id}): `{field}` {problem}",
+            file=self.file,
+            path=f"$.annotations[{self.index}].{field}",
+        )
 
 
 def _shapes(annotation: _InAnnotation, image: _InImage, where: _Where) -> list[Shape]:
@@ -280,17 +326,18 @@ def _shapes(annotation: _InAnnotation, image: _InImage, where: _Where) -> list[S
 def _keypoints(values: list[float], where: _Where) -> KeypointsShape:
     if len(values) % 3:
         raise where.error("keypoints", f"has {len(values)} numbers: give x, y, v for each keypoint")
-    triples = [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]
-    if any(v not in (0, 1, 2) for _, _, v in triples):
+    triples = [tuple(values[i : i + 3]) for i in range(0, len(values), 3)]
+    if any(v not in VISIBILITIES for _, _, v in triples):
         raise where.error("keypoints", "has a visibility other than 0, 1 or 2")
-    return KeypointsShape(keypoints=[(x, y, int(v)) for x, y, v in triples])
+    return KeypointsShape(keypoints=[(x, y, VISIBILITIES[v]) for x, y, v in triples])
 
 
 def _rle(rle: _InRle, image: _InImage, where: _Where) -> Rle:
     height, width = rle.size
     if image.height is not None and (height, width) != (image.height, image.width):
-        raise where.error("segmentation.size", f"is [{height}, {width}] but the image is "
-                                               f"{image.height} high and {image.width} wide")
+        raise where.error(
+            "segmentation.size", f"is [{height}, {width}] but the image is {image.height} high and {image.width} wide"
+        )
     if isinstance(rle.counts, list) and sum(rle.counts) != height * width:
         raise where.error("segmentation.counts", f"add up to {sum(rle.counts)} pixels, not {height} × {width}")
     return geometry.compress_rle(Rle(size=(height, width), counts=rle.counts))
@@ -299,13 +346,16 @@ def _rle(rle: _InRle, image: _InImage, where: _Where) -> Rle:
 def _polygons(polygons: list[list[float]], image: _InImage, where: _Where) -> PolygonShape | MaskShape:
     for i, polygon in enumerate(polygons):
         if len(polygon) < 6 or len(polygon) % 2:
-            raise where.error(f"segmentation[{i}]", f"has {len(polygon)} numbers: a polygon needs x, y pairs "
-                                                   "of at least 3 points")
+            raise where.error(
+                f"segmentation[{i}]", f"has {len(polygon)} numbers: a polygon needs x, y pairs of at least 3 points"
+            )
     if len(polygons) == 1:
         flat = polygons[0]
-        return PolygonShape(points=list(zip(flat[::2], flat[1::2])))
+        return PolygonShape(points=list(zip(flat[::2], flat[1::2], strict=True)))
     if image.height is None or image.width is None:
-        raise where.error("segmentation", "has several polygons, drawn as one mask, but the image has no "
-                                          "width and height: add them to the image")
+        raise where.error(
+            "segmentation",
+            "has several polygons, drawn as one mask, but the image has no width and height: add them to the image",
+        )
     merged = mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width))
     return MaskShape(rle=Rle(size=(image.height, image.width), counts=merged["counts"].decode()))

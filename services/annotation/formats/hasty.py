@@ -29,8 +29,14 @@ from services.annotation.formats.stats import ExportStats
 EXPORT_FORMAT_VERSION = "1.1"
 # Hasty's image statuses; Loupe statuses missing here (UNLABELED, REJECTED) are NEW.
 IMAGE_STATUSES: dict[LabelStatus, str] = {
-    "LABELED": "DONE", "REVIEWED": "COMPLETED", "VERIFIED": "COMPLETED", "LABELING_IN_PROGRESS": "IN PROGRESS",
-    "REVIEWING_IN_PROGRESS": "TO REVIEW", "SKIPPED": "SKIPPED", "PRELABELED": "AUTO-LABELLED"}
+    "LABELED": "DONE",
+    "REVIEWED": "COMPLETED",
+    "VERIFIED": "COMPLETED",
+    "LABELING_IN_PROGRESS": "IN PROGRESS",
+    "REVIEWING_IN_PROGRESS": "TO REVIEW",
+    "SKIPPED": "SKIPPED",
+    "PRELABELED": "AUTO-LABELLED",
+}
 NEW_STATUS = "NEW"
 Box = tuple[float, float, float, float]
 
@@ -70,9 +76,15 @@ class HastyImage(msgspec.Struct, kw_only=True):
     labels: list[HastyLabel]
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     """Write `export.json` with the labels of `labelset`. `task` and `image_url` do not apply: the
     file holds every shape Hasty has and no image links."""
     schema = header.label_schema
@@ -86,22 +98,33 @@ def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Pat
         "export_format_version": EXPORT_FORMAT_VERSION,
         "export_date": datetime.now(UTC),
         "label_classes": _label_classes(schema, classes),
-        "attributes": [HastyAttribute(name=attribute.name, type=attribute.type.replace("_", "-"),
-                                      values=[value.value for value in attribute.values])
-                       for attribute in schema.attributes if attribute.subject == "LABEL"],
+        "attributes": [
+            HastyAttribute(
+                name=attribute.name,
+                type=attribute.type.replace("_", "-"),
+                values=[value.value for value in attribute.values],
+            )
+            for attribute in schema.attributes
+            if attribute.subject == "LABEL"
+        ],
         "images": STREAMED_ARRAY,
     }
     stats = ExportStats()
     with streamed_json(out_dir / "export.json", document) as images:
         for sample in samples:
             label = sample.labels.get(labelset)
-            images.append(HastyImage(
-                image_id=sample.id, image_name=sample.name,
-                dataset_name=dataset_names.get(sample.dataset_id, sample.dataset_id),
-                width=sample.width, height=sample.height,
-                image_status=IMAGE_STATUSES.get(label.status, NEW_STATUS) if label else NEW_STATUS,
-                tags=[tag_names.get(tag_id, tag_id) for tag_id in label.tag_class_ids] if label else [],
-                labels=_labels(sample, labelset, label, classes, attribute_names, stats) if label else []))
+            images.append(
+                HastyImage(
+                    image_id=sample.id,
+                    image_name=sample.name,
+                    dataset_name=dataset_names.get(sample.dataset_id, sample.dataset_id),
+                    width=sample.width,
+                    height=sample.height,
+                    image_status=IMAGE_STATUSES.get(label.status, NEW_STATUS) if label else NEW_STATUS,
+                    tags=[tag_names.get(tag_id, tag_id) for tag_id in label.tag_class_ids] if label else [],
+                    labels=_labels(sample, labelset, label, classes, attribute_names, stats) if label else [],
+                )
+            )
     stats.samples = images.count
     return stats
 
@@ -111,15 +134,26 @@ def _label_classes(schema: LabelSchema, classes: ClassIndex) -> list[HastyLabelC
         return attribute.subject == "LABEL" and (not attribute.class_ids or class_id in attribute.class_ids)
 
     # Hasty writes colours as #RRGGBBAA; Loupe's are opaque #rrggbb.
-    return [HastyLabelClass(class_name=label_class.name, color=f"{label_class.color}ff", class_type=label_class.kind,
-                            norder=label_class.order,
-                            attributes=[attribute.name for attribute in schema.attributes
-                                        if applies(attribute, label_class.id)])
-            for label_class in classes.classes]
+    return [
+        HastyLabelClass(
+            class_name=label_class.name,
+            color=f"{label_class.color}ff",
+            class_type=label_class.kind,
+            norder=label_class.order,
+            attributes=[attribute.name for attribute in schema.attributes if applies(attribute, label_class.id)],
+        )
+        for label_class in classes.classes
+    ]
 
 
-def _labels(sample: ReleaseSample, labelset: str, label: ReleaseLabel, classes: ClassIndex,
-            attribute_names: AttributeNames, stats: ExportStats) -> list[HastyLabel]:
+def _labels(
+    sample: ReleaseSample,
+    labelset: str,
+    label: ReleaseLabel,
+    classes: ClassIndex,
+    attribute_names: AttributeNames,
+    stats: ExportStats,
+) -> list[HastyLabel]:
     labels = []
     for index, obj in enumerate(label.objects):
         ref = classes.ref(sample, labelset, index, obj)
@@ -128,8 +162,17 @@ def _labels(sample: ReleaseSample, labelset: str, label: ReleaseLabel, classes: 
             stats.skip(f"{shape_type(obj.shape)}: no Hasty json_v1.1 form")
             continue
         bbox, polygon, mask = parts
-        labels.append(HastyLabel(id=obj.id, class_name=ref.class_name, bbox=bbox, polygon=polygon, mask=mask,
-                                 z_index=obj.z_index, attributes=attribute_names.named(obj.attributes)))
+        labels.append(
+            HastyLabel(
+                id=obj.id,
+                class_name=ref.class_name,
+                bbox=bbox,
+                polygon=polygon,
+                mask=mask,
+                z_index=obj.z_index,
+                attributes=attribute_names.named(obj.attributes),
+            )
+        )
         stats.objects += 1
     return labels
 
@@ -140,13 +183,13 @@ def _geometry(obj: LabelObject, ref: ObjectRef) -> tuple[Box, list[Point] | None
         case BoxShape(box=box):
             return box, None, None
         case PolygonShape(points=points, holes=[]):
-            return _bbox(obj, ref), points, None
+            return _bbox(obj.shape, ref), points, None
         case PolygonShape() | MaskShape():
             rle = area_rle(obj.shape, ref)
-            return _bbox(obj, ref), None, geometry.rle_counts(Rle(size=tuple(rle["size"]), counts=rle["counts"]))
+            return _bbox(obj.shape, ref), None, geometry.rle_counts(Rle(size=tuple(rle["size"]), counts=rle["counts"]))
     return None
 
 
-def _bbox(obj: LabelObject, ref: ObjectRef) -> Box:
-    x, y, width, height = geometry.bbox_xywh(obj.shape, ref.sample.height, ref.sample.width)
+def _bbox(shape: geometry.AreaShape, ref: ObjectRef) -> Box:
+    x, y, width, height = geometry.bbox_xywh(shape, ref.sample.height, ref.sample.width)
     return x, y, x + width, y + height

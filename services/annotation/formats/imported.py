@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from proto.annotation import Shape
+from proto.annotation import LabelStatus, Shape
 
 
 class ImportedObject(msgspec.Struct, kw_only=True):
@@ -28,7 +28,7 @@ class ImportedImage(msgspec.Struct, kw_only=True):
     height: int | None
     objects: list[ImportedObject]
     tags: list[str] = []  # tag names
-    status: str | None = None  # a LabelStatus, for formats that carry one (native)
+    status: LabelStatus | None = None  # for formats that carry one (native)
     # The rest only the native format carries; importing it is lossless.
     content_hash: str | None = None  # the original in Loupe's media bucket
     external_id: str | None = None

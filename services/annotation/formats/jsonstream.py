@@ -50,8 +50,7 @@ class StreamedArray:
 
 
 @contextmanager
-def streamed_json(path: Path, document: object,
-                  encoder: msgspec.json.Encoder | None = None) -> Iterator[StreamedArray]:
+def streamed_json(path: Path, document: object, encoder: msgspec.json.Encoder | None = None) -> Iterator[StreamedArray]:
     """Write `document` to `path` with its `STREAMED_ARRAY` value replaced by the items appended to
     the yielded array. When the block raises, the file is left incomplete: the caller discards it."""
     encoder = encoder or msgspec.json.Encoder()

@@ -21,25 +21,45 @@ from shared.errors import invalid
 def parse(path: Path, *, labelset: str = GROUND_TRUTH) -> Iterator[ImportedImage]:
     header, samples = native_export.read(path)
     if labelset not in header.labelsets:
-        raise invalid(f"{path.name}: the release has no labelset {labelset!r}; it has {header.labelsets}",
-                      file=path.name, path="line 1: $.labelsets")
+        raise invalid(
+            f"{path.name}: the release has no labelset {labelset!r}; it has {header.labelsets}",
+            file=path.name,
+            path="line 1: $.labelsets",
+        )
     names = _Names.of(header.label_schema)
     for number, sample in enumerate(samples, 1):
         where = _Where(path.name, number, sample.name, f"$.labels.{labelset}")
         label = sample.labels.get(labelset)
-        objects = [] if label is None else [
-            ImportedObject(class_name=names.class_name(obj.class_id, where.at(f"objects[{i}].class_id")),
-                           shape=obj.shape, z_index=obj.z_index, confidence=obj.confidence,
-                           external_id=obj.external_id,
-                           attributes=names.named_attributes(obj.attributes, where.at(f"objects[{i}].attributes")))
-            for i, obj in enumerate(label.objects)]
+        objects = (
+            []
+            if label is None
+            else [
+                ImportedObject(
+                    class_name=names.class_name(obj.class_id, where.at(f"objects[{i}].class_id")),
+                    shape=obj.shape,
+                    z_index=obj.z_index,
+                    confidence=obj.confidence,
+                    external_id=obj.external_id,
+                    attributes=names.named_attributes(obj.attributes, where.at(f"objects[{i}].attributes")),
+                )
+                for i, obj in enumerate(label.objects)
+            ]
+        )
         yield ImportedImage(
-            file_name=sample.name, width=sample.width, height=sample.height, objects=objects,
-            tags=[] if label is None else [names.tag(tag_id, where.at(f"tag_class_ids[{i}]"))
-                                           for i, tag_id in enumerate(label.tag_class_ids)],
-            status=label.status if label else None, content_hash=sample.content_hash,
-            external_id=sample.external_id, metadata=sample.metadata, score=label.score if label else None,
-            attributes={} if label is None else names.named_attributes(label.attributes, where.at("attributes")))
+            file_name=sample.name,
+            width=sample.width,
+            height=sample.height,
+            objects=objects,
+            tags=[]
+            if label is None
+            else [names.tag(tag_id, where.at(f"tag_class_ids[{i}]")) for i, tag_id in enumerate(label.tag_class_ids)],
+            status=label.status if label else None,
+            content_hash=sample.content_hash,
+            external_id=sample.external_id,
+            metadata=sample.metadata,
+            score=label.score if label else None,
+            attributes={} if label is None else names.named_attributes(label.attributes, where.at("attributes")),
+        )
 
 
 class _Where(msgspec.Struct, frozen=True):
@@ -54,9 +74,13 @@ class _Where(msgspec.Struct, frozen=True):
         return _Where(self.file, self.number, self.name, f"{self.path}.{field}")
 
     def error(self, problem: str) -> Exception:
-        return invalid(f"{self.file}: sample {self.number} ({self.name}): `{self.path}` {problem}; the file must "
-                       "use only the ids of its header's label_schema", file=self.file, sample=self.number,
-                       path=self.path)
+        return invalid(
+            f"{self.file}: sample {self.number} ({self.name}): `{self.path}` {problem}; the file must "
+            "use only the ids of its header's label_schema",
+            file=self.file,
+            sample=self.number,
+            path=self.path,
+        )
 
 
 class _Names(msgspec.Struct, frozen=True):
@@ -69,10 +93,12 @@ class _Names(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, schema: LabelSchema) -> _Names:
-        return cls(class_names={c.id: c.name for c in schema.label_classes},
-                   tag_names={t.id: t.name for group in schema.tag_groups for t in group.tags},
-                   attributes_by_id={a.id: a for a in schema.attributes},
-                   value_texts={v.id: v.value for a in schema.attributes for v in a.values})
+        return cls(
+            class_names={c.id: c.name for c in schema.label_classes},
+            tag_names={t.id: t.name for group in schema.tag_groups for t in group.tags},
+            attributes_by_id={a.id: a for a in schema.attributes},
+            value_texts={v.id: v.value for a in schema.attributes for v in a.values},
+        )
 
     def class_name(self, class_id: str, where: _Where) -> str:
         if class_id not in self.class_names:

@@ -24,9 +24,15 @@ _FLUSH_BYTES = 1 << 20
 T = TypeVar("T")
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     """Write `release.jsonl` with every labelset of the samples. `labelset`, `task` and `image_url`
     do not apply: the native format keeps everything and names originals by content hash."""
     encoder = msgspec.json.Encoder()
@@ -57,8 +63,11 @@ def read(path: Path) -> tuple[ReleaseHeader, Iterator[ReleaseSample]]:
         header_line = file.readline()
     header = _decode(msgspec.json.Decoder(ReleaseHeader), header_line, 1)
     if header.format != NATIVE_FORMAT_VERSION:
-        raise invalid(f"line 1: format {header.format!r} is not {NATIVE_FORMAT_VERSION!r}; this reader only "
-                      "reads native releases of that version", path="line 1: $.format")
+        raise invalid(
+            f"line 1: format {header.format!r} is not {NATIVE_FORMAT_VERSION!r}; this reader only "
+            "reads native releases of that version",
+            path="line 1: $.format",
+        )
     return header, _samples(path)
 
 
@@ -75,9 +84,13 @@ def _decode(decoder: msgspec.json.Decoder[T], line: bytes, number: int) -> T:
     try:
         return decoder.decode(line)
     except msgspec.ValidationError as error:
-        raise invalid(f"line {number}: {error}; each line must be a "
-                      f"{'ReleaseHeader' if number == 1 else 'ReleaseSample'} of proto/releases.py",
-                      path=f"line {number}") from error
+        raise invalid(
+            f"line {number}: {error}; each line must be a "
+            f"{'ReleaseHeader' if number == 1 else 'ReleaseSample'} of proto/releases.py",
+            path=f"line {number}",
+        ) from error
     except msgspec.DecodeError as error:
-        raise invalid(f"line {number} is not valid JSON ({error}); the file may be truncated or not a native "
-                      "release", path=f"line {number}") from error
+        raise invalid(
+            f"line {number} is not valid JSON ({error}); the file may be truncated or not a native release",
+            path=f"line {number}",
+        ) from error

@@ -22,21 +22,41 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from proto.annotation import (AttributeValues, BoxShape, KeypointsShape, Point, PointShape, PolygonShape,
-                              PolylineShape, Shape)
+from proto.annotation import (
+    AttributeValues,
+    BoxShape,
+    KeypointsShape,
+    Point,
+    PointShape,
+    PolygonShape,
+    PolylineShape,
+    Shape,
+)
 from proto.releases import ReleaseHeader, ReleaseLabel, ReleaseSample
 from proto.schema import Attribute, LabelSchema
 from services.annotation.formats.jsonstream import STREAMED_ARRAY, streamed_json
-from services.annotation.formats.semantic_png import (ClassIndex, CocoRle, ObjectRef, area_rle, painting_order,
-                                                      shape_type)
+from services.annotation.formats.semantic_png import (
+    ClassIndex,
+    CocoRle,
+    ObjectRef,
+    area_rle,
+    painting_order,
+    shape_type,
+)
 from services.annotation.formats.stats import ExportStats
 
 FORMAT_VERSION = "0.1"
 BITMAP_TASK_TYPE = "segmentation-bitmap"
 # Loupe has no dataset owners; Segments' dataset id is "<owner>/<name>".
 OWNER = "loupe"
-INPUT_TYPES = {"SELECTION": "select", "MULTIPLE_SELECTION": "multiselect", "TEXT": "text", "INT": "number",
-               "FLOAT": "number", "BOOL": "checkbox"}
+INPUT_TYPES = {
+    "SELECTION": "select",
+    "MULTIPLE_SELECTION": "multiselect",
+    "TEXT": "text",
+    "INT": "number",
+    "FLOAT": "number",
+    "BOOL": "checkbox",
+}
 
 
 class AttributeNames:
@@ -45,12 +65,15 @@ class AttributeNames:
 
     def __init__(self, schema: LabelSchema) -> None:
         self._names = {attribute.id: attribute.name for attribute in schema.attributes}
-        self._texts = {attribute.id: {value.id: value.value for value in attribute.values}
-                       for attribute in schema.attributes}
+        self._texts = {
+            attribute.id: {value.id: value.value for value in attribute.values} for attribute in schema.attributes
+        }
 
     def named(self, values: AttributeValues) -> dict[str, Any]:
-        return {self._names.get(attribute_id, attribute_id): self.text(attribute_id, value)
-                for attribute_id, value in values.items()}
+        return {
+            self._names.get(attribute_id, attribute_id): self.text(attribute_id, value)
+            for attribute_id, value in values.items()
+        }
 
     def text(self, attribute_id: str, value: Any) -> Any:
         texts = self._texts.get(attribute_id, {})
@@ -125,9 +148,16 @@ class SegmentsSample(msgspec.Struct, kw_only=True):
 
 # -- export -----------------------------------------------------------------------------------------
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     """Write `release.json` (and `bitmaps/` for segmentation-bitmap projects). Every labelset is
     written: `labelset` only names the one the export's filters applied to. `task` does not apply:
     the project's task type decides between vector and bitmap labels."""
@@ -141,17 +171,25 @@ def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Pat
             "name": header.project.name,
             "task_type": header.project.task_type,
             "labelsets": [{"name": name, "description": ""} for name in header.labelsets],
-            "task_attributes": {"format_version": FORMAT_VERSION, "categories": writer.categories(),
-                                "image_attributes": writer.image_attributes()},
+            "task_attributes": {
+                "format_version": FORMAT_VERSION,
+                "categories": writer.categories(),
+                "image_attributes": writer.image_attributes(),
+            },
             "samples": STREAMED_ARRAY,
         },
     }
     with streamed_json(out_dir / "release.json", document) as array:
         for sample in samples:
-            array.append(SegmentsSample(
-                uuid=sample.id, name=sample.name, metadata=sample.metadata,
-                attributes=SampleAttributes(image=Url(url=image_url(sample))),
-                labels={name: writer.label(sample, name) for name in header.labelsets}))
+            array.append(
+                SegmentsSample(
+                    uuid=sample.id,
+                    name=sample.name,
+                    metadata=sample.metadata,
+                    attributes=SampleAttributes(image=Url(url=image_url(sample))),
+                    labels={name: writer.label(sample, name) for name in header.labelsets},
+                )
+            )
     writer.stats.samples = array.count
     return writer.stats
 
@@ -170,10 +208,19 @@ class _LabelWriter:
 
     def categories(self) -> list[SegmentsCategory]:
         label_attributes = [attribute for attribute in self.schema.attributes if attribute.subject == "LABEL"]
-        return [SegmentsCategory(id=number, name=label_class.name, color=_rgb(label_class.color),
-                                 attributes=[self._attribute(attribute) for attribute in label_attributes
-                                             if not attribute.class_ids or label_class.id in attribute.class_ids])
-                for number, label_class in enumerate(self.classes.classes, start=1)]
+        return [
+            SegmentsCategory(
+                id=number,
+                name=label_class.name,
+                color=_rgb(label_class.color),
+                attributes=[
+                    self._attribute(attribute)
+                    for attribute in label_attributes
+                    if not attribute.class_ids or label_class.id in attribute.class_ids
+                ],
+            )
+            for number, label_class in enumerate(self.classes.classes, start=1)
+        ]
 
     def image_attributes(self) -> list[SegmentsAttribute]:
         return [self._attribute(attribute) for attribute in self.schema.attributes if attribute.subject == "IMAGE"]
@@ -182,12 +229,14 @@ class _LabelWriter:
         selection = attribute.type in ("SELECTION", "MULTIPLE_SELECTION")
         number = attribute.type in ("INT", "FLOAT")
         return SegmentsAttribute(
-            name=attribute.name, input_type=INPUT_TYPES[attribute.type],
+            name=attribute.name,
+            input_type=INPUT_TYPES[attribute.type],
             values=[value.value for value in attribute.values] if selection else None,
             min=str(attribute.min) if number and attribute.min is not None else None,
             max=str(attribute.max) if number and attribute.max is not None else None,
             step="1" if attribute.type == "INT" else None,
-            default_value=self.attribute_names.text(attribute.id, attribute.default))
+            default_value=self.attribute_names.text(attribute.id, attribute.default),
+        )
 
     def label(self, sample: ReleaseSample, labelset: str) -> SegmentsLabel | None:
         label = sample.labels.get(labelset)
@@ -196,13 +245,19 @@ class _LabelWriter:
         refs = [self.classes.ref(sample, labelset, index, obj) for index, obj in enumerate(label.objects)]
         image_attributes = self.attribute_names.named(label.attributes)
         if not self.bitmaps:
-            attributes = LabelAttributes(format_version=FORMAT_VERSION, annotations=self._vector_annotations(label),
-                                         image_attributes=image_attributes)
+            attributes = LabelAttributes(
+                format_version=FORMAT_VERSION,
+                annotations=self._vector_annotations(label),
+                image_attributes=image_attributes,
+            )
         else:
             bitmap_path = f"bitmaps/{labelset}/{sample.id}.png"
-            attributes = LabelAttributes(format_version=FORMAT_VERSION,
-                                         annotations=self._bitmap(sample, label, refs, self.out_dir / bitmap_path),
-                                         image_attributes=image_attributes, segmentation_bitmap=Url(url=bitmap_path))
+            attributes = LabelAttributes(
+                format_version=FORMAT_VERSION,
+                annotations=self._bitmap(sample, label, refs, self.out_dir / bitmap_path),
+                image_attributes=image_attributes,
+                segmentation_bitmap=Url(url=bitmap_path),
+            )
         return SegmentsLabel(label_status=label.status, attributes=attributes)
 
     def _vector_annotations(self, label: ReleaseLabel) -> list[VectorAnnotation]:
@@ -214,14 +269,21 @@ class _LabelWriter:
                 continue
             attributes = self.attribute_names.named(obj.attributes)
             for annotation_type, points in shapes:
-                annotations.append(VectorAnnotation(
-                    id=len(annotations) + 1, category_id=self.classes.numbers[obj.class_id], type=annotation_type,
-                    points=points, attributes=attributes))
+                annotations.append(
+                    VectorAnnotation(
+                        id=len(annotations) + 1,
+                        category_id=self.classes.numbers[obj.class_id],
+                        type=annotation_type,
+                        points=points,
+                        attributes=attributes,
+                    )
+                )
             self.stats.objects += 1
         return annotations
 
-    def _bitmap(self, sample: ReleaseSample, label: ReleaseLabel, refs: list[ObjectRef],
-                path: Path) -> list[BitmapAnnotation]:
+    def _bitmap(
+        self, sample: ReleaseSample, label: ReleaseLabel, refs: list[ObjectRef], path: Path
+    ) -> list[BitmapAnnotation]:
         """List the label's area objects and write its bitmap: their ids painted by ascending z_index."""
         rles: dict[int, CocoRle] = {}  # by object index
         annotations: list[BitmapAnnotation] = []
@@ -231,8 +293,13 @@ class _LabelWriter:
                 self.stats.skip(f"{shape_type(obj.shape)}: not an area shape")
                 continue
             rles[index] = rle
-            annotations.append(BitmapAnnotation(id=len(annotations) + 1, category_id=self.classes.numbers[obj.class_id],
-                                                attributes=self.attribute_names.named(obj.attributes)))
+            annotations.append(
+                BitmapAnnotation(
+                    id=len(annotations) + 1,
+                    category_id=self.classes.numbers[obj.class_id],
+                    attributes=self.attribute_names.named(obj.attributes),
+                )
+            )
             self.stats.objects += 1
         instance_ids = {index: instance_id for instance_id, index in enumerate(rles, start=1)}
         canvas = np.zeros((sample.height, sample.width), dtype="<u4")
@@ -269,5 +336,5 @@ def _vector_shapes(shape: Shape) -> list[tuple[VectorType, list[Point]]]:
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
-    """"#rrggbb" → (r, g, b), Segments' category colour."""
+    """ "#rrggbb" → (r, g, b), Segments' category colour."""
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import msgspec
 import numpy as np
@@ -42,9 +42,11 @@ class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
     class_name: str
 
     def error(self, field: str, message: str) -> LoupeError:
-        return invalid(f"sample {self.sample.name!r} ({self.sample.id}), labelset {self.labelset!r}, object "
-                       f"{self.index} (class {self.class_name!r}): {message}",
-                       path=f"$.labels.{self.labelset}.objects[{self.index}].{field}")
+        return invalid(
+            f"sample {self.sample.name!r} ({self.sample.id}), labelset {self.labelset!r}, object "
+            f"{self.index} (class {self.class_name!r}): {message}",
+            path=f"$.labels.{self.labelset}.objects[{self.index}].{field}",
+        )
 
 
 class ClassIndex:
@@ -60,10 +62,15 @@ class ClassIndex:
         number = self.numbers.get(obj.class_id)
         if number is None:
             raise ObjectRef(sample=sample, labelset=labelset, index=index, class_name=obj.class_id).error(
-                "class_id", f"class {obj.class_id} is not in the release's label schema; rebuild the release")
+                "class_id", f"class {obj.class_id} is not in the release's label schema; rebuild the release"
+            )
         return ObjectRef(sample=sample, labelset=labelset, index=index, class_name=self.classes[number - 1].name)
 
 
+@overload
+def area_rle(shape: geometry.AreaShape, ref: ObjectRef) -> CocoRle: ...
+@overload
+def area_rle(shape: Shape, ref: ObjectRef) -> CocoRle | None: ...
 def area_rle(shape: Shape, ref: ObjectRef) -> CocoRle | None:
     """The pixels `shape` covers in its sample's image, as geometry.to_rle gives them; None for shapes
     that cover no area (polylines, points, keypoints)."""
@@ -74,14 +81,17 @@ def area_rle(shape: Shape, ref: ObjectRef) -> CocoRle | None:
         if shape.rle is None and shape.png is None:
             raise ref.error("shape", "the mask has neither `rle` nor `png`; rebuild the release")
         if shape.rle is not None and tuple(shape.rle.size) != (height, width):
-            raise ref.error("shape.rle.size", f"the mask is {shape.rle.size[0]}×{shape.rle.size[1]} but the image "
-                                              f"is {height}×{width}; masks must have the image's size")
+            raise ref.error(
+                "shape.rle.size",
+                f"the mask is {shape.rle.size[0]}×{shape.rle.size[1]} but the image "
+                f"is {height}×{width}; masks must have the image's size",
+            )
     return geometry.to_rle(shape, height, width)
 
 
 def shape_type(shape: Shape) -> str:
     """The shape's "type" tag: msgspec keeps tags in the struct's config, not as an attribute."""
-    return shape.__struct_config__.tag
+    return str(shape.__struct_config__.tag)
 
 
 def painting_order(objects: list[LabelObject]) -> list[tuple[int, LabelObject]]:
@@ -89,9 +99,15 @@ def painting_order(objects: list[LabelObject]) -> list[tuple[int, LabelObject]]:
     return sorted(enumerate(objects), key=lambda indexed: indexed[1].z_index)
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     """Write `masks/<stem>.png` for each sample with a label in `labelset` and `classes.csv`. `task` and
     `image_url` do not apply: the PNGs are always area masks and carry no image references."""
     classes = ClassIndex(header.label_schema)

@@ -32,9 +32,15 @@ ANNOTATIONS = "Annotations"
 # -- export -----------------------------------------------------------------------------------------
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     class_names = {c.id: c.name for c in header.label_schema.label_classes}
     annotations_dir = out_dir / ANNOTATIONS
     sets_dir = out_dir / "ImageSets" / "Main"
@@ -108,8 +114,11 @@ def parse(path: Path) -> Iterator[ImportedImage]:
     """The images of an extracted VOC dataset, one per `Annotations/**/*.xml`, in path order."""
     annotations_dir = path / ANNOTATIONS
     if not annotations_dir.is_dir():
-        raise invalid("the VOC dataset has no `Annotations` directory: put the XML files in Annotations/",
-                      file=ANNOTATIONS, path=ANNOTATIONS)
+        raise invalid(
+            "the VOC dataset has no `Annotations` directory: put the XML files in Annotations/",
+            file=ANNOTATIONS,
+            path=ANNOTATIONS,
+        )
     for xml_file in sorted(annotations_dir.rglob("*.xml")):
         yield _image(xml_file, f"{ANNOTATIONS}/{xml_file.relative_to(annotations_dir).as_posix()}")
 
@@ -122,8 +131,7 @@ class _Where(msgspec.Struct, frozen=True):
     what: str  # e.g. `object 2 (dog)`
 
     def error(self, field: str, problem: str) -> Exception:
-        return invalid(f"{self.file}: {self.what}: `{field}` {problem}", file=self.file,
-                       path=f"{self.element}.{field}")
+        return invalid(f"{self.file}: {self.what}: `{field}` {problem}", file=self.file, path=f"{self.element}.{field}")
 
 
 def _image(xml_file: Path, name: str) -> ImportedImage:
@@ -144,12 +152,14 @@ def _image(xml_file: Path, name: str) -> ImportedImage:
 
 
 def _box(element: ET.Element, class_name: str, where: _Where) -> ImportedObject:
-    xmin, ymin, xmax, ymax = (_coordinate(element, f"bndbox.{tag}", where)
-                              for tag in ("xmin", "ymin", "xmax", "ymax"))
+    xmin, ymin, xmax, ymax = (_coordinate(element, f"bndbox.{tag}", where) for tag in ("xmin", "ymin", "xmax", "ymax"))
     box = (max(xmin - 1, 0.0), max(ymin - 1, 0.0), xmax, ymax)
     if not (box[0] < box[2] and box[1] < box[3]):
-        raise where.error("bndbox", f"spans ({xmin}, {ymin}) to ({xmax}, {ymax}): xmax must exceed xmin - 1 and "
-                                    "ymax ymin - 1 (VOC boxes are 1-based and include their last pixel)")
+        raise where.error(
+            "bndbox",
+            f"spans ({xmin}, {ymin}) to ({xmax}, {ymax}): xmax must exceed xmin - 1 and "
+            "ymax ymin - 1 (VOC boxes are 1-based and include their last pixel)",
+        )
     return ImportedObject(class_name=class_name, shape=BoxShape(box=box))
 
 

@@ -65,9 +65,15 @@ class Stems:
         return stem
 
 
-def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Path, *, labelset: str,
-           task: Literal["detection", "segmentation"],
-           image_url: Callable[[ReleaseSample], str | None]) -> ExportStats:
+def export(
+    header: ReleaseHeader,
+    samples: Iterable[ReleaseSample],
+    out_dir: Path,
+    *,
+    labelset: str,
+    task: Literal["detection", "segmentation"],
+    image_url: Callable[[ReleaseSample], str | None],
+) -> ExportStats:
     classes = sorted_classes(header.label_schema)
     class_indexes = {c.id: i for i, c in enumerate(classes)}
     (out_dir / "data.yaml").write_text(_data_yaml(classes), encoding="utf-8")
@@ -99,9 +105,11 @@ def export(header: ReleaseHeader, samples: Iterable[ReleaseSample], out_dir: Pat
 
 def _data_yaml(classes: list[LabelClass]) -> str:
     names = "".join(f"  {i}: {msgspec.json.encode(c.name).decode()}\n" for i, c in enumerate(classes))
-    return ("# Exported by Loupe. Fetch the images listed in images.txt into images/, named <stem> plus\n"
-            "# their extension; the labels are in labels/.\n"
-            f"path: .\ntrain: images\nval: images\nnc: {len(classes)}\nnames:\n{names}")
+    return (
+        "# Exported by Loupe. Fetch the images listed in images.txt into images/, named <stem> plus\n"
+        "# their extension; the labels are in labels/.\n"
+        f"path: .\ntrain: images\nval: images\nnc: {len(classes)}\nnames:\n{names}"
+    )
 
 
 def _coordinates(shape: Shape, width: int, height: int, task: str) -> str | None:
@@ -137,8 +145,9 @@ def parse(path: Path, sizes: Callable[[str], tuple[int, int] | None]) -> Iterato
     names = read_names(_data_file(path))
     labels_dir = path / LABELS
     if not labels_dir.is_dir():
-        raise invalid("the YOLO dataset has no `labels` directory: put the label files in labels/",
-                      file=LABELS, path=LABELS)
+        raise invalid(
+            "the YOLO dataset has no `labels` directory: put the label files in labels/", file=LABELS, path=LABELS
+        )
     for label_file in sorted(labels_dir.rglob("*.txt")):
         file_name = label_file.relative_to(labels_dir).with_suffix("").as_posix()
         size = sizes(file_name)
@@ -161,8 +170,13 @@ class _Line(msgspec.Struct, frozen=True):
     number: int
 
     def error(self, field: str, problem: str) -> Exception:
-        return invalid(f"{self.file}, line {self.number}: {field} {problem}", file=self.file, line=self.number,
-                       field=field, path=f"{self.file}:{self.number}")
+        return invalid(
+            f"{self.file}, line {self.number}: {field} {problem}",
+            file=self.file,
+            line=self.number,
+            field=field,
+            path=f"{self.file}:{self.number}",
+        )
 
 
 def _object(line: str, names: list[str], width: int, height: int, where: _Line) -> ImportedObject:
@@ -174,13 +188,16 @@ def _object(line: str, names: list[str], width: int, height: int, where: _Line) 
         cx, cy, w, h = values
         if not (w > 0 and h > 0):
             raise where.error("the box", f"has width {w} and height {h}: both must be positive")
-        shape: Shape = BoxShape(box=((cx - w / 2) * width, (cy - h / 2) * height,
-                                     (cx + w / 2) * width, (cy + h / 2) * height))
+        shape: Shape = BoxShape(
+            box=((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+        )
     elif len(values) >= 6 and len(values) % 2 == 0:
-        shape = PolygonShape(points=[(x * width, y * height) for x, y in zip(values[::2], values[1::2])])
+        shape = PolygonShape(points=[(x * width, y * height) for x, y in zip(values[::2], values[1::2], strict=True)])
     else:
-        raise where.error("the coordinates", f"are {len(values)} numbers: give `cx cy w h` for a box or "
-                                             "`x1 y1 x2 y2 x3 y3 ...` for a polygon")
+        raise where.error(
+            "the coordinates",
+            f"are {len(values)} numbers: give `cx cy w h` for a box or `x1 y1 x2 y2 x3 y3 ...` for a polygon",
+        )
     return ImportedObject(class_name=names[int(first)], shape=shape)
 
 
@@ -190,16 +207,20 @@ def _coordinate(text: str, where: _Line) -> float:
     except ValueError:
         value = math.nan
     if not -_TOLERANCE <= value <= 1 + _TOLERANCE:
-        raise where.error("a coordinate", f"{text!r} is not a number between 0 and 1 (coordinates are "
-                                          "normalized by the image's size)")
+        raise where.error(
+            "a coordinate", f"{text!r} is not a number between 0 and 1 (coordinates are normalized by the image's size)"
+        )
     return _clamp(value)
 
 
 def _data_file(path: Path) -> Path:
     candidates = [path / "data.yaml"] if (path / "data.yaml").is_file() else sorted(path.glob("*.yaml"))
     if len(candidates) != 1:
-        raise invalid("a YOLO dataset needs one data.yaml (with the class `names`) at its root",
-                      file="data.yaml", path="data.yaml")
+        raise invalid(
+            "a YOLO dataset needs one data.yaml (with the class `names`) at its root",
+            file="data.yaml",
+            path="data.yaml",
+        )
     return candidates[0]
 
 
@@ -212,15 +233,17 @@ def read_names(file: Path) -> list[str]:
         if key.rstrip() != "names" or not colon:
             continue
         rest = rest.strip()
+        items: list[tuple[int | None, str]]
         if rest.startswith("["):
             items = [(None, item) for item in _split(rest.strip("[]"), ",")]
         elif rest.startswith("{"):
             items = [_entry(item, file) for item in _split(rest.strip("{}"), ",")]
         else:
-            items = [_entry(entry, file) for entry in _block(lines[i + 1:])]
+            items = [_entry(entry, file) for entry in _block(lines[i + 1 :])]
         return _ordered(items, file)
-    raise invalid(f"{file.name} has no `names`: list the class names, e.g. `names: [person, car]`",
-                  file=file.name, path="names")
+    raise invalid(
+        f"{file.name} has no `names`: list the class names, e.g. `names: [person, car]`", file=file.name, path="names"
+    )
 
 
 def _block(lines: list[str]) -> list[str]:
@@ -242,19 +265,21 @@ def _entry(entry: str, file: Path) -> tuple[int | None, str]:
         return None, entry[1:]
     index, colon, name = entry.partition(":")
     if not colon or not index.strip().isdigit():
-        raise invalid(f"{file.name}: `names` entry {entry!r} is not `index: name` or `- name`",
-                      file=file.name, path="names")
+        raise invalid(
+            f"{file.name}: `names` entry {entry!r} is not `index: name` or `- name`", file=file.name, path="names"
+        )
     return int(index), name
 
 
 def _ordered(items: list[tuple[int | None, str]], file: Path) -> list[str]:
-    indexes = [index for index, _ in items]
-    if all(index is None for index in indexes):
+    if all(index is None for index, _ in items):
         return [_scalar(name, file) for _, name in items]
-    if None in indexes or sorted(indexes) != list(range(len(items))):
-        raise invalid(f"{file.name}: the `names` indexes must be 0 to {len(items) - 1}, each once",
-                      file=file.name, path="names")
-    return [_scalar(name, file) for _, name in sorted(items, key=lambda item: item[0])]
+    numbered = {index: name for index, name in items if index is not None}
+    if len(numbered) != len(items) or sorted(numbered) != list(range(len(items))):
+        raise invalid(
+            f"{file.name}: the `names` indexes must be 0 to {len(items) - 1}, each once", file=file.name, path="names"
+        )
+    return [_scalar(numbered[index], file) for index in range(len(items))]
 
 
 def _scalar(text: str, file: Path) -> str:
@@ -263,8 +288,9 @@ def _scalar(text: str, file: Path) -> str:
         try:
             return json.loads(text)  # YAML's double-quoted escapes are JSON's
         except ValueError:
-            raise invalid(f"{file.name}: the class name {text} is not a well-formed quoted string",
-                          file=file.name, path="names") from None
+            raise invalid(
+                f"{file.name}: the class name {text} is not a well-formed quoted string", file=file.name, path="names"
+            ) from None
     if text.startswith("'"):
         return text[1:-1].replace("''", "'")
     return text
@@ -273,7 +299,7 @@ def _scalar(text: str, file: Path) -> str:
 def _split(text: str, separator: str) -> list[str]:
     """`text` split at `separator` outside quotes, blank parts dropped."""
     cuts = [i for i, char in _unquoted(text) if char == separator]
-    parts = [text[start + 1:end] for start, end in zip([-1, *cuts], [*cuts, len(text)])]
+    parts = [text[start + 1 : end] for start, end in zip([-1, *cuts], [*cuts, len(text)], strict=True)]
     return [part for part in parts if part.strip()]
 
 
