@@ -21,7 +21,6 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
 
 import asyncpg
 import msgspec
@@ -54,6 +53,7 @@ from proto.samples import DatasetPage, ListDatasets, ListDatasetsRequest
 from services.annotation import labelsets
 from services.annotation.formats import coco, hasty, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from services.annotation.refs import actor, label_schema, service_caller
 from shared import object_keys, outbox
 from shared.bus import RequestContext
@@ -66,20 +66,8 @@ DOWNLOAD_EXPIRES_S = 3600
 encode = msgspec.json.Encoder().encode
 
 
-class Writer(Protocol):
-    """Writes the files of an export format for the samples into `out_dir`; `image_url` says where a
-    sample's image can be fetched (None: nowhere)."""
-
-    def __call__(
-        self,
-        header: ReleaseHeader,
-        samples: Iterable[ReleaseSample],
-        out_dir: Path,
-        *,
-        labelset: str,
-        task: Literal["detection", "segmentation"],
-        image_url: Callable[[ReleaseSample], str | None],
-    ) -> ExportStats: ...
+# Writes the files of an export format for the samples into the target's folder.
+Writer = Callable[[ExportTarget, Iterable[ReleaseSample]], ExportStats]
 
 
 WRITERS: dict[str, Writer] = {
@@ -439,14 +427,10 @@ def write_export(release_file: Path, out_dir: Path, export: asyncpg.Record, imag
     wrote several)."""
     header, samples = native_export.read(release_file)
     rule = msgspec.json.decode(export["filter"], type=ExportFilter)
-    stats = WRITERS[export["format"]](
-        header,
-        filtered(samples, rule, export["labelset"]),
-        out_dir,
-        labelset=export["labelset"],
-        task=export["task"],
-        image_url=image_url,
+    target = ExportTarget(
+        header=header, out_dir=out_dir, labelset=export["labelset"], task=export["task"], image_url=image_url
     )
+    stats = WRITERS[export["format"]](target, filtered(samples, rule, export["labelset"]))
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     if len(files) == 1:
         return stats, files[0]

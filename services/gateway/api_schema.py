@@ -48,37 +48,19 @@ def _crud(kind: SchemaKind, path: str, param: str, noun: str, plural: str) -> tu
     )
 
 
+# A table reads best one entry to a line.
+# fmt: off
 OPERATIONS: tuple[Operation, ...] = (
-    route(
-        "GET",
-        f"{BASE}/schema",
-        "getLabelSchema",
-        subjects.GET_LABEL_SCHEMA,
-        tag=TAG,
-        role="viewer",
-        to_request=include_archived(schema.GetSchema),
-    ),
-    route(
-        "PUT",
-        f"{BASE}/schema",
-        "replaceLabelSchema",
-        subjects.REPLACE_LABEL_SCHEMA,
-        tag=TAG,
-        role="manager",
-        body="document",
-    ),
+    route("GET", f"{BASE}/schema", "getLabelSchema", subjects.GET_LABEL_SCHEMA, tag=TAG, role="viewer",
+          to_request=include_archived(schema.GetSchema)),
+    route("PUT", f"{BASE}/schema", "replaceLabelSchema", subjects.REPLACE_LABEL_SCHEMA, tag=TAG, role="manager",
+          body="document"),
     *_crud(subjects.LABEL_CLASS, "label-classes", "class_id", "LabelClass", "LabelClasses"),
-    route(
-        "POST",
-        f"{BASE}/label-classes/{{class_id}}/merge",
-        "mergeLabelClass",
-        subjects.MERGE_LABEL_CLASS,
-        tag=TAG,
-        role="manager",
-        to_request=ByHand(merge_into, body=schema.MergeLabelClass),
-    ),
+    route("POST", f"{BASE}/label-classes/{{class_id}}/merge", "mergeLabelClass", subjects.MERGE_LABEL_CLASS, tag=TAG,
+          role="manager", to_request=ByHand(merge_into, body=schema.MergeLabelClass)),
     *_crud(subjects.ATTRIBUTE, "attributes", "attribute_id", "Attribute", "Attributes"),
     *_crud(subjects.TAG_GROUP, "tag-groups", "group_id", "TagGroup", "TagGroups"),
     *_crud(subjects.TAG_CLASS, "tag-classes", "tag_id", "TagClass", "TagClasses"),
     *_crud(subjects.KEYPOINT_SCHEMA, "keypoint-schemas", "keypoint_schema_id", "KeypointSchema", "KeypointSchemas"),
 )
+# fmt: on

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from loupe.stack import Stack
+from tests.helpers import eventually
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 SEED = os.environ.get("FUZZ_SEED", "20261206")
@@ -56,8 +57,14 @@ async def seed_organisation(api: aiohttp.ClientSession, stack: Stack, unique: st
             form.add_field("file", tiny_jpeg(shade), filename=f"{shade}.jpg", content_type="image/jpeg")
         async with client.post(f"{base}/datasets/{dataset['id']}/files", data=form) as response:
             assert response.status in (201, 202), await response.text()
-        async with client.get(f"{base}/samples", params={"limit": "10"}) as response:
-            samples = [sample["id"] for sample in (await response.json())["items"]]
+
+        async def both_samples() -> list[str]:
+            # The upload may answer 202 before its images are samples.
+            async with client.get(f"{base}/samples", params={"limit": "10"}) as response:
+                found = [sample["id"] for sample in (await response.json())["items"]]
+            return found if len(found) == 2 else []
+
+        samples = await eventually(both_samples, timeout=60)
     return {"key": key, "project_id": [project["id"]], "spare_project_id": spare_projects,
             "dataset_id": [dataset["id"]], "spare_dataset_id": [spare_dataset["id"]], "sample_id": samples,
             "class_id": [label_class["id"]], "labelset": ["ground-truth"]}

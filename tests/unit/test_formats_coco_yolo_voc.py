@@ -22,6 +22,7 @@ from proto.releases import (NATIVE_FORMAT_VERSION, ReleaseDataset, ReleaseHeader
 from proto.schema import Attribute, AttributeValue, KeypointSchema, LabelClass, LabelSchema, TagClass, TagGroup
 from services.annotation import geometry
 from services.annotation.formats import coco, native, voc, yolo
+from services.annotation.formats.target import ExportTarget
 from shared.errors import LoupeError
 
 
@@ -117,8 +118,8 @@ def url(sample: ReleaseSample) -> str | None:
 
 
 def export(module, tmp_path: Path, task: str = "detection", data: list[ReleaseSample] | None = None):
-    return module.export(HEADER, iter(data if data is not None else samples()), tmp_path, labelset="ground-truth",
-                         task=task, image_url=url)
+    target = ExportTarget(header=HEADER, out_dir=tmp_path, labelset="ground-truth", task=task, image_url=url)
+    return module.export(target, iter(data if data is not None else samples()))
 
 
 def by_object(coco_api: COCO) -> dict[str, dict]:
@@ -252,7 +253,8 @@ def test_coco_export_streams_20000_samples_of_10_boxes(tmp_path):
     label = {"ground-truth": ReleaseLabel(status="LABELED", objects=boxes)}
     generated = (ReleaseSample(id=str(i), dataset_id="d1", name=f"{i}.jpg", width=640, height=480, labels=label)
                  for i in range(20_000))
-    stats = coco.export(HEADER, generated, tmp_path, labelset="ground-truth", task="detection", image_url=url)
+    stats = coco.export(ExportTarget(header=HEADER, out_dir=tmp_path, labelset="ground-truth", task="detection",
+                                     image_url=url), generated)
     assert (stats.samples, stats.objects) == (20_000, 200_000)
     document = msgspec.json.decode((tmp_path / "annotations.json").read_bytes())
     assert len(document["images"]) == 20_000 and len(document["annotations"]) == 200_000

@@ -22,6 +22,7 @@ from proto.releases import (NATIVE_FORMAT_VERSION, ReleaseDataset, ReleaseHeader
 from proto.schema import Attribute, AttributeValue, KeypointSchema, LabelClass, LabelSchema, TagClass, TagGroup
 from services.annotation.formats import hasty, native_export, segments, semantic_png
 from services.annotation.formats.jsonstream import STREAMED_ARRAY, streamed_json
+from services.annotation.formats.target import ExportTarget
 from shared.errors import LoupeError
 
 SIZE = 20
@@ -124,9 +125,12 @@ def image_url(sample: ReleaseSample) -> str:
     return f"https://media.example/{sample.id}?signed"
 
 
+def target(release: ReleaseHeader, tmp_path: Path, task: str = "segmentation") -> ExportTarget:
+    return ExportTarget(header=release, out_dir=tmp_path, labelset="ground-truth", task=task, image_url=image_url)
+
+
 def run_export(module, tmp_path: Path, task_type: str = "vector", sample_list: list[ReleaseSample] | None = None):
-    return module.export(header(task_type), iter(sample_list or samples()), tmp_path, labelset="ground-truth",
-                         task="segmentation", image_url=image_url)
+    return module.export(target(header(task_type), tmp_path), iter(sample_list or samples()))
 
 
 # -- semantic PNG -----------------------------------------------------------------------------------
@@ -165,8 +169,7 @@ def test_semantic_png_is_16_bit_past_255_classes(tmp_path: Path) -> None:
     many = msgspec.structs.replace(header(), label_schema=msgspec.structs.replace(SCHEMA, label_classes=classes))
     sample = ReleaseSample(id="s-1", dataset_id="d-1", name="x.jpg", width=4, height=4, labels={
         "ground-truth": ReleaseLabel(status="LABELED", objects=[obj("o", "c-299", BoxShape(box=(0, 0, 2, 2)))])})
-    semantic_png.export(many, iter([sample]), tmp_path, labelset="ground-truth", task="segmentation",
-                        image_url=image_url)
+    semantic_png.export(target(many, tmp_path), iter([sample]))
     pixels = np.asarray(Image.open(tmp_path / "masks" / "x.png"))
     assert pixels.dtype == np.uint16 and pixels[0, 0] == 300 and pixels[3, 3] == 0
 
@@ -353,8 +356,7 @@ def test_native_export_streams_20000_samples(tmp_path: Path) -> None:
     tracemalloc.start()
     started = time.monotonic()
     try:
-        stats = native_export.export(header(), generated(), tmp_path, labelset="ground-truth", task="detection",
-                                     image_url=image_url)
+        stats = native_export.export(target(header(), tmp_path, "detection"), generated())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -28,9 +28,9 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from pycocotools import mask as mask_utils
@@ -42,6 +42,7 @@ from services.annotation import geometry
 from services.annotation.formats.imported import ImportedImage, ImportedObject
 from services.annotation.formats.jsonstream import StreamedArray
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from shared.errors import invalid
 
 FILE_NAME = "annotations.json"
@@ -86,21 +87,17 @@ def sorted_classes(schema: LabelSchema) -> list[LabelClass]:
     return sorted(schema.label_classes, key=lambda c: (c.order, c.name))
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
-    classes = sorted_classes(header.label_schema)
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
+    classes = sorted_classes(target.header.label_schema)
     category_ids = {c.id: i for i, c in enumerate(classes, 1)}
     stats = ExportStats()
     encoder = msgspec.json.Encoder()
-    head = {"info": _info(header), "licenses": [], "categories": _categories(header.label_schema, classes)}
-    with (out_dir / FILE_NAME).open("wb") as out, tempfile.TemporaryFile(dir=out_dir) as pending:
+    head = {
+        "info": _info(target.header),
+        "licenses": [],
+        "categories": _categories(target.header.label_schema, classes),
+    }
+    with (target.out_dir / FILE_NAME).open("wb") as out, tempfile.TemporaryFile(dir=target.out_dir) as pending:
         out.write(encoder.encode(head)[:-1] + b',"images":')
         images = StreamedArray(out, encoder)
         annotations = StreamedArray(pending, encoder)
@@ -113,16 +110,16 @@ def export(
                     width=sample.width,
                     height=sample.height,
                     loupe_sample_id=sample.id,
-                    coco_url=image_url(sample),
+                    coco_url=target.image_url(sample),
                 )
             )
-            label = sample.labels.get(labelset)
+            label = sample.labels.get(target.labelset)
             for obj in label.objects if label else ():
                 category_id = category_ids.get(obj.class_id)
                 if category_id is None:
                     stats.skip("class not in the release's schema")
                     continue
-                annotation = _annotation(obj, annotations.count + 1, image_id, category_id, sample, task)
+                annotation = _annotation(obj, annotations.count + 1, image_id, category_id, sample, target.task)
                 if annotation is None:
                     stats.skip(f"{obj.shape.__struct_config__.tag}: no COCO form")
                     continue

@@ -10,21 +10,21 @@ values. Attribute values are keyed by attribute name, selection values by their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from proto.annotation import BoxShape, LabelObject, LabelStatus, MaskShape, Point, PolygonShape, Rle
-from proto.releases import ReleaseHeader, ReleaseLabel, ReleaseSample
+from proto.releases import ReleaseLabel, ReleaseSample
 from proto.schema import Attribute, LabelSchema
 from services.annotation import geometry
 from services.annotation.formats.jsonstream import STREAMED_ARRAY, streamed_json
 from services.annotation.formats.segments import AttributeNames
 from services.annotation.formats.semantic_png import ClassIndex, ObjectRef, area_rle, shape_type
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 
 EXPORT_FORMAT_VERSION = "1.1"
 # Hasty's image statuses; Loupe statuses missing here (UNLABELED, REJECTED) are NEW.
@@ -76,25 +76,17 @@ class HastyImage(msgspec.Struct, kw_only=True):
     labels: list[HastyLabel]
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
     """Write `export.json` with the labels of `labelset`. `task` and `image_url` do not apply: the
     file holds every shape Hasty has and no image links."""
-    schema = header.label_schema
+    schema = target.header.label_schema
     classes = ClassIndex(schema)
     attribute_names = AttributeNames(schema)
-    dataset_names = {dataset.id: dataset.name for dataset in header.datasets}
+    dataset_names = {dataset.id: dataset.name for dataset in target.header.datasets}
     tag_names = {tag.id: tag.name for group in schema.tag_groups for tag in group.tags}
     document = {
-        "project_name": header.project.name,
-        "create_date": header.release.created_at,
+        "project_name": target.header.project.name,
+        "create_date": target.header.release.created_at,
         "export_format_version": EXPORT_FORMAT_VERSION,
         "export_date": datetime.now(UTC),
         "label_classes": _label_classes(schema, classes),
@@ -110,9 +102,9 @@ def export(
         "images": STREAMED_ARRAY,
     }
     stats = ExportStats()
-    with streamed_json(out_dir / "export.json", document) as images:
+    with streamed_json(target.out_dir / "export.json", document) as images:
         for sample in samples:
-            label = sample.labels.get(labelset)
+            label = sample.labels.get(target.labelset)
             images.append(
                 HastyImage(
                     image_id=sample.id,
@@ -122,7 +114,7 @@ def export(
                     height=sample.height,
                     image_status=IMAGE_STATUSES.get(label.status, NEW_STATUS) if label else NEW_STATUS,
                     tags=[tag_names.get(tag_id, tag_id) for tag_id in label.tag_class_ids] if label else [],
-                    labels=_labels(sample, labelset, label, classes, attribute_names, stats) if label else [],
+                    labels=_labels(sample, target.labelset, label, classes, attribute_names, stats) if label else [],
                 )
             )
     stats.samples = images.count

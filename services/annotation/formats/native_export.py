@@ -9,14 +9,15 @@ samples go to a scratch file first, then the header and the samples are joined i
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from proto.releases import NATIVE_FORMAT_VERSION, ReleaseHeader, ReleaseSample
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from shared.errors import invalid
 
 FILE_NAME = "release.jsonl"
@@ -24,20 +25,12 @@ _FLUSH_BYTES = 1 << 20
 T = TypeVar("T")
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
     """Write `release.jsonl` with every labelset of the samples. `labelset`, `task` and `image_url`
     do not apply: the native format keeps everything and names originals by content hash."""
     encoder = msgspec.json.Encoder()
     stats = ExportStats()
-    scratch = out_dir / f".{FILE_NAME}.samples"
+    scratch = target.out_dir / f".{FILE_NAME}.samples"
     with scratch.open("wb") as file:
         buffer = bytearray()
         for sample in samples:
@@ -49,8 +42,8 @@ def export(
                 file.write(buffer)
                 buffer.clear()
         file.write(buffer)
-    counted = msgspec.structs.replace(header, samples=stats.samples, objects=stats.objects)
-    with (out_dir / FILE_NAME).open("wb") as file, scratch.open("rb") as sample_lines:
+    counted = msgspec.structs.replace(target.header, samples=stats.samples, objects=stats.objects)
+    with (target.out_dir / FILE_NAME).open("wb") as file, scratch.open("rb") as sample_lines:
         file.write(encoder.encode(counted) + b"\n")
         shutil.copyfileobj(sample_lines, file, _FLUSH_BYTES)
     scratch.unlink()

@@ -13,7 +13,7 @@ no holes), polyline, and point; a keypoints object becomes one point per labelle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ from services.annotation.formats.semantic_png import (
     shape_type,
 )
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 
 FORMAT_VERSION = "0.1"
 BITMAP_TASK_TYPE = "segmentation-bitmap"
@@ -149,28 +150,20 @@ class SegmentsSample(msgspec.Struct, kw_only=True):
 # -- export -----------------------------------------------------------------------------------------
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
     """Write `release.json` (and `bitmaps/` for segmentation-bitmap projects). Every labelset is
     written: `labelset` only names the one the export's filters applied to. `task` does not apply:
     the project's task type decides between vector and bitmap labels."""
-    writer = _LabelWriter(header, out_dir)
+    writer = _LabelWriter(target.header, target.out_dir)
     document = {
-        "name": header.release.name,
-        "description": header.release.description,
-        "created_at": header.release.created_at,
+        "name": target.header.release.name,
+        "description": target.header.release.description,
+        "created_at": target.header.release.created_at,
         "dataset": {
             "owner": OWNER,
-            "name": header.project.name,
-            "task_type": header.project.task_type,
-            "labelsets": [{"name": name, "description": ""} for name in header.labelsets],
+            "name": target.header.project.name,
+            "task_type": target.header.project.task_type,
+            "labelsets": [{"name": name, "description": ""} for name in target.header.labelsets],
             "task_attributes": {
                 "format_version": FORMAT_VERSION,
                 "categories": writer.categories(),
@@ -179,15 +172,15 @@ def export(
             "samples": STREAMED_ARRAY,
         },
     }
-    with streamed_json(out_dir / "release.json", document) as array:
+    with streamed_json(target.out_dir / "release.json", document) as array:
         for sample in samples:
             array.append(
                 SegmentsSample(
                     uuid=sample.id,
                     name=sample.name,
                     metadata=sample.metadata,
-                    attributes=SampleAttributes(image=Url(url=image_url(sample))),
-                    labels={name: writer.label(sample, name) for name in header.labelsets},
+                    attributes=SampleAttributes(image=Url(url=target.image_url(sample))),
+                    labels={name: writer.label(sample, name) for name in target.header.labelsets},
                 )
             )
     writer.stats.samples = array.count

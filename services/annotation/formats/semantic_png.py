@@ -12,9 +12,9 @@ numbers, shape → RLE with the image-size check, painting order, and the error 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import msgspec
 import numpy as np
@@ -22,11 +22,12 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from proto.annotation import LabelObject, MaskShape, Shape
-from proto.releases import ReleaseHeader, ReleaseSample
+from proto.releases import ReleaseSample
 from proto.schema import LabelClass, LabelSchema
 from services.annotation import geometry
 from services.annotation.formats.coco import sorted_classes
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from services.annotation.formats.yolo import Stems
 from shared.errors import LoupeError, invalid
 
@@ -99,31 +100,23 @@ def painting_order(objects: list[LabelObject]) -> list[tuple[int, LabelObject]]:
     return sorted(enumerate(objects), key=lambda indexed: indexed[1].z_index)
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
     """Write `masks/<stem>.png` for each sample with a label in `labelset` and `classes.csv`. `task` and
     `image_url` do not apply: the PNGs are always area masks and carry no image references."""
-    classes = ClassIndex(header.label_schema)
-    _write_classes_csv(classes.classes, out_dir / "classes.csv")
+    classes = ClassIndex(target.header.label_schema)
+    _write_classes_csv(classes.classes, target.out_dir / "classes.csv")
     pixel_type = np.uint8 if len(classes.classes) <= 255 else np.uint16
-    masks_dir = out_dir / "masks"
+    masks_dir = target.out_dir / "masks"
     masks_dir.mkdir(parents=True, exist_ok=True)
     stems = Stems()
     stats = ExportStats()
     for sample in samples:
-        label = sample.labels.get(labelset)
+        label = sample.labels.get(target.labelset)
         if label is None:
             continue
         canvas = np.zeros((sample.height, sample.width), dtype=pixel_type)
         for index, obj in painting_order(label.objects):
-            rle = area_rle(obj.shape, classes.ref(sample, labelset, index, obj))
+            rle = area_rle(obj.shape, classes.ref(sample, target.labelset, index, obj))
             if rle is None:
                 stats.skip(f"{shape_type(obj.shape)}: not an area shape")
                 continue

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 import msgspec
 
 from proto.annotation import BoxShape
-from proto.releases import ReleaseHeader, ReleaseSample
+from proto.releases import ReleaseSample
 from services.annotation import geometry
 from services.annotation.formats.imported import ImportedImage, ImportedObject
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from services.annotation.formats.yolo import Stems
 from shared.errors import invalid
 
@@ -32,18 +32,10 @@ ANNOTATIONS = "Annotations"
 # -- export -----------------------------------------------------------------------------------------
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
-    class_names = {c.id: c.name for c in header.label_schema.label_classes}
-    annotations_dir = out_dir / ANNOTATIONS
-    sets_dir = out_dir / "ImageSets" / "Main"
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
+    class_names = {c.id: c.name for c in target.header.label_schema.label_classes}
+    annotations_dir = target.out_dir / ANNOTATIONS
+    sets_dir = target.out_dir / "ImageSets" / "Main"
     annotations_dir.mkdir(parents=True, exist_ok=True)
     sets_dir.mkdir(parents=True, exist_ok=True)
     stems = Stems()
@@ -54,7 +46,7 @@ def export(
             stem = stems(sample.name)
             image_set.write(f"{stem}\n")
             root = _annotation(sample, stem)
-            label = sample.labels.get(labelset)
+            label = sample.labels.get(target.labelset)
             for obj in label.objects if label else ():
                 name = class_names.get(obj.class_id)
                 if name is None:

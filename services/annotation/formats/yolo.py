@@ -28,17 +28,17 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 import msgspec
 
 from proto.annotation import BoxShape, PolygonShape, Shape
-from proto.releases import ReleaseHeader, ReleaseSample
+from proto.releases import ReleaseSample
 from proto.schema import LabelClass
 from services.annotation import geometry
 from services.annotation.formats.coco import sorted_classes
 from services.annotation.formats.imported import ImportedImage, ImportedObject
 from services.annotation.formats.stats import ExportStats
+from services.annotation.formats.target import ExportTarget
 from shared.errors import invalid
 
 LABELS = "labels"
@@ -65,37 +65,29 @@ class Stems:
         return stem
 
 
-def export(
-    header: ReleaseHeader,
-    samples: Iterable[ReleaseSample],
-    out_dir: Path,
-    *,
-    labelset: str,
-    task: Literal["detection", "segmentation"],
-    image_url: Callable[[ReleaseSample], str | None],
-) -> ExportStats:
-    classes = sorted_classes(header.label_schema)
+def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStats:
+    classes = sorted_classes(target.header.label_schema)
     class_indexes = {c.id: i for i, c in enumerate(classes)}
-    (out_dir / "data.yaml").write_text(_data_yaml(classes), encoding="utf-8")
-    labels_dir = out_dir / LABELS
+    (target.out_dir / "data.yaml").write_text(_data_yaml(classes), encoding="utf-8")
+    labels_dir = target.out_dir / LABELS
     labels_dir.mkdir(exist_ok=True)
     stems = Stems()
     stats = ExportStats()
-    with (out_dir / "images.txt").open("w", encoding="utf-8") as images:
+    with (target.out_dir / "images.txt").open("w", encoding="utf-8") as images:
         for sample in samples:
             stats.samples += 1
             stem = stems(sample.name)
-            images.write(f"{stem}\t{image_url(sample) or sample.name}\n")
+            images.write(f"{stem}\t{target.image_url(sample) or sample.name}\n")
             lines = []
-            label = sample.labels.get(labelset)
+            label = sample.labels.get(target.labelset)
             for obj in label.objects if label else ():
                 index = class_indexes.get(obj.class_id)
                 if index is None:
                     stats.skip("class not in the release's schema")
                     continue
-                coordinates = _coordinates(obj.shape, sample.width, sample.height, task)
+                coordinates = _coordinates(obj.shape, sample.width, sample.height, target.task)
                 if coordinates is None:
-                    stats.skip(f"{obj.shape.__struct_config__.tag}: no YOLO {task} form")
+                    stats.skip(f"{obj.shape.__struct_config__.tag}: no YOLO {target.task} form")
                     continue
                 lines.append(f"{index} {coordinates}\n")
             (labels_dir / f"{stem}.txt").write_text("".join(lines), encoding="utf-8")
