@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -97,17 +97,7 @@ LabelStatus = Literal[
     "SKIPPED",
     "VERIFIED",
 ]
-LABEL_STATUSES: tuple[LabelStatus, ...] = (
-    "UNLABELED",
-    "LABELING_IN_PROGRESS",
-    "LABELED",
-    "REVIEWING_IN_PROGRESS",
-    "REVIEWED",
-    "REJECTED",
-    "PRELABELED",
-    "SKIPPED",
-    "VERIFIED",
-)
+LABEL_STATUSES: tuple[LabelStatus, ...] = get_args(LabelStatus)
 LabelsetName = Annotated[
     str,
     Meta(

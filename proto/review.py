@@ -4,7 +4,7 @@ comments on samples, and label QA runs that compare a predictions labelset with 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -159,20 +159,7 @@ FindingKind = Literal[
     "EXTRA_AREA",
     "MISSING_AREA",
 ]
-FINDING_KINDS: tuple[FindingKind, ...] = (
-    "LOW_IOU",
-    "MISSING_LABEL",
-    "EXTRA_LABEL",
-    "MISCLASSIFICATION",
-    "TAG_MISCLASSIFICATION",
-    "ATTR_MISCLASSIFICATION",
-    "EXTRA_TAG",
-    "MISSING_TAG",
-    "EXTRA_ATTRIBUTE",
-    "MISSING_ATTRIBUTE",
-    "EXTRA_AREA",
-    "MISSING_AREA",
-)
+FINDING_KINDS: tuple[FindingKind, ...] = get_args(FindingKind)
 Resolution = Literal["NOT_AN_ERROR", "FIXED"]  # Hasty's NOT_AN_ERROR, or the label was corrected
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from proto.annotation import LabelStatus
 from proto.catalog import Description, Page, PageLimit
 from proto.common import Uuid
 from proto.samples import Sample, SampleStatus, Tag
@@ -22,18 +23,6 @@ ViewName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]  # with its UTC offset, e.g. 2024-05-01T00:00:00Z
 
-# Label statuses of a labelset (Segments.ai's); a sample without a label in the labelset is UNLABELED.
-LabelStatus = Literal[
-    "UNLABELED",
-    "LABELING_IN_PROGRESS",
-    "LABELED",
-    "REVIEWING_IN_PROGRESS",
-    "REVIEWED",
-    "REJECTED",
-    "PRELABELED",
-    "SKIPPED",
-    "VERIFIED",
-]
 # A leading "-" sorts descending; ties are broken by sample id in the same direction.
 Sort = Literal["-priority", "priority", "-created_at", "created_at", "-updated_at", "updated_at", "-name", "name"]
 # none: no total; capped: exact up to TOTAL_CAP matches, past that `total` is a lower bound;
