@@ -26,7 +26,7 @@ from proto.ingest import (
     StoredMedia,
 )
 from proto.samples import FindSamplesByHash
-from services.ingest import fetch, pipeline
+from services.ingest import fetch, pipeline, samples_made
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items, check_dataset, create_run, report
 from shared.bus import RequestContext
@@ -152,6 +152,8 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
         run_id = await create_run(
             conn, request.project_id, request.dataset_id, "register", "media", caller.org_id, caller.key_id
         )
+        new = {item.sha256 for item in items if item.sha256 in media} - existing.keys()
+        existing = existing | await samples_made.made_before(conn, request.project_id, request.dataset_id, new)
         outcomes = pipeline.Outcomes(request.dataset_id, existing)
         for i, item in enumerate(items):
             row = media.get(item.sha256)

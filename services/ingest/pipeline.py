@@ -35,7 +35,7 @@ import msgspec
 from proto import subjects
 from proto.ingest import MediaStored, StoredMedia
 from proto.samples import FindSamplesByHash, sample_id_for
-from services.ingest import fetch
+from services.ingest import fetch, samples_made
 from services.ingest.media import ImageLimits, ProcessedImage, process_image
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import FINISHED, report, start_job
@@ -220,14 +220,16 @@ async def record(
         kept = [(row, outcome) for row, outcome in worked if row["idx"] in held]
         if not kept:
             return []
+        images = {outcome.image.sha256: outcome for _, outcome in kept if isinstance(outcome, Prepared)}
+        existing = existing | await samples_made.made_before(
+            conn, project_id, dataset_id, images.keys() - existing.keys()
+        )
         outcomes = Outcomes(dataset_id, existing)
-        images: dict[str, Prepared] = {}
         for row, outcome in kept:
             if isinstance(outcome, FileRejected):
                 outcomes.failed(row["idx"], outcome.code, outcome.message)
                 continue
             image = outcome.image
-            images[image.sha256] = outcome
             outcomes.stored(row["idx"], functools.partial(stored_media, row, image), image.sha256)
         await conn.executemany(
             "INSERT INTO media (sha256, format, width, height, size_bytes) VALUES ($1, $2, $3, $4, $5) "

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from proto import subjects
 from proto.ingest import MediaImportJob
-from services.ingest import bucket, feeds, fetch, pipeline, runs
+from services.ingest import bucket, feeds, fetch, pipeline, runs, samples_made
 from shared.consumers import Delivery
 from shared.ids import parse_uuid
 from shared.service import Runtime, Service
@@ -88,6 +88,11 @@ async def import_step(rt: Runtime, job: MediaImportJob, delivery: Delivery) -> N
 service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjects.BUS_MEDIA.payload)(
     feeds.ingest_from_bus
 )
+
+service.on_event(subjects.SAMPLES_DELETED)(samples_made.on_samples_deleted)
+service.on_event(subjects.SAMPLES_MOVED)(samples_made.on_samples_moved)
+service.on_event(subjects.DATASET_DELETED)(samples_made.on_dataset_deleted)
+service.on_event(subjects.PROJECT_DELETED)(samples_made.on_project_deleted)
 
 service.answer(
     [

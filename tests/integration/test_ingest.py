@@ -76,6 +76,21 @@ async def test_the_same_image_is_stored_once_and_re_adding_it_says_duplicate(api
     assert stored == [one["sha256"]]
 
 
+async def test_an_image_whose_sample_was_deleted_may_be_added_again(api, dataset) -> None:
+    image = jpeg(6)
+    first = await presigned_upload(api, dataset, [("gone.jpg", image)])
+    await wait_samples(api, dataset, 1)
+    sample_id = (await items_of(api, dataset, first["id"]))[0]["sample_id"]
+    await call(api, "DELETE", f"{base(dataset)}/samples/{sample_id}", 204)
+
+    async def added_again() -> bool:  # ingest hears of the deletion from the catalog's event, a moment later
+        assert (await presigned_upload(api, dataset, [("back.jpg", image)]))["created"] == 1
+        return True
+
+    await eventually(added_again, timeout=30, interval=0.2)
+    await wait_samples(api, dataset, 1)
+
+
 async def test_bad_files_fail_one_by_one_and_leave_nothing_behind(api, dataset, settings) -> None:
     good = jpeg(4)
     files = {"good.jpg": good, "truncated.jpg": good[: len(good) // 2], "notes.jpg": b"just some text\n",
@@ -408,3 +423,17 @@ async def test_recording_a_batch_twice_changes_nothing(api, dataset, settings) -
         again = await pipeline.record(rt, run, token, worked, {}, set())
         assert (len(first), again) == (2, [])
         assert await counts(rt, run["id"]) == (2, 1)
+
+
+async def test_one_image_in_two_batches_at_once_makes_one_sample(api, dataset, settings) -> None:
+    image = jpeg(23_000)
+    async with ingest_replica(settings) as rt:
+        run = await unstarted_run(api, rt, dataset, 2)
+        claims = [await pipeline.claim(rt, run["id"], [index]) for index in range(2)]
+        for token, rows in claims:  # each asked the catalog before either was recorded, and neither found it
+            await pipeline.record(rt, run, token, [(rows[0], pipeline.Prepared(image, process_image(image)))], {}, set())
+        items = await rt.db.fetch("SELECT state, sample_id FROM items WHERE run_id = $1 ORDER BY idx", run["id"])
+        assert [item["state"] for item in items] == ["CREATED", "DUPLICATE"]
+        assert items[0]["sample_id"] == items[1]["sample_id"]
+        assert await counts(rt, run["id"]) == (1, 1)
+    await wait_samples(api, dataset, 1)
