@@ -15,10 +15,8 @@ just before). Figures: `coco_export_s`, `coco_export_peak_rss_mb`, and the two j
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,8 +26,8 @@ import aiohttp
 import asyncpg
 import uvloop
 
-from bench.report import figure
-from loupe.stack import Stack, StackPorts
+from bench.report import arguments, figure, local_stack
+from loupe.stack import Stack
 
 CLASSES = 10
 COPY_ROWS = 50_000
@@ -147,14 +145,12 @@ async def run(stack: Stack, samples: int, per_sample: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (10,000 samples, 100,000 boxes)")
+    parser = arguments(__doc__, "10,000 samples, 100,000 boxes")
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--objects-per-sample", type=int, default=10)
     args = parser.parse_args()
     samples = 10_000 if args.quick else args.samples
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
-            Stack(Path(folder), StackPorts.free(), services=("catalog", "annotation", "gateway"), triton=False) as stack:
+    with local_stack("catalog", "annotation", "gateway") as stack:
         uvloop.run(run(stack, samples, args.objects_per_sample))
 
 

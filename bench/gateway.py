@@ -9,24 +9,22 @@ gateway's overhead reads as a ratio of medians (`gateway_overhead_ratio`, target
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 import msgspec
 import uvloop
 
-from bench.report import figure, summary, table
-from loupe.stack import Stack, StackPorts
+from bench.report import arguments, figure, local_stack, summary, table
+from loupe.stack import Stack
 from proto import subjects
 from proto.catalog import CreateProject, Project, ProjectRef, VerifyApiKey
 from proto.common import Caller
 from shared.bus import Bus
+
 
 async def run_clients(clients: int, seconds: float, pair: Callable[[str], Awaitable[tuple[float, float]]]
                       ) -> tuple[list[float], float]:
@@ -83,15 +81,13 @@ async def bus_phase(stack: Stack, clients: int, seconds: float) -> tuple[list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (2 clients, 2 s per phase)")
+    parser = arguments(__doc__, "2 clients, 2 s per phase")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     clients, seconds = (2, 2.0) if args.quick else (args.clients, args.seconds)
 
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
-            Stack(Path(folder), StackPorts.free(), services=("catalog", "gateway"), triton=False) as stack:
+    with local_stack("catalog", "gateway") as stack:
         gateway_latencies, gateway_elapsed = uvloop.run(gateway_phase(stack, clients, seconds))
         bus_latencies, bus_elapsed = uvloop.run(bus_phase(stack, clients, seconds))
 

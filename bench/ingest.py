@@ -18,20 +18,17 @@ folder, makes N distinct 640×480 JPEGs, and measures:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import random
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 import uvloop
 from PIL import Image, ImageDraw
 
-from bench.report import cpu_seconds, figure
-from loupe.stack import Stack, StackPorts
+from bench.report import arguments, cpu_seconds, figure, local_stack
+from loupe.stack import Stack
 
 SLOTS_PER_CALL = 1000
 REGISTER_PER_CALL = 10_000
@@ -173,15 +170,13 @@ async def run(stack: Stack, images: list[bytes], datasets: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (300 images, 2 datasets)")
+    parser = arguments(__doc__, "300 images, 2 datasets")
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--datasets", type=int, default=20)
     args = parser.parse_args()
     count, datasets = (300, 2) if args.quick else (args.images, args.datasets)
     images = make_jpegs(count)
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
-            Stack(Path(folder), StackPorts.free(), services=("catalog", "ingest", "gateway"), triton=False) as stack:
+    with local_stack("catalog", "ingest", "gateway") as stack:
         uvloop.run(run(stack, images, datasets))
 
 

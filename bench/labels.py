@@ -14,18 +14,15 @@ answer), and the same for polygons (8 points each) as a second row of the table.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 import nats
 import uvloop
 
-from bench.report import cpu_seconds, figure, summary, table
-from loupe.stack import Stack, StackPorts
+from bench.report import arguments, cpu_seconds, figure, local_stack, summary, table
+from loupe.stack import Stack
 from proto import subjects
 
 SAMPLES_PER_CALL = 10_000
@@ -129,15 +126,13 @@ async def run(stack: Stack, objects: int, per_call: int, clients: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (20,000 objects)")
+    parser = arguments(__doc__, "20,000 objects")
     parser.add_argument("--objects", type=int, default=200_000)
     parser.add_argument("--per-call", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     objects = 20_000 if args.quick else args.objects
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
-            Stack(Path(folder), StackPorts.free(), services=("catalog", "annotation", "gateway"), triton=False) as stack:
+    with local_stack("catalog", "annotation", "gateway") as stack:
         uvloop.run(run(stack, objects, args.per_call, args.clients))
 
 

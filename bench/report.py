@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import statistics
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from loupe.stack import Stack, StackPorts
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -53,3 +57,19 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
                     total += (int(fields[11]) + int(fields[12])) / ticks
         used[name] = total
     return used
+
+
+def arguments(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as help, and `--quick` for a smoke-sized run of `quick`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"a smoke-sized run ({quick})")
+    return parser
+
+
+@contextlib.contextmanager
+def local_stack(*services: str) -> Iterator[Stack]:
+    """The local stack with just these services (no Triton), on free ports, its data gone after."""
+    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, Stack(
+        Path(folder), StackPorts.free(), services=services, triton=False
+    ) as stack:
+        yield stack

@@ -12,15 +12,12 @@ at 1M samples: <= 50 ms).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,8 +25,8 @@ import asyncpg
 import msgspec
 import uvloop
 
-from bench.report import figure, percentile, table
-from loupe.stack import Stack, StackPorts
+from bench.report import arguments, figure, local_stack, percentile, table
+from loupe.stack import Stack
 
 DATASETS = ("train", "val", "test", "night-drive", "backlog")
 STATUSES = ("NEW", "IN_PROGRESS", "TO_REVIEW", "DONE", "SKIPPED", "AUTO_LABELLED", "COMPLETED")
@@ -198,15 +195,13 @@ async def run(stack: Stack, n: int, requests: int) -> tuple[dict[str, dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized run (50,000 samples, 50 requests each)")
+    parser = arguments(__doc__, "50,000 samples, 50 requests each")
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300, help="measured requests per filter")
     args = parser.parse_args()
     n, requests = (50_000, 50) if args.quick else (args.samples, args.requests)
 
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, \
-            Stack(Path(folder), StackPorts.free(), services=("catalog", "gateway"), triton=False) as stack:
+    with local_stack("catalog", "gateway") as stack:
         rows, load_s = uvloop.run(run(stack, n, requests))
 
     print(table(f"sample search over {n:,} samples, {requests} requests per filter, one client", rows))

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import msgspec
 import nats
@@ -151,6 +151,14 @@ class RequestContext(msgspec.Struct, frozen=True, kw_only=True):
 Handler = Callable[[Any, RequestContext], Awaitable[Any]]
 
 
+class RequestOptions(TypedDict, total=False):
+    """Who asks (`caller`), under which request id, and how long to wait (seconds)."""
+
+    caller: Caller | None
+    request_id: str | None
+    timeout: float | None
+
+
 class Bus:
     """A service's NATS connection: commands it serves, requests it sends, its JetStream context."""
 
@@ -215,17 +223,8 @@ class Bus:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def request(
-        self,
-        command: Command,
-        payload: msgspec.Struct,
-        *,
-        caller: Caller | None = None,
-        request_id: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        raw = await self.request_raw(command, payload, caller=caller, request_id=request_id, timeout=timeout)
-        return decoder(command.reply).decode(raw)
+    async def request(self, command: Command, payload: msgspec.Struct, **options: Unpack[RequestOptions]) -> Any:
+        return decoder(command.reply).decode(await self.request_raw(command, payload, **options))
 
     async def request_raw(
         self,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from shared.errors import invalid
 
@@ -31,3 +33,36 @@ def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
         raise invalid(
             "cursor is not one this API returned; pass next_cursor from the previous page unchanged", path="$.cursor"
         ) from None
+
+
+PG_TYPES = {datetime: "timestamptz", int: "bigint", uuid.UUID: "uuid", str: "text"}
+
+
+async def keyset_page(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    query: str,
+    args: Sequence[object],
+    cursor: str | None,
+    limit: int,
+    *,
+    key: tuple[str, ...] = ("created_at", "id"),
+    types: tuple[type, ...] = (datetime, uuid.UUID),
+    newest_first: bool = False,
+) -> tuple[list[asyncpg.Record], str | None]:
+    """A page of `query` (a SELECT that ends in its WHERE conditions, `args` being its $1…) in `key` order
+    (by default the order rows were made), and the cursor of the next page (None on the last). The key's
+    columns may name their table (`v.id`); the row holds each under its plain name."""
+    after = decode_cursor(cursor, *types) or (None,) * len(key)
+    first = len(args) + 1
+    params = ", ".join(f"${first + i}" for i in range(len(key)))
+    sign, order = ("<", "DESC") if newest_first else (">", "ASC")
+    rows = await conn.fetch(
+        f"{query} AND (${first}::{PG_TYPES[types[0]]} IS NULL OR ({', '.join(key)}) {sign} ({params})) "
+        f"ORDER BY {', '.join(f'{column} {order}' for column in key)} LIMIT ${first + len(key)}",
+        *args,
+        *after,
+        limit + 1,
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, encode_cursor(*(page[-1][column.split(".")[-1]] for column in key)) if more else None

@@ -105,6 +105,21 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 CommandHandler = Callable[[Runtime, Any, RequestContext], Awaitable[Any]]
+H = TypeVar("H", bound=CommandHandler)
+
+
+class Answers(list[tuple[Command, CommandHandler]]):
+    """The commands a module answers, each declared on its handler with `@ANSWERS(subjects.X)`, so a
+    command and what answers it are read together; the service answers `*module.ANSWERS`."""
+
+    def __call__(self, command: Command) -> Callable[[H], H]:
+        def declare(handler: H) -> H:
+            self.append((command, handler))
+            return handler
+
+        return declare
+
+
 ConsumerHandler = Callable[[Runtime, Any, Delivery], Awaitable[None]]
 # (runtime, project id of the envelope, typed event data, delivery)
 EventHandler = Callable[[Runtime, str | None, Any, Delivery], Awaitable[None]]

@@ -27,26 +27,17 @@ from services.annotation.refs import actor
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid, not_found
 from shared.ids import parse_uuid
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.paging import keyset_page
+from shared.rows import from_row
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 COLUMNS = "id, project_id, sample_id, labelset, object_id, description, status, created_by, created_at, updated_at"
 
 
 def to_issue(row: asyncpg.Record, comments: list[Comment]) -> Issue:
-    return Issue(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        sample_id=str(row["sample_id"]),
-        labelset=row["labelset"],
-        object_id=row["object_id"] and str(row["object_id"]),
-        description=row["description"],
-        status=row["status"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        comments=comments,
-    )
+    return from_row(Issue, row, comments=comments)
 
 
 async def with_comments(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record]) -> list[Issue]:
@@ -56,15 +47,7 @@ async def with_comments(conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyn
         "SELECT id, issue_id, text, created_by, created_at FROM comments WHERE issue_id = ANY($1::uuid[]) ORDER BY seq",
         [row["id"] for row in rows],
     ):
-        comments[row["issue_id"]].append(
-            Comment(
-                id=str(row["id"]),
-                issue_id=str(row["issue_id"]),
-                text=row["text"],
-                created_by=row["created_by"],
-                created_at=row["created_at"],
-            )
-        )
+        comments[row["issue_id"]].append(from_row(Comment, row))
     return [to_issue(row, comments[row["id"]]) for row in rows]
 
 
@@ -110,6 +93,7 @@ async def where_it_points(
     return name, object_id
 
 
+@ANSWERS(subjects.CREATE_ISSUE)
 async def create(rt: Runtime, request: CreateIssueRequest, ctx: RequestContext) -> Issue:
     project = parse_uuid(request.project_id, "project")
     sample = parse_uuid(request.sample_id, "sample")
@@ -129,25 +113,28 @@ async def create(rt: Runtime, request: CreateIssueRequest, ctx: RequestContext) 
     return to_issue(row, [])
 
 
+@ANSWERS(subjects.LIST_ISSUES)
 async def list_issues(rt: Runtime, request: ListIssuesRequest, ctx: RequestContext) -> IssuePage:
     query = request.query
-    before = (decode_cursor(query.cursor, int) or (None,))[0]
-    rows = await rt.db.fetch(
-        f"SELECT {COLUMNS}, seq FROM issues WHERE project_id = $1 AND ($2::bigint IS NULL OR seq < $2) "
-        "AND ($3::uuid IS NULL OR sample_id = $3) AND ($4::text IS NULL OR status = $4) ORDER BY seq DESC LIMIT $5",
-        parse_uuid(request.project_id, "project"),
-        before,
-        query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"),
-        query.status,
-        query.limit + 1,
+    rows, next_cursor = await keyset_page(
+        rt.db,
+        f"SELECT {COLUMNS}, seq FROM issues WHERE project_id = $1 "
+        "AND ($2::uuid IS NULL OR sample_id = $2) AND ($3::text IS NULL OR status = $3)",
+        [
+            parse_uuid(request.project_id, "project"),
+            query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"),
+            query.status,
+        ],
+        query.cursor,
+        query.limit,
+        key=("seq",),
+        types=(int,),
+        newest_first=True,
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return IssuePage(
-        items=await with_comments(rt.db, rows), next_cursor=encode_cursor(rows[-1]["seq"]) if more else None
-    )
+    return IssuePage(items=await with_comments(rt.db, rows), next_cursor=next_cursor)
 
 
+@ANSWERS(subjects.GET_ISSUE)
 async def get(rt: Runtime, request: IssueRef, ctx: RequestContext) -> Issue:
     row = await rt.db.fetchrow(
         f"SELECT {COLUMNS} FROM issues WHERE id = $1 AND project_id = $2",
@@ -157,6 +144,7 @@ async def get(rt: Runtime, request: IssueRef, ctx: RequestContext) -> Issue:
     return (await with_comments(rt.db, [found(row, request.issue_id)]))[0]
 
 
+@ANSWERS(subjects.UPDATE_ISSUE)
 async def update(rt: Runtime, request: UpdateIssueRequest, ctx: RequestContext) -> Issue:
     changes = request.changes
     row = await rt.db.fetchrow(
@@ -170,6 +158,7 @@ async def update(rt: Runtime, request: UpdateIssueRequest, ctx: RequestContext) 
     return (await with_comments(rt.db, [found(row, request.issue_id)]))[0]
 
 
+@ANSWERS(subjects.DELETE_ISSUE)
 async def delete(rt: Runtime, request: IssueRef, ctx: RequestContext) -> Empty:
     row = await rt.db.fetchrow(
         "DELETE FROM issues WHERE id = $1 AND project_id = $2 RETURNING id",
@@ -180,6 +169,7 @@ async def delete(rt: Runtime, request: IssueRef, ctx: RequestContext) -> Empty:
     return Empty()
 
 
+@ANSWERS(subjects.CREATE_COMMENT)
 async def create_comment(rt: Runtime, request: CreateCommentRequest, ctx: RequestContext) -> Issue:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -195,13 +185,3 @@ async def create_comment(rt: Runtime, request: CreateCommentRequest, ctx: Reques
             actor(ctx.caller),
         )
         return (await with_comments(conn, [row]))[0]
-
-
-COMMAND_HANDLERS = (
-    (subjects.CREATE_ISSUE, create),
-    (subjects.LIST_ISSUES, list_issues),
-    (subjects.GET_ISSUE, get),
-    (subjects.UPDATE_ISSUE, update),
-    (subjects.DELETE_ISSUE, delete),
-    (subjects.CREATE_COMMENT, create_comment),
-)

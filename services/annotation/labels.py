@@ -53,14 +53,16 @@ from services.annotation import label_status, labelsets, sample_facts, schema_fa
 from services.annotation.refs import actor, new_ids
 from services.annotation.validation import SchemaIndex, check_image_attributes, check_object, check_tags
 from shared import outbox
-from shared.bus import RequestContext
+from shared.bus import RequestContext, encoder
 from shared.consumers import Delivery
-from shared.errors import conflict, invalid
+from shared.errors import check_version, invalid
 from shared.ids import parse_uuid
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.paging import decode_cursor, encode_cursor, keyset_page
+from shared.rows import from_row
+from shared.service import Answers, Runtime
 
-encode = msgspec.json.Encoder().encode
+ANSWERS = Answers()
+
 decode_object = msgspec.json.Decoder(LabelObject).decode
 decode_attributes = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -141,6 +143,7 @@ async def read_label(conn: asyncpg.Connection | asyncpg.Pool, scope: Scope, samp
     return to_label(scope, sample_id, row, (b["body"] for b in bodies))
 
 
+@ANSWERS(subjects.GET_LABEL)
 async def get(rt: Runtime, request: LabelRef, ctx: RequestContext) -> Label:
     scope = await scope_of(rt.db, request.project_id, request.labelset, ctx.caller)
     sample = parse_uuid(request.sample_id, "sample")
@@ -173,17 +176,6 @@ async def lock_labels(
         ordered,
     )
     return {row["sample_id"]: row for row in rows}
-
-
-def check_version(given: int | None, current: int, what: str, path: str) -> None:
-    if given is not None and given != current:
-        state = "does not exist yet" if current == 0 else f"is at version {current}"
-        raise conflict(
-            f"{what} {state}, not {given}: someone changed it since you read it; read it again and reapply your change",
-            path=path,
-            current_version=current,
-            given_version=given,
-        )
 
 
 def plan_objects(
@@ -244,7 +236,7 @@ async def store_objects(conn: asyncpg.Connection, scope: Scope, planned: list[Pl
     changed = [p for p in planned if p.outcome != "unchanged"]
     if not changed:
         return
-    bodies = [encode(p.obj).decode() for p in changed]
+    bodies = [encoder.encode(p.obj).decode() for p in changed]
     await conn.execute(
         "INSERT INTO objects (id, labelset_id, sample_id, class_id, version, body) "
         "SELECT o.id, $1, o.sample_id, o.class_id, o.version, o.body::json "
@@ -270,7 +262,9 @@ async def delete_object_rows(conn: asyncpg.Connection, scope: Scope, where: str,
     for row in rows:
         deleted.setdefault(row["sample_id"], []).append(str(row["id"]))
     await audit(
-        conn, scope, [(sample, "objects.deleted", encode({"deleted": ids}).decode()) for sample, ids in deleted.items()]
+        conn,
+        scope,
+        [(sample, "objects.deleted", encoder.encode({"deleted": ids}).decode()) for sample, ids in deleted.items()],
     )
     return set(deleted)
 
@@ -387,6 +381,7 @@ def validate_objects(
 # -- whole-label writes -----------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.PUT_LABEL)
 async def put(rt: Runtime, request: PutLabelRequest, ctx: RequestContext) -> Label:
     sample = parse_uuid(request.sample_id, "sample")
     schema = await schema_facts.for_write(rt, request.project_id, ctx)
@@ -462,7 +457,7 @@ async def set_label_fields(
         after["status"],
         after["score"],
         after["tag_class_ids"],
-        encode(after["attributes"]).decode(),
+        encoder.encode(after["attributes"]).decode(),
     )
     action = action or (
         "label.created"
@@ -472,9 +467,10 @@ async def set_label_fields(
         else "label.updated"
     )
     if changed or label["version"] == 0:
-        await audit(conn, scope, [(sample, action, encode(changed).decode())])
+        await audit(conn, scope, [(sample, action, encoder.encode(changed).decode())])
 
 
+@ANSWERS(subjects.UPDATE_LABEL)
 async def update(rt: Runtime, request: UpdateLabelRequest, ctx: RequestContext) -> Label:
     changes = request.changes
     sample = parse_uuid(request.sample_id, "sample")
@@ -513,6 +509,7 @@ async def change_status(
     return (await finish(conn, scope, [sample]))[sample]
 
 
+@ANSWERS(subjects.DELETE_LABEL)
 async def delete(rt: Runtime, request: LabelRef, ctx: RequestContext) -> Empty:
     sample = parse_uuid(request.sample_id, "sample")
     async with rt.db.acquire() as conn, conn.transaction():
@@ -536,6 +533,7 @@ async def delete(rt: Runtime, request: LabelRef, ctx: RequestContext) -> Empty:
 # -- bulk object writes -----------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.UPSERT_OBJECTS)
 async def upsert_objects(rt: Runtime, request: UpsertObjectsRequest, ctx: RequestContext) -> WrittenObjects:
     body = request.body
     schema = await schema_facts.for_write(rt, request.project_id, ctx)
@@ -567,6 +565,7 @@ async def upsert_objects(rt: Runtime, request: UpsertObjectsRequest, ctx: Reques
     )
 
 
+@ANSWERS(subjects.DELETE_OBJECTS)
 async def delete_objects(rt: Runtime, request: DeleteObjectsRequest, ctx: RequestContext) -> DeletedObjects:
     ids = request.body.ids
     async with rt.db.acquire() as conn, conn.transaction():
@@ -587,6 +586,7 @@ async def delete_objects(rt: Runtime, request: DeleteObjectsRequest, ctx: Reques
     return DeletedObjects(deleted=len(found))
 
 
+@ANSWERS(subjects.LIST_OBJECTS)
 async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestContext) -> ObjectPage:
     query = request.query
     scope = await scope_of(rt.db, request.project_id, request.labelset, ctx.caller)
@@ -612,35 +612,26 @@ async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestCon
     return ObjectPage(items=items, next_cursor=encode_cursor(last["sample_id"], last["seq"]) if last else None)
 
 
+@ANSWERS(subjects.LIST_AUDIT)
 async def list_audit(rt: Runtime, request: ListAuditRequest, ctx: RequestContext) -> AuditPage:
     query = request.query
-    project = parse_uuid(request.project_id, "project")
-    before = (decode_cursor(query.cursor, int) or (None,))[0]
-    rows = await rt.db.fetch(
-        "SELECT id, sample_id, labelset, action, actor, at, change FROM audit "
-        "WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::uuid IS NULL OR sample_id = $3) "
-        "AND ($4::text IS NULL OR labelset = $4) ORDER BY id DESC LIMIT $5",
-        project,
-        before,
-        query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"),
-        query.labelset,
-        query.limit + 1,
+    rows, next_cursor = await keyset_page(
+        rt.db,
+        "SELECT id, sample_id, labelset, action, actor, at, change FROM audit WHERE project_id = $1 "
+        "AND ($2::uuid IS NULL OR sample_id = $2) AND ($3::text IS NULL OR labelset = $3)",
+        [
+            parse_uuid(request.project_id, "project"),
+            query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"),
+            query.labelset,
+        ],
+        query.cursor,
+        query.limit,
+        key=("id",),
+        types=(int,),
+        newest_first=True,
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    items = [
-        AuditEntry(
-            id=row["id"],
-            sample_id=str(row["sample_id"]),
-            labelset=row["labelset"],
-            action=row["action"],
-            actor=row["actor"],
-            at=row["at"],
-            change=decode_attributes(row["change"]),
-        )
-        for row in rows
-    ]
-    return AuditPage(items=items, next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+    items = [from_row(AuditEntry, row, change=decode_attributes(row["change"])) for row in rows]
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 async def on_class_merged(rt: Runtime, project_id: str | None, event: LabelClassMerged, delivery: Delivery) -> None:
@@ -671,15 +662,3 @@ async def on_class_merged(rt: Runtime, project_id: str | None, event: LabelClass
             )
             await audit_objects(conn, scope, [(row["sample_id"], "updated", row["body"]) for row in moved])
             await finish(conn, scope, {row["sample_id"] for row in moved})
-
-
-COMMAND_HANDLERS = (
-    (subjects.GET_LABEL, get),
-    (subjects.PUT_LABEL, put),
-    (subjects.UPDATE_LABEL, update),
-    (subjects.DELETE_LABEL, delete),
-    (subjects.UPSERT_OBJECTS, upsert_objects),
-    (subjects.DELETE_OBJECTS, delete_objects),
-    (subjects.LIST_OBJECTS, list_objects),
-    (subjects.LIST_AUDIT, list_audit),
-)

@@ -23,20 +23,16 @@ from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.rows import from_row
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 COLUMNS = "id, project_id, name, description, is_ground_truth, created_at"
 
 
 def to_labelset(row: asyncpg.Record) -> Labelset:
-    return Labelset(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        name=row["name"],
-        description=row["description"],
-        is_ground_truth=row["is_ground_truth"],
-        created_at=row["created_at"],
-    )
+    return from_row(Labelset, row)
 
 
 async def ensure_ground_truth(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID) -> None:
@@ -59,6 +55,7 @@ async def resolve(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID
     return row
 
 
+@ANSWERS(subjects.CREATE_LABELSET)
 async def create(rt: Runtime, request: CreateLabelsetRequest, ctx: RequestContext) -> Labelset:
     project = parse_uuid(request.project_id, "project")
     async with rt.db.acquire() as conn, conn.transaction():
@@ -81,6 +78,7 @@ async def create(rt: Runtime, request: CreateLabelsetRequest, ctx: RequestContex
     return labelset
 
 
+@ANSWERS(subjects.LIST_LABELSETS)
 async def list_all(rt: Runtime, request: ProjectLabelsets, ctx: RequestContext) -> LabelsetList:
     project = parse_uuid(request.project_id, "project")
     await ensure_ground_truth(rt.db, project)
@@ -91,10 +89,12 @@ async def list_all(rt: Runtime, request: ProjectLabelsets, ctx: RequestContext) 
     return LabelsetList(items=[to_labelset(row) for row in rows])
 
 
+@ANSWERS(subjects.GET_LABELSET)
 async def get(rt: Runtime, request: LabelsetRef, ctx: RequestContext) -> Labelset:
     return to_labelset(await resolve(rt.db, parse_uuid(request.project_id, "project"), request.labelset))
 
 
+@ANSWERS(subjects.UPDATE_LABELSET)
 async def update(rt: Runtime, request: UpdateLabelsetRequest, ctx: RequestContext) -> Labelset:
     project = parse_uuid(request.project_id, "project")
     row = await resolve(rt.db, project, request.labelset)
@@ -106,6 +106,7 @@ async def update(rt: Runtime, request: UpdateLabelsetRequest, ctx: RequestContex
     return to_labelset(row)
 
 
+@ANSWERS(subjects.DELETE_LABELSET)
 async def delete(rt: Runtime, request: LabelsetRef, ctx: RequestContext) -> Empty:
     project = parse_uuid(request.project_id, "project")
     if request.labelset == GROUND_TRUTH:

@@ -41,17 +41,19 @@ from services.annotation.labels import decode_attributes, decode_object
 from services.annotation.qa_compare import FindingDraft, compare
 from services.annotation.refs import actor, label_schema, service_caller
 from shared import outbox
-from shared.bus import RequestContext
+from shared.bus import RequestContext, encoder
 from shared.consumers import Delivery
 from shared.errors import LoupeError, invalid, not_found
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.rows import from_row, one_of_project
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 SLICE = 500  # samples compared per transaction
 FINISHED = ("SUCCEEDED", "FAILED")
 TRANSIENT = ("unavailable", "internal")  # error codes worth another delivery
 
-encode = msgspec.json.Encoder().encode
 decode_options = msgspec.json.Decoder(QaOptions).decode
 decode_counts = msgspec.json.Decoder(dict[str, int]).decode
 
@@ -77,45 +79,16 @@ DRAFT_FIELDS = (
 
 
 def to_run(row: asyncpg.Record) -> QaRun:
-    return QaRun(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        ground_truth=row["ground_truth"],
-        predictions=row["predictions"],
-        dataset_id=row["dataset_id"] and str(row["dataset_id"]),
-        options=decode_options(row["options"]),
-        state=row["state"],
-        samples=row["samples"],
-        findings=row["findings"],
-        counts=decode_counts(row["counts"]),
-        error=row["error"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-    )
+    return from_row(QaRun, row, options=decode_options(row["options"]), counts=decode_counts(row["counts"]))
 
 
 def to_finding(row: asyncpg.Record) -> Finding:
-    ids = {field: str(row[field]) for field in ("id", "run_id", "sample_id", *DRAFT_FIELDS) if row[field] is not None}
-    return Finding(
-        **ids,
-        kind=row["kind"],
-        iou=row["iou"],
-        confidence=row["confidence"],
-        resolution=row["resolution"],
-        resolved_by=row["resolved_by"],
-        resolved_at=row["resolved_at"],
-    )
+    return from_row(Finding, row)
 
 
 async def fetch_run(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, run_id: str) -> QaRun:
-    row = await conn.fetchrow(
-        f"{RUN_SELECT} WHERE r.id = $1 AND r.project_id = $2",
-        parse_uuid(run_id, "QA run"),
-        parse_uuid(project_id, "project"),
-    )
-    if row is None:
-        raise not_found("QA run", run_id)
-    return to_run(row)
+    query = f"{RUN_SELECT} WHERE r.id = $1 AND r.project_id = $2"
+    return to_run(await one_of_project(conn, query, "QA run", run_id, project_id))
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -129,6 +102,7 @@ async def resolve_labelset(conn: asyncpg.Connection, project_id: uuid.UUID, name
         raise
 
 
+@ANSWERS(subjects.CREATE_QA_RUN)
 async def create(rt: Runtime, request: CreateQaRunRequest, ctx: RequestContext) -> QaRun:
     caller = ctx.require_caller()
     project = parse_uuid(request.project_id, "project")
@@ -156,13 +130,14 @@ async def create(rt: Runtime, request: CreateQaRunRequest, ctx: RequestContext) 
             truth,
             predictions,
             dataset,
-            encode(body.options).decode(),
+            encoder.encode(body.options).decode(),
             actor(caller),
         )
         await outbox.submit_job(conn, subjects.QA_JOB, QaJob(run_id=str(run_id)), str(run_id))
         return await fetch_run(conn, request.project_id, str(run_id))
 
 
+@ANSWERS(subjects.LIST_QA_RUNS)
 async def list_runs(rt: Runtime, request: ListQaRunsRequest, ctx: RequestContext) -> QaRunList:
     rows = await rt.db.fetch(
         f"{RUN_SELECT} WHERE r.project_id = $1 ORDER BY r.created_at DESC, r.id",
@@ -171,10 +146,12 @@ async def list_runs(rt: Runtime, request: ListQaRunsRequest, ctx: RequestContext
     return QaRunList(items=[to_run(row) for row in rows])
 
 
+@ANSWERS(subjects.GET_QA_RUN)
 async def get_run(rt: Runtime, request: QaRunRef, ctx: RequestContext) -> QaRun:
     return await fetch_run(rt.db, request.project_id, request.run_id)
 
 
+@ANSWERS(subjects.LIST_FINDINGS)
 async def list_findings(rt: Runtime, request: ListFindingsRequest, ctx: RequestContext) -> FindingPage:
     run = await fetch_run(rt.db, request.project_id, request.run_id)
     query = request.query
@@ -198,6 +175,7 @@ async def list_findings(rt: Runtime, request: ListFindingsRequest, ctx: RequestC
     return FindingPage(items=[to_finding(row) for row in rows], total=total)
 
 
+@ANSWERS(subjects.RESOLVE_FINDING)
 async def resolve_finding(rt: Runtime, request: ResolveFindingRequest, ctx: RequestContext) -> Finding:
     resolution = request.body.resolution
     resolved = (actor(ctx.caller), datetime.now(UTC)) if resolution else (None, None)
@@ -287,7 +265,7 @@ async def compare_slice(rt: Runtime, run_id: uuid.UUID, run: asyncpg.Record, sch
             ids[-1],
             len(ids),
             len(found),
-            encode(dict(counts)).decode(),
+            encoder.encode(dict(counts)).decode(),
         )
     return True
 
@@ -362,12 +340,3 @@ async def finish(rt: Runtime, run_id: uuid.UUID, state: str, error: str | None =
         if ended:
             run = to_run(await conn.fetchrow(f"{RUN_SELECT} WHERE r.id = $1", run_id))
             await outbox.emit(conn, subjects.QA_RUN_FINISHED, run, run.project_id)
-
-
-COMMAND_HANDLERS = (
-    (subjects.CREATE_QA_RUN, create),
-    (subjects.LIST_QA_RUNS, list_runs),
-    (subjects.GET_QA_RUN, get_run),
-    (subjects.LIST_FINDINGS, list_findings),
-    (subjects.RESOLVE_FINDING, resolve_finding),
-)

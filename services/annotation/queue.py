@@ -24,7 +24,9 @@ from services.annotation import labels
 from shared.bus import RequestContext
 from shared.errors import LoupeError
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 
 class Queue(msgspec.Struct, frozen=True):
@@ -131,6 +133,7 @@ def to_reply(
     )
 
 
+@ANSWERS(subjects.NEXT_SAMPLE)
 async def next_sample(rt: Runtime, request: NextSampleRequest, ctx: RequestContext) -> NextSampleReply:
     queue = QUEUES[request.queue]
     body = request.body
@@ -176,6 +179,7 @@ async def next_sample(rt: Runtime, request: NextSampleRequest, ctx: RequestConte
         return to_reply(request, scope, holder, found, version, expires_at)
 
 
+@ANSWERS(subjects.RELEASE_LOCK)
 async def release(rt: Runtime, request: LockRef, ctx: RequestContext) -> Empty:
     """Give a handed-out sample back: its label returns to the status it had, if it is still in
     progress. Releasing a sample nobody holds does nothing."""
@@ -208,6 +212,3 @@ async def release(rt: Runtime, request: LockRef, ctx: RequestContext) -> Empty:
             await labels.set_label_fields(conn, scope, sample, label, {"status": lock["previous_status"]})
             await labels.finish(conn, scope, [sample])
     return Empty()
-
-
-COMMAND_HANDLERS = ((subjects.NEXT_SAMPLE, next_sample), (subjects.RELEASE_LOCK, release))

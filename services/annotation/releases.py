@@ -19,7 +19,6 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -56,14 +55,16 @@ from services.annotation.formats.stats import ExportStats
 from services.annotation.formats.target import ExportTarget
 from services.annotation.refs import actor, label_schema, service_caller
 from shared import object_keys, outbox
-from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.bus import RequestContext, encoder
+from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.paging import keyset_page
+from shared.rows import from_row, one_of_project
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 DOWNLOAD_EXPIRES_S = 3600
-encode = msgspec.json.Encoder().encode
 
 
 # Writes the files of an export format for the samples into the target's folder.
@@ -90,29 +91,15 @@ EXPORT_COLUMNS = (
 
 
 def to_release(row: asyncpg.Record) -> Release:
-    values = {k: row[k] for k in RELEASE_COLUMNS.split(", ")}
-    return Release(
-        **{**values, "id": str(row["id"]), "project_id": str(row["project_id"]), "labelsets": list(row["labelsets"])}
-    )
+    return from_row(Release, row)
 
 
 def to_export(rt: Runtime, row: asyncpg.Record) -> Export:
     done = row["state"] == "SUCCEEDED"
-    return Export(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        release_id=str(row["release_id"]),
-        format=row["format"],
-        labelset=row["labelset"],
+    return from_row(
+        Export,
+        row,
         filter=msgspec.json.decode(row["filter"], type=ExportFilter),
-        task=row["task"],
-        state=row["state"],
-        samples=row["samples"],
-        objects=row["objects"],
-        size_bytes=row["size_bytes"],
-        error=row["error"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
         download_url=rt.storage.presigned_get("releases", row["key"], DOWNLOAD_EXPIRES_S) if done else None,
         expires_in=DOWNLOAD_EXPIRES_S if done else None,
     )
@@ -121,6 +108,7 @@ def to_export(rt: Runtime, row: asyncpg.Record) -> Export:
 # -- releases ---------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.CREATE_RELEASE)
 async def create(rt: Runtime, request: CreateReleaseRequest, ctx: RequestContext) -> Release:
     caller = ctx.require_caller()
     project = parse_uuid(request.project_id, "project")
@@ -154,38 +142,26 @@ async def create(rt: Runtime, request: CreateReleaseRequest, ctx: RequestContext
 
 
 async def fetch_release(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, release_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        f"SELECT {RELEASE_COLUMNS}, org_id, key FROM releases WHERE id = $1 AND project_id = $2",
-        parse_uuid(release_id, "release"),
-        parse_uuid(project_id, "project"),
-    )
-    if row is None:
-        raise not_found("release", release_id)
-    return row
+    query = f"SELECT {RELEASE_COLUMNS}, org_id, key FROM releases WHERE id = $1 AND project_id = $2"
+    return await one_of_project(conn, query, "release", release_id, project_id)
 
 
+@ANSWERS(subjects.GET_RELEASE)
 async def get(rt: Runtime, request: ReleaseRef, ctx: RequestContext) -> Release:
     return to_release(await fetch_release(rt.db, request.project_id, request.release_id))
 
 
+@ANSWERS(subjects.LIST_RELEASES)
 async def list_page(rt: Runtime, request: ListReleasesRequest, ctx: RequestContext) -> ReleasePage:
-    page = request.page
+    query = f"SELECT {RELEASE_COLUMNS} FROM releases WHERE project_id = $1"
     project = parse_uuid(request.project_id, "project")
-    after = decode_cursor(page.cursor, datetime, uuid.UUID)
-    rows = await rt.db.fetch(
-        f"SELECT {RELEASE_COLUMNS} FROM releases WHERE project_id = $1 "
-        "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
-        project,
-        after and after[0],
-        after and after[1],
-        page.limit + 1,
+    rows, next_cursor = await keyset_page(
+        rt.db, query, [project], request.page.cursor, request.page.limit, newest_first=True
     )
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return ReleasePage(items=[to_release(row) for row in rows], next_cursor=cursor)
+    return ReleasePage(items=[to_release(row) for row in rows], next_cursor=next_cursor)
 
 
+@ANSWERS(subjects.DELETE_RELEASE)
 async def delete(rt: Runtime, request: ReleaseRef, ctx: RequestContext) -> Empty:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await fetch_release(conn, request.project_id, request.release_id)
@@ -292,7 +268,7 @@ async def snapshot(rt: Runtime, release: asyncpg.Record, header: ReleaseHeader, 
         )
         header = msgspec.structs.replace(header, samples=samples, objects=objects)
         with path.open("wb") as out:
-            out.write(encode(header) + b"\n")
+            out.write(encoder.encode(header) + b"\n")
             lines: list[str] = []
             async for record in conn.cursor(SNAPSHOT, project, ids, prefetch=2000):
                 lines.append(record["line"])
@@ -347,6 +323,7 @@ async def finish_release(
 # -- exports ----------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.CREATE_EXPORT)
 async def create_export(rt: Runtime, request: CreateExportRequest, ctx: RequestContext) -> Export:
     body = request.export
     async with rt.db.acquire() as conn, conn.transaction():
@@ -368,7 +345,7 @@ async def create_export(rt: Runtime, request: CreateExportRequest, ctx: RequestC
             release["project_id"],
             body.format,
             body.labelset,
-            encode(body.filter).decode(),
+            encoder.encode(body.filter).decode(),
             body.task,
         )
         if release["state"] == "SUCCEEDED":  # otherwise the release's job starts it when it is done
@@ -377,20 +354,16 @@ async def create_export(rt: Runtime, request: CreateExportRequest, ctx: RequestC
 
 
 async def fetch_export(rt: Runtime, request: ExportRef) -> asyncpg.Record:
-    row = await rt.db.fetchrow(
-        f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1 AND project_id = $2",
-        parse_uuid(request.export_id, "export"),
-        parse_uuid(request.project_id, "project"),
-    )
-    if row is None:
-        raise not_found("export", request.export_id)
-    return row
+    query = f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1 AND project_id = $2"
+    return await one_of_project(rt.db, query, "export", request.export_id, request.project_id)
 
 
+@ANSWERS(subjects.GET_EXPORT)
 async def get_export(rt: Runtime, request: ExportRef, ctx: RequestContext) -> Export:
     return to_export(rt, await fetch_export(rt, request))
 
 
+@ANSWERS(subjects.LOCATE_EXPORT)
 async def locate_export(rt: Runtime, request: ExportRef, ctx: RequestContext) -> Redirect:
     export = to_export(rt, await fetch_export(rt, request))
     if export.download_url is None:
@@ -400,6 +373,7 @@ async def locate_export(rt: Runtime, request: ExportRef, ctx: RequestContext) ->
     return Redirect(url=export.download_url)
 
 
+@ANSWERS(subjects.LIST_EXPORTS)
 async def list_exports(rt: Runtime, request: ListExportsRequest, ctx: RequestContext) -> ExportList:
     release = await fetch_release(rt.db, request.project_id, request.release_id)
     rows = await rt.db.fetch(
@@ -504,15 +478,3 @@ async def run_job(rt: Runtime, job: BuildRelease | BuildExport) -> None:
         await build(rt, job)
     else:
         await run_export(rt, job)
-
-
-COMMAND_HANDLERS = (
-    (subjects.CREATE_RELEASE, create),
-    (subjects.LIST_RELEASES, list_page),
-    (subjects.GET_RELEASE, get),
-    (subjects.DELETE_RELEASE, delete),
-    (subjects.CREATE_EXPORT, create_export),
-    (subjects.LIST_EXPORTS, list_exports),
-    (subjects.GET_EXPORT, get_export),
-    (subjects.LOCATE_EXPORT, locate_export),
-)

@@ -43,7 +43,7 @@ from proto.schema import (
 )
 from services.annotation.refs import label_schema, service_caller
 from services.annotation.validation import SchemaIndex
-from shared.bus import RequestContext
+from shared.bus import RequestContext, encoder
 from shared.consumers import Delivery
 from shared.errors import LoupeError, not_found
 from shared.ids import parse_uuid
@@ -62,7 +62,6 @@ WHERE label_schemas.version < EXCLUDED.version
 """
 
 decode_schema = msgspec.json.Decoder(LabelSchema).decode
-encode = msgspec.json.Encoder().encode
 
 
 class Known(NamedTuple):
@@ -151,7 +150,7 @@ async def _stored(rt: Runtime, project: uuid.UUID, version: int) -> Known | None
 async def _fetch(rt: Runtime, project: uuid.UUID, caller: Caller) -> Known:
     """Ask the catalog, and store its answer unless a newer version is stored already."""
     schema = await label_schema(rt, str(project), caller)
-    await rt.db.execute(STORE, project, uuid.UUID(caller.org_id), schema.version, encode(schema).decode())
+    await rt.db.execute(STORE, project, uuid.UUID(caller.org_id), schema.version, encoder.encode(schema).decode())
     return Known(caller.org_id, schema.version, SchemaIndex.from_schema(schema))
 
 

@@ -19,26 +19,17 @@ from shared.service import Runtime, Service
 service = Service("annotation", migrations=Path(__file__).parent / "migrations", buckets=("releases",))
 
 # -- labelsets, labels, objects
-service.answer(
-    [
-        (subjects.CREATE_LABELSET, labelsets.create),
-        (subjects.LIST_LABELSETS, labelsets.list_all),
-        (subjects.GET_LABELSET, labelsets.get),
-        (subjects.UPDATE_LABELSET, labelsets.update),
-        (subjects.DELETE_LABELSET, labelsets.delete),
-        *labels.COMMAND_HANDLERS,
-    ]
-)
+service.answer([*labelsets.ANSWERS, *labels.ANSWERS])
 
 # -- work queues and issues
-service.answer([*queue.COMMAND_HANDLERS, *issues.COMMAND_HANDLERS])
+service.answer([*queue.ANSWERS, *issues.ANSWERS])
 
 # -- label QA
-service.answer(qa.COMMAND_HANDLERS)
+service.answer(qa.ANSWERS)
 service.consumer("qa", subjects.JOBS_STREAM, subjects.QA_JOB.subject, QaJob)(qa.run_job)
 
 # -- releases and exports
-service.answer(releases.COMMAND_HANDLERS)
+service.answer(releases.ANSWERS)
 
 
 @service.consumer("release", subjects.JOBS_STREAM, subjects.RELEASE_JOB.subject, ReleaseJob)
@@ -47,7 +38,7 @@ async def release_job(rt: Runtime, job: ReleaseJob, delivery: Delivery) -> None:
 
 
 # -- label imports: an images job, then a labels job, which the finish of ingest's run submits
-service.answer(label_import_commands.COMMAND_HANDLERS)
+service.answer(label_import_commands.ANSWERS)
 service.consumer("label-import", subjects.JOBS_STREAM, subjects.LABEL_IMPORT_JOB.subject, LabelImportJob)(
     label_import_stages.run_job
 )

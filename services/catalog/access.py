@@ -45,7 +45,10 @@ from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, not_found
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.rows import from_row
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 USER_COLUMNS = "id, org_id, name, email, is_admin, deactivated_at IS NULL AS active, created_at"
 KEY_COLUMNS = "id, org_id, user_id, name, created_at, revoked_at"
@@ -65,32 +68,15 @@ def require_admin(caller: Caller) -> None:
 def to_user(row: asyncpg.Record, viewer: Caller) -> User:
     # Names tell colleagues apart; an email is personal, so only admins and its owner see it.
     sees_email = viewer.is_admin or viewer.user_id == str(row["id"])
-    return User(
-        id=str(row["id"]),
-        org_id=str(row["org_id"]),
-        name=row["name"],
-        email=row["email"] if sees_email else None,
-        is_admin=row["is_admin"],
-        active=row["active"],
-        created_at=row["created_at"],
-    )
+    return from_row(User, row, email=row["email"] if sees_email else None)
 
 
 def to_key(row: asyncpg.Record, secret: str | None = None) -> ApiKey:
-    return ApiKey(
-        id=str(row["id"]),
-        user_id=row["user_id"] and str(row["user_id"]),
-        name=row["name"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-        key=secret,
-    )
+    return from_row(ApiKey, row, key=secret)
 
 
 def key_revoked(row: asyncpg.Record) -> ApiKeyRevoked:
-    return ApiKeyRevoked(
-        key_id=str(row["id"]), user_id=row["user_id"] and str(row["user_id"]), org_id=str(row["org_id"])
-    )
+    return from_row(ApiKeyRevoked, row, key_id=str(row["id"]))
 
 
 async def project_role(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, project_id: uuid.UUID) -> Role | None:
@@ -111,6 +97,7 @@ async def project_role(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller, 
     return "viewer" if row["public"] else None
 
 
+@ANSWERS(subjects.CHECK_ACCESS)
 async def check_access(rt: Runtime, request: CheckAccess, ctx: RequestContext) -> ProjectAccess:
     caller = ctx.require_caller()
     role = await project_role(rt.db, caller, parse_uuid(request.project_id, "project"))
@@ -130,6 +117,7 @@ async def check_access(rt: Runtime, request: CheckAccess, ctx: RequestContext) -
 # -- organisations ------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.CREATE_ORG)
 async def create_org(rt: Runtime, request: CreateOrg, ctx: RequestContext) -> OrgCreated:
     """Operators (admins of the organisation Loupe created on first start) make organisations."""
     caller = ctx.require_caller()
@@ -166,6 +154,7 @@ async def create_org(rt: Runtime, request: CreateOrg, ctx: RequestContext) -> Or
     )
 
 
+@ANSWERS(subjects.GET_ME)
 async def get_me(rt: Runtime, request: Empty, ctx: RequestContext) -> Me:
     caller = ctx.require_caller()
     user = None
@@ -178,6 +167,7 @@ async def get_me(rt: Runtime, request: Empty, ctx: RequestContext) -> Me:
 # -- users ---------------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.CREATE_USER)
 async def create_user(rt: Runtime, request: CreateUser, ctx: RequestContext) -> User:
     caller = ctx.require_caller()
     require_admin(caller)
@@ -194,6 +184,7 @@ async def create_user(rt: Runtime, request: CreateUser, ctx: RequestContext) -> 
     return to_user(row, caller)
 
 
+@ANSWERS(subjects.LIST_USERS)
 async def list_users(rt: Runtime, request: Empty, ctx: RequestContext) -> UserList:
     caller = ctx.require_caller()
     rows = await rt.db.fetch(
@@ -215,11 +206,13 @@ async def fetch_user(
     return row
 
 
+@ANSWERS(subjects.GET_USER)
 async def get_user(rt: Runtime, request: UserRef, ctx: RequestContext) -> User:
     caller = ctx.require_caller()
     return to_user(await fetch_user(rt.db, caller, request.id), caller)
 
 
+@ANSWERS(subjects.UPDATE_USER)
 async def update_user(rt: Runtime, request: UpdateUserRequest, ctx: RequestContext) -> User:
     caller = ctx.require_caller()
     require_admin(caller)
@@ -280,6 +273,7 @@ def key_owner(caller: Caller, user_id: str | None) -> str:
     return user_id
 
 
+@ANSWERS(subjects.CREATE_API_KEY)
 async def create_api_key(rt: Runtime, request: CreateApiKeyRequest, ctx: RequestContext) -> ApiKey:
     caller = ctx.require_caller()
     owner = key_owner(caller, request.user_id)
@@ -300,6 +294,7 @@ async def create_api_key(rt: Runtime, request: CreateApiKeyRequest, ctx: Request
     return to_key(row, secret)
 
 
+@ANSWERS(subjects.LIST_API_KEYS)
 async def list_api_keys(rt: Runtime, request: UserRef, ctx: RequestContext) -> ApiKeyList:
     caller = ctx.require_caller()
     owner = key_owner(caller, request.id or None)
@@ -308,6 +303,7 @@ async def list_api_keys(rt: Runtime, request: UserRef, ctx: RequestContext) -> A
     return ApiKeyList(items=[to_key(row) for row in rows])
 
 
+@ANSWERS(subjects.REVOKE_API_KEY)
 async def revoke_api_key(rt: Runtime, request: ApiKeyRef, ctx: RequestContext) -> ApiKey:
     """Revoking a revoked key answers it unchanged, and announces nothing."""
     caller = ctx.require_caller()
@@ -338,6 +334,7 @@ def to_member(row: asyncpg.Record) -> Member:
     )
 
 
+@ANSWERS(subjects.LIST_MEMBERS)
 async def list_members(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> MemberList:
     rows = await rt.db.fetch(
         "SELECT * FROM project_members WHERE project_id = $1 ORDER BY created_at", parse_uuid(request.id, "project")
@@ -345,6 +342,7 @@ async def list_members(rt: Runtime, request: ProjectRef, ctx: RequestContext) ->
     return MemberList(items=[to_member(row) for row in rows])
 
 
+@ANSWERS(subjects.SET_MEMBER)
 async def set_member(rt: Runtime, request: SetMemberRequest, ctx: RequestContext) -> Member:
     caller = ctx.require_caller()
     async with rt.db.acquire() as conn, conn.transaction():
@@ -366,6 +364,7 @@ async def set_member(rt: Runtime, request: SetMemberRequest, ctx: RequestContext
     return member
 
 
+@ANSWERS(subjects.REMOVE_MEMBER)
 async def remove_member(rt: Runtime, request: MemberRef, ctx: RequestContext) -> Empty:
     async with rt.db.acquire() as conn, conn.transaction():
         removed = await conn.fetchval(

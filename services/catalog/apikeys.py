@@ -6,11 +6,14 @@ import hashlib
 import logging
 import secrets
 
+from proto import subjects
 from proto.catalog import VerifyApiKey
 from proto.common import Caller
 from shared.bus import RequestContext
 from shared.errors import LoupeError
-from shared.service import Runtime
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+@ANSWERS(subjects.VERIFY_API_KEY)
 async def verify(rt: Runtime, request: VerifyApiKey, ctx: RequestContext) -> Caller:
     row = await rt.db.fetchrow(
         "SELECT id, org_id, user_id, is_admin FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",

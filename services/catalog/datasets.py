@@ -7,7 +7,6 @@ scoped by that project, so a dataset id of another project answers 404.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -25,30 +24,26 @@ from proto.samples import (
 )
 from shared import outbox
 from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, not_found
+from shared.errors import LoupeError, check_version, conflict, not_found
 from shared.ids import parse_uuid
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.paging import keyset_page
+from shared.rows import from_row, one_of_project
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 COLUMNS = "id, project_id, name, description, version, created_at, updated_at"
 
 
 def to_dataset(row: asyncpg.Record) -> Dataset:
-    return Dataset(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        name=row["name"],
-        description=row["description"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Dataset, row)
 
 
 def name_taken(name: str) -> LoupeError:
     return conflict(f"a dataset named {name!r} already exists in this project; choose another name", path="$.name")
 
 
+@ANSWERS(subjects.CREATE_DATASET)
 async def create(rt: Runtime, request: CreateDatasetRequest, ctx: RequestContext) -> Dataset:
     name = request.dataset.name.strip()
     async with rt.db.acquire() as conn, conn.transaction():
@@ -68,21 +63,12 @@ async def create(rt: Runtime, request: CreateDatasetRequest, ctx: RequestContext
     return dataset
 
 
+@ANSWERS(subjects.LIST_DATASETS)
 async def list_page(rt: Runtime, request: ListDatasetsRequest, ctx: RequestContext) -> DatasetPage:
-    page = request.page
-    after = decode_cursor(page.cursor, datetime, uuid.UUID)
-    rows = await rt.db.fetch(
-        f"SELECT {COLUMNS} FROM datasets WHERE project_id = $1 "
-        "AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
-        parse_uuid(request.project_id, "project"),
-        after and after[0],
-        after and after[1],
-        page.limit + 1,
-    )
-    items = [to_dataset(row) for row in rows[: page.limit]]
-    return DatasetPage(
-        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None
-    )
+    query = f"SELECT {COLUMNS} FROM datasets WHERE project_id = $1"
+    project = parse_uuid(request.project_id, "project")
+    rows, next_cursor = await keyset_page(rt.db, query, [project], request.page.cursor, request.page.limit)
+    return DatasetPage(items=[to_dataset(row) for row in rows], next_cursor=next_cursor)
 
 
 async def fetch(
@@ -90,31 +76,21 @@ async def fetch(
 ) -> asyncpg.Record:
     """The dataset's row, or 404 when the project has no such dataset. `lock`: "FOR UPDATE" to change
     it, "FOR KEY SHARE" to add samples to it (it cannot be deleted meanwhile)."""
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM datasets WHERE id = $1 AND project_id = $2 {lock}",
-        parse_uuid(dataset_id, "dataset"),
-        parse_uuid(project_id, "project"),
-    )
-    if row is None:
-        raise not_found("dataset", dataset_id)
-    return row
+    query = f"SELECT {COLUMNS} FROM datasets WHERE id = $1 AND project_id = $2 {lock}"
+    return await one_of_project(conn, query, "dataset", dataset_id, project_id)
 
 
+@ANSWERS(subjects.GET_DATASET)
 async def get(rt: Runtime, request: DatasetRef, ctx: RequestContext) -> Dataset:
     return to_dataset(await fetch(rt.db, request.project_id, request.dataset_id))
 
 
+@ANSWERS(subjects.UPDATE_DATASET)
 async def update(rt: Runtime, request: UpdateDatasetRequest, ctx: RequestContext) -> Dataset:
     changes = request.changes
     async with rt.db.acquire() as conn, conn.transaction():
         current = to_dataset(await fetch(conn, request.project_id, request.dataset_id, "FOR UPDATE"))
-        if changes.version is not None and changes.version != current.version:
-            raise conflict(
-                f"dataset {current.id} is at version {current.version}, not {changes.version}; "
-                "get it again and reapply your change",
-                path="$.version",
-                current_version=current.version,
-            )
+        check_version(changes.version, current.version, f"dataset {current.id}")
         name = changes.name.strip() if changes.name is not None else current.name
         description = changes.description if changes.description is not None else current.description
         changed = [
@@ -141,6 +117,7 @@ async def update(rt: Runtime, request: UpdateDatasetRequest, ctx: RequestContext
     return dataset
 
 
+@ANSWERS(subjects.DELETE_DATASET)
 async def delete(rt: Runtime, request: DatasetRef, ctx: RequestContext) -> Empty:
     """Its samples go with it; the one event says how many, instead of one event per sample."""
     async with rt.db.acquire() as conn, conn.transaction():

@@ -15,12 +15,12 @@ import uuid
 import msgspec
 
 from proto.annotation import LabelChanged, LabelsetDeleted
+from shared.bus import encoder
 from shared.consumers import Delivery
 from shared.service import Runtime
 
 log = logging.getLogger(__name__)
 
-encode = msgspec.json.Encoder().encode
 
 UPSERT = """
 INSERT INTO label_summaries (sample_id, labelset, project_id, revision, status, tag_class_ids, changed_at)
@@ -85,7 +85,11 @@ async def apply_label_changed(rt: Runtime, project_id: str | None, event: LabelC
         applied = [
             row["sample_id"]
             for row in await conn.fetch(
-                UPSERT, uuid.UUID(event.project_id), event.labelset, event.changed_at, encode(summaries).decode()
+                UPSERT,
+                uuid.UUID(event.project_id),
+                event.labelset,
+                event.changed_at,
+                encoder.encode(summaries).decode(),
             )
         ]
         if not applied:
@@ -95,7 +99,7 @@ async def apply_label_changed(rt: Runtime, project_id: str | None, event: LabelC
             event.labelset,
             applied,
         )
-        await conn.execute(INSERT_COUNTS, event.labelset, encode(counts).decode(), applied)
+        await conn.execute(INSERT_COUNTS, event.labelset, encoder.encode(counts).decode(), applied)
 
 
 async def apply_labelset_deleted(

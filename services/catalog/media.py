@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncpg
 
+from proto import subjects
 from proto.common import Redirect
 from proto.samples import SampleMediaRef, SampleRef, SampleUrls
 from shared import object_keys
 from shared.bus import RequestContext
-from shared.errors import LoupeError, not_found
-from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.errors import LoupeError
+from shared.rows import one_of_project
+from shared.service import Answers, Runtime
 from shared.storage import Storage
+
+ANSWERS = Answers()
 
 EXPIRES_S = 3600
 
@@ -37,16 +40,11 @@ async def thumbnail_url(storage: Storage, content_hash: str | None) -> str | Non
 
 
 async def fetch(rt: Runtime, project_id: str, sample_id: str) -> asyncpg.Record:
-    row = await rt.db.fetchrow(
-        "SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2",
-        parse_uuid(sample_id, "sample"),
-        parse_uuid(project_id, "project"),
-    )
-    if row is None:
-        raise not_found("sample", sample_id)
-    return row
+    query = "SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2"
+    return await one_of_project(rt.db, query, "sample", sample_id, project_id)
 
 
+@ANSWERS(subjects.LOCATE_MEDIA)
 async def locate(rt: Runtime, request: SampleMediaRef, ctx: RequestContext) -> Redirect:
     row = await fetch(rt, request.project_id, request.sample_id)
     if request.variant == "original":
@@ -67,6 +65,7 @@ async def locate(rt: Runtime, request: SampleMediaRef, ctx: RequestContext) -> R
     return Redirect(url=url)
 
 
+@ANSWERS(subjects.SIGN_MEDIA)
 async def sign(rt: Runtime, request: SampleRef, ctx: RequestContext) -> SampleUrls:
     row = await fetch(rt, request.project_id, request.sample_id)
     return SampleUrls(

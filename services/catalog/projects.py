@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -23,9 +22,12 @@ from proto.catalog import (
 from proto.common import Caller, Empty
 from shared import outbox
 from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, not_found
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.errors import LoupeError, check_version, conflict, not_found
+from shared.paging import keyset_page
+from shared.rows import from_row
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 COLUMNS = "id, org_id, name, description, task_type, content_type, public, metadata, version, created_at, updated_at"
 # The projects a caller can see, each with the caller's role on it ($1 org, $2 user or NULL, $3 is admin).
@@ -38,20 +40,7 @@ VISIBLE = (
 
 
 def to_project(row: asyncpg.Record, role: Role | None = None) -> Project:
-    return Project(
-        id=str(row["id"]),
-        org_id=str(row["org_id"]),
-        name=row["name"],
-        description=row["description"],
-        task_type=row["task_type"],
-        content_type=row["content_type"],
-        public=row["public"],
-        metadata=row["metadata"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        role=role or row.get("role"),
-    )
+    return from_row(Project, row, role=role or row.get("role"))
 
 
 def visibility_args(caller: Caller) -> tuple[uuid.UUID, uuid.UUID | None, bool]:
@@ -69,6 +58,7 @@ def name_taken(name: str) -> LoupeError:
     return conflict(f"a project named {name!r} already exists in this organisation; choose another name", path="$.name")
 
 
+@ANSWERS(subjects.CREATE_PROJECT)
 async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Project:
     caller = ctx.require_caller()
     name = request.name.strip()
@@ -98,22 +88,16 @@ async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Pr
     return project
 
 
+@ANSWERS(subjects.LIST_PROJECTS)
 async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> ProjectPage:
     caller = ctx.require_caller()
-    after = decode_cursor(request.cursor, datetime, uuid.UUID)
-    rows = await rt.db.fetch(
-        f"{VISIBLE} AND ($4::timestamptz IS NULL OR (p.created_at, p.id) > ($4, $5)) "
-        "ORDER BY p.created_at, p.id LIMIT $6",
-        *visibility_args(caller),
-        after and after[0],
-        after and after[1],
-        request.limit + 1,
+    rows, next_cursor = await keyset_page(
+        rt.db, VISIBLE, visibility_args(caller), request.cursor, request.limit, key=("p.created_at", "p.id")
     )
-    items = [to_project(row) for row in rows[: request.limit]]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > request.limit else None
-    return ProjectPage(items=items, next_cursor=next_cursor)
+    return ProjectPage(items=[to_project(row) for row in rows], next_cursor=next_cursor)
 
 
+@ANSWERS(subjects.GET_PROJECT)
 async def get(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> Project:
     if ctx.caller is None:  # a service acting for no caller (ingest's bus feed asks a project's organisation)
         row = await rt.db.fetchrow(f"SELECT {COLUMNS} FROM projects WHERE id = $1", parse_id(request.id))
@@ -124,6 +108,7 @@ async def get(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> Project:
     return to_project(row)
 
 
+@ANSWERS(subjects.UPDATE_PROJECT)
 async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext) -> Project:
     caller = ctx.require_caller()
     changes = request.changes
@@ -136,13 +121,7 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
         if row is None:
             raise not_found("project", request.id)
         current = to_project(row)
-        if changes.version is not None and changes.version != current.version:
-            raise conflict(
-                f"project {current.id} is at version {current.version}, not {changes.version}; "
-                "get it again and reapply your change",
-                path="$.version",
-                current_version=current.version,
-            )
+        check_version(changes.version, current.version, f"project {current.id}")
         wanted = {
             "name": changes.name.strip() if changes.name is not None else None,
             "description": changes.description,
@@ -168,6 +147,7 @@ async def update(rt: Runtime, request: UpdateProjectRequest, ctx: RequestContext
     return project
 
 
+@ANSWERS(subjects.DELETE_PROJECT)
 async def delete(rt: Runtime, request: ProjectRef, ctx: RequestContext) -> Empty:
     caller = ctx.require_caller()
     async with rt.db.acquire() as conn, conn.transaction():

@@ -51,9 +51,12 @@ from services.catalog.sample_status import check_transition
 from shared import outbox
 from shared.bus import RequestContext, encoder
 from shared.consumers import Delivery, once
-from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.errors import LoupeError, check_version, conflict, invalid, not_found, not_of_project, require_all
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.rows import from_row, one_of_project
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +67,11 @@ COLUMNS = (
 
 
 def to_sample(row: asyncpg.Record) -> Sample:
-    values = dict(row)
-    for key in ("id", "project_id", "dataset_id", "labeler_id", "reviewer_id"):
-        values[key] = values[key] and str(values[key])
-    return Sample(**values)
+    return from_row(Sample, row)
 
 
 def facts(sample: Sample | NewRow, dataset_id: str, status: SampleStatus) -> SampleFacts:
-    return SampleFacts(
-        id=sample.id,
-        dataset_id=dataset_id,
-        name=sample.name,
-        content_hash=sample.content_hash,
-        media_url=sample.media_url,
-        width=sample.width,
-        height=sample.height,
-        status=status,
-        external_id=sample.external_id,
-        metadata=sample.metadata,
-        priority=sample.priority,
-        labeler_id=sample.labeler_id,
-        reviewer_id=sample.reviewer_id,
-    )
+    return from_row(SampleFacts, msgspec.structs.asdict(sample), dataset_id=dataset_id, status=status)
 
 
 def chunks(items: list[Any]) -> list[list[Any]]:
@@ -274,6 +260,7 @@ async def check_media_owned(rt: Runtime, project_id: str, dataset_id: str, items
             raise invalid(NOT_STORED, path=f"$.items[{i}].content_hash")
 
 
+@ANSWERS(subjects.CREATE_SAMPLES)
 async def create_many(rt: Runtime, request: CreateSamplesRequest, ctx: RequestContext) -> CreatedSamples:
     """Bulk create from a caller. Ingest's images become samples through `register`, which trusts them."""
     items = request.body.items
@@ -311,18 +298,13 @@ async def register(rt: Runtime, project_id: str | None, data: MediaStored, deliv
             )
             return
         rows = [
-            NewRow(
+            from_row(
+                NewRow,
+                msgspec.structs.asdict(m),
                 id=m.sample_id,
-                name=m.name,
-                external_id=m.external_id,
                 content_hash=m.sha256,
                 media_url=None,
-                format=m.format,
-                width=m.width,
-                height=m.height,
                 size_bytes=m.size,
-                metadata=m.metadata,
-                priority=m.priority,
             )
             for m in data.items
         ]
@@ -330,6 +312,7 @@ async def register(rt: Runtime, project_id: str | None, data: MediaStored, deliv
         await emit_created(conn, str(dataset["project_id"]), str(dataset["id"]), created, data.run_id)
 
 
+@ANSWERS(subjects.FIND_SAMPLES)
 async def find(rt: Runtime, request: FindSamplesByHash, ctx: RequestContext) -> SamplesByHash:
     rows = await rt.db.fetch(
         "SELECT content_hash, id FROM samples WHERE dataset_id = $1 AND project_id = $2 "
@@ -344,15 +327,10 @@ async def find(rt: Runtime, request: FindSamplesByHash, ctx: RequestContext) -> 
 # -- reading ----------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.GET_SAMPLE)
 async def get(rt: Runtime, request: SampleRef, ctx: RequestContext) -> Sample:
-    row = await rt.db.fetchrow(
-        f"SELECT {COLUMNS} FROM samples WHERE id = $1 AND project_id = $2",
-        parse_uuid(request.sample_id, "sample"),
-        parse_uuid(request.project_id, "project"),
-    )
-    if row is None:
-        raise not_found("sample", request.sample_id)
-    return to_sample(row)
+    query = f"SELECT {COLUMNS} FROM samples WHERE id = $1 AND project_id = $2"
+    return to_sample(await one_of_project(rt.db, query, "sample", request.sample_id, request.project_id))
 
 
 # -- updating ---------------------------------------------------------------------------------------
@@ -384,14 +362,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def next_values(current: Sample, changes: SampleChanges, role: str | None, path: str) -> dict[str, Any]:
     """The fields `changes` really changes, with their new values; refuses a stale version, a forbidden
     status step, and metadata given both whole and as a patch. `path` names the item in errors."""
-    if changes.version is not msgspec.UNSET and changes.version != current.version:
-        raise conflict(
-            f"sample {current.id} is at version {current.version}, not {changes.version}; get it again "
-            "and reapply your change",
-            path=f"{path}.version",
-            id=current.id,
-            current_version=current.version,
-        )
+    if changes.version is not msgspec.UNSET:
+        check_version(changes.version, current.version, f"sample {current.id}", f"{path}.version", id=current.id)
     if changes.metadata is not msgspec.UNSET and changes.metadata_patch is not msgspec.UNSET:
         raise invalid(
             "send metadata (replaces it) or metadata_patch (merges into it), not both", path=f"{path}.metadata_patch"
@@ -452,13 +424,7 @@ async def apply_updates(
             raise invalid(f"sample {ident} appears twice; send one item per sample", path=f"{path}.id")
         sample = current.get(ident)
         if sample is None:
-            raise LoupeError(
-                "not_found",
-                f"sample {ident} does not exist in this project",
-                path=f"{path}.id",
-                resource="sample",
-                id=str(ident),
-            )
+            raise not_of_project("sample", ident, f"{path}.id")
         changed[ident] = next_values(sample, changes, role, path)
         assigned |= {
             f"{path}.{field}": changed[ident][field]
@@ -491,6 +457,7 @@ def caller_role(ctx: RequestContext) -> str | None:
     return ctx.caller.role if ctx.caller is not None else None
 
 
+@ANSWERS(subjects.UPDATE_SAMPLE)
 async def update(rt: Runtime, request: UpdateSampleRequest, ctx: RequestContext) -> Sample:
     ident = parse_uuid(request.sample_id, "sample")
     async with rt.db.acquire() as conn, conn.transaction():
@@ -505,6 +472,7 @@ async def update(rt: Runtime, request: UpdateSampleRequest, ctx: RequestContext)
     return sample
 
 
+@ANSWERS(subjects.UPDATE_SAMPLES)
 async def update_many(rt: Runtime, request: UpdateSamplesRequest, ctx: RequestContext) -> UpdatedSamples:
     items = request.body.items
     async with rt.db.acquire() as conn, conn.transaction():
@@ -531,15 +499,7 @@ async def delete_ids(conn: asyncpg.Connection, project_id: uuid.UUID, ids: list[
             "DELETE FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[]) RETURNING id", project_id, ids
         )
     }
-    for i, ident in enumerate(ids):
-        if ident not in gone:
-            raise LoupeError(
-                "not_found",
-                f"sample {ident} does not exist in this project",
-                path=f"$.ids[{i}]",
-                resource="sample",
-                id=str(ident),
-            )
+    require_all("sample", ids, gone, "$.ids")
     await outbox.emit(
         conn,
         subjects.SAMPLES_DELETED,
@@ -548,6 +508,7 @@ async def delete_ids(conn: asyncpg.Connection, project_id: uuid.UUID, ids: list[
     )
 
 
+@ANSWERS(subjects.DELETE_SAMPLE)
 async def delete(rt: Runtime, request: SampleRef, ctx: RequestContext) -> Empty:
     ident = parse_uuid(request.sample_id, "sample")
     async with rt.db.acquire() as conn, conn.transaction():
@@ -558,6 +519,7 @@ async def delete(rt: Runtime, request: SampleRef, ctx: RequestContext) -> Empty:
     return Empty()
 
 
+@ANSWERS(subjects.DELETE_SAMPLES)
 async def delete_many(rt: Runtime, request: DeleteSamplesRequest, ctx: RequestContext) -> DeletedSamples:
     ids = list(dict.fromkeys(request.body.ids))  # a repeated id is deleted once
     async with rt.db.acquire() as conn, conn.transaction():
@@ -565,6 +527,7 @@ async def delete_many(rt: Runtime, request: DeleteSamplesRequest, ctx: RequestCo
     return DeletedSamples(deleted=len(ids))
 
 
+@ANSWERS(subjects.MOVE_SAMPLES)
 async def move(rt: Runtime, request: MoveSamplesRequest, ctx: RequestContext) -> MovedSamples:
     ids = list(dict.fromkeys(request.body.ids))
     project_id = parse_uuid(request.project_id, "project")
@@ -581,15 +544,7 @@ async def move(rt: Runtime, request: MoveSamplesRequest, ctx: RequestContext) ->
                 ids,
             )
         }
-        for i, ident in enumerate(ids):
-            if ident not in where:
-                raise LoupeError(
-                    "not_found",
-                    f"sample {ident} does not exist in this project",
-                    path=f"$.ids[{i}]",
-                    resource="sample",
-                    id=str(ident),
-                )
+        require_all("sample", ids, where, "$.ids")
         moving = [ident for ident in ids if where[ident] != target["id"]]
         try:
             async with conn.transaction():  # a savepoint, so the clash can still be explained below

@@ -69,7 +69,9 @@ from shared import outbox
 from shared.bus import RequestContext
 from shared.errors import invalid, not_found
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 
 class Table(NamedTuple):
@@ -301,11 +303,13 @@ def _item(edit: rules.Edit, kind: str, ident: str) -> Any:
     return _with_tags(edit, item, include_archived=False) if kind == "tag_group" else item
 
 
+@ANSWERS(subjects.GET_LABEL_SCHEMA)
 async def get_schema(rt: Runtime, request: GetSchema, ctx: RequestContext) -> LabelSchema:
     async with _reading(rt, ctx, request.project_id) as edit:
         return _document(edit, request.include_archived)
 
 
+@ANSWERS(subjects.REPLACE_LABEL_SCHEMA)
 async def replace_schema(rt: Runtime, request: ReplaceSchema, ctx: RequestContext) -> LabelSchema:
     async with _editing(rt, ctx, request.project_id) as edit:
         schema_replace.replace_schema(edit, request.document)
@@ -369,6 +373,7 @@ def handlers(kind: str) -> dict[str, Any]:
     return {"create": create, "list": list_items, "get": get, "update": update, "delete": delete}
 
 
+@ANSWERS(subjects.MERGE_LABEL_CLASS)
 async def merge_label_class(rt: Runtime, request: MergeLabelClassRequest, ctx: RequestContext) -> LabelClassMerged:
     async with _editing(rt, ctx, request.project_id) as edit:
         source = _item(edit, "label_class", request.id)
@@ -377,13 +382,9 @@ async def merge_label_class(rt: Runtime, request: MergeLabelClassRequest, ctx: R
     return LabelClassMerged(source=classes[source.id], target=classes[target.id], schema_version=edit.version)
 
 
-COMMAND_HANDLERS: list[tuple[subjects.Command, Any]] = [
-    (subjects.GET_LABEL_SCHEMA, get_schema),
-    (subjects.REPLACE_LABEL_SCHEMA, replace_schema),
-    (subjects.MERGE_LABEL_CLASS, merge_label_class),
-    *(
-        (getattr(table.subjects, verb), handler)
-        for kind, table in TABLES.items()
-        for verb, handler in handlers(kind).items()
-    ),
-]
+# The commands of each kind's table (create, list, get, update, delete) are answered by handlers made per kind.
+ANSWERS.extend(
+    (getattr(table.subjects, verb), handler)
+    for kind, table in TABLES.items()
+    for verb, handler in handlers(kind).items()
+)

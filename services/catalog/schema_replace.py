@@ -14,7 +14,7 @@ from typing import Any
 
 from proto.schema import Attribute, AttributeSpec, SchemaDocument
 from services.catalog.schema_rules import NOUNS, Edit
-from shared.errors import conflict, invalid
+from shared.errors import check_version, invalid
 from shared.ids import parse_uuid
 
 Entry = tuple[Any, str, dict[str, str]]  # (spec, its path, what `put` and `candidates` need besides the spec)
@@ -71,12 +71,7 @@ def _replace(edit: Edit, kind: str, entries: Sequence[Entry], path: str, candida
 
 
 def replace_schema(edit: Edit, document: SchemaDocument) -> None:
-    if document.version is not None and document.version != edit.version:
-        raise conflict(
-            f"the schema is at version {edit.version}, not {document.version}; get it again and reapply your change",
-            path="$.version",
-            current_version=edit.version,
-        )
+    check_version(document.version, edit.version, "the schema")
 
     def entries(specs: Sequence[Any], path: str) -> list[Entry]:
         return [(spec, f"{path}[{i}]", {}) for i, spec in enumerate(specs)]

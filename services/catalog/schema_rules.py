@@ -32,7 +32,7 @@ from proto.schema import (
     TagGroup,
     TagGroupSpec,
 )
-from shared.errors import conflict, invalid
+from shared.errors import check_version, invalid
 from shared.ids import parse_uuid
 
 Item = LabelClass | Attribute | TagGroup | TagClass | KeypointSchema
@@ -148,13 +148,8 @@ class Edit:
 
     def put(self, kind: str, spec: Spec, current: Item | None, path: str, **context: Any) -> Item:
         """Build `spec` into the item `current` (None: a new one) and keep it."""
-        if spec.version is not None and current is not None and spec.version != current.version:
-            raise conflict(
-                f"{NOUNS[kind]} {current.id} is at version {current.version}, not {spec.version}; "
-                "get it again and reapply your change",
-                path=f"{path}.version",
-                current_version=current.version,
-            )
+        if current is not None:
+            check_version(spec.version, current.version, f"{NOUNS[kind]} {current.id}", f"{path}.version")
         if current is None:
             ident = str(uuid.uuid4())
             if spec.id is not None:

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from proto import subjects
 from proto.samples import Sample
 from proto.search import (
     MAX_METADATA_KEYS,
@@ -38,9 +39,11 @@ from proto.search import (
 )
 from services.catalog import samples
 from shared.bus import RequestContext
-from shared.errors import LoupeError, invalid, not_found
+from shared.errors import invalid, not_found, require_all
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 COLUMNS = ", ".join(f"s.{column}" for column in samples.COLUMNS.split(", "))
 
@@ -402,15 +405,7 @@ async def require_datasets(rt: Runtime, project_id: uuid.UUID, dataset_ids: list
             "SELECT id FROM datasets WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids
         )
     }
-    for index, ident in enumerate(ids):
-        if ident not in known:
-            raise LoupeError(
-                "not_found",
-                f"dataset {dataset_ids[index]!r} is not a dataset of this project",
-                resource="dataset",
-                id=dataset_ids[index],
-                path=f"{path}[{index}]",
-            )
+    require_all("dataset", ids, known, path)
 
 
 def project_uuid(project_id: str) -> uuid.UUID:
@@ -420,6 +415,7 @@ def project_uuid(project_id: str) -> uuid.UUID:
         raise not_found("project", project_id) from None
 
 
+@ANSWERS(subjects.SEARCH_SAMPLES)
 async def search(rt: Runtime, request: SearchSamples, ctx: RequestContext) -> SamplePage:
     query: SearchQuery = request.query
     project_id = project_uuid(request.project_id)

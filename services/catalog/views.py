@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -29,10 +28,13 @@ from proto.search import (
 from services.catalog import search
 from shared import outbox
 from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, not_found
+from shared.errors import LoupeError, check_version, conflict, not_found, require_all
 from shared.ids import parse_uuid
-from shared.paging import decode_cursor, encode_cursor
-from shared.service import Runtime
+from shared.paging import keyset_page
+from shared.rows import from_row
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 # item_count only for item views; counting is an index-only scan of the view's items.
 COLUMNS = (
@@ -44,19 +46,11 @@ COLUMNS = (
 
 def to_view(row: asyncpg.Record) -> View:
     stored = row["filter"]
-    return View(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        name=row["name"],
-        description=row["description"],
+    return from_row(
+        View,
+        row,
         kind="items" if stored is None else "filter",
         filter=None if stored is None else msgspec.convert(stored, SampleFilter),
-        item_count=row["item_count"],
-        sort=row["sort"],
-        created_by=row["created_by"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
     )
 
 
@@ -99,15 +93,7 @@ async def insert_items(
             "SELECT id FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[])", project_id, ids
         )
     }
-    for index, ident in enumerate(ids):
-        if ident not in known:
-            raise LoupeError(
-                "not_found",
-                f"sample {sample_ids[index]!r} is not a sample of this project",
-                resource="sample",
-                id=sample_ids[index],
-                path=f"{path}[{index}]",
-            )
+    require_all("sample", ids, known, path)
     status = await conn.execute(
         "INSERT INTO saved_view_items (view_id, sample_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
         uuid.UUID(view_id),
@@ -116,6 +102,7 @@ async def insert_items(
     return int(status.split()[-1])
 
 
+@ANSWERS(subjects.CREATE_VIEW)
 async def create(rt: Runtime, request: CreateViewRequest, ctx: RequestContext) -> View:
     caller = ctx.require_caller()
     project_id = search.project_uuid(request.project_id)
@@ -151,40 +138,28 @@ async def create(rt: Runtime, request: CreateViewRequest, ctx: RequestContext) -
     return view
 
 
+@ANSWERS(subjects.LIST_VIEWS)
 async def list_page(rt: Runtime, request: ListViewsRequest, ctx: RequestContext) -> ViewPage:
     project_id = search.project_uuid(request.project_id)
-    page = request.page
-    after = decode_cursor(page.cursor, datetime, uuid.UUID)
-    rows = await rt.db.fetch(
-        f"SELECT {COLUMNS} FROM saved_views v WHERE v.project_id = $1 "
-        "AND ($2::timestamptz IS NULL OR (v.created_at, v.id) > ($2, $3)) ORDER BY v.created_at, v.id LIMIT $4",
-        project_id,
-        after and after[0],
-        after and after[1],
-        page.limit + 1,
+    query = f"SELECT {COLUMNS} FROM saved_views v WHERE v.project_id = $1"
+    rows, next_cursor = await keyset_page(
+        rt.db, query, [project_id], request.page.cursor, request.page.limit, key=("v.created_at", "v.id")
     )
-    items = [to_view(row) for row in rows[: page.limit]]
-    return ViewPage(
-        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > page.limit else None
-    )
+    return ViewPage(items=[to_view(row) for row in rows], next_cursor=next_cursor)
 
 
+@ANSWERS(subjects.GET_VIEW)
 async def get(rt: Runtime, request: ViewRef, ctx: RequestContext) -> View:
     return await fetch_view(rt.db, search.project_uuid(request.project_id), request.view_id)
 
 
+@ANSWERS(subjects.UPDATE_VIEW)
 async def update(rt: Runtime, request: UpdateViewRequest, ctx: RequestContext) -> View:
     project_id = search.project_uuid(request.project_id)
     changes = request.changes
     async with rt.db.acquire() as conn, conn.transaction():
         current = await fetch_view(conn, project_id, request.view_id, lock=True)
-        if changes.version is not None and changes.version != current.version:
-            raise conflict(
-                f"view {current.id} is at version {current.version}, not {changes.version}; get it "
-                "again and reapply your change",
-                path="$.version",
-                current_version=current.version,
-            )
+        check_version(changes.version, current.version, f"view {current.id}")
         if changes.filter is not None and current.kind == "items":
             raise LoupeError(
                 "invalid",
@@ -224,6 +199,7 @@ async def update(rt: Runtime, request: UpdateViewRequest, ctx: RequestContext) -
     return view
 
 
+@ANSWERS(subjects.DELETE_VIEW)
 async def delete(rt: Runtime, request: ViewRef, ctx: RequestContext) -> Empty:
     project_id = search.project_uuid(request.project_id)
     async with rt.db.acquire() as conn, conn.transaction():
@@ -274,14 +250,17 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+@ANSWERS(subjects.ADD_VIEW_ITEMS)
 async def add_items(rt: Runtime, request: ViewItemsRequest, ctx: RequestContext) -> View:
     return await change_items(rt, request, adding=True)
 
 
+@ANSWERS(subjects.REMOVE_VIEW_ITEMS)
 async def remove_items(rt: Runtime, request: ViewItemsRequest, ctx: RequestContext) -> View:
     return await change_items(rt, request, adding=False)
 
 
+@ANSWERS(subjects.RUN_VIEW)
 async def run(rt: Runtime, request: RunViewRequest, ctx: RequestContext) -> SamplePage:
     """The view's samples, paged like a search; a saved filter runs as it is now."""
     project_id = search.project_uuid(request.project_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from proto import subjects
 from services.gateway.operations import Operation, route
 
+EXPORT = "/v1/projects/{project_id}/exports/{export_id}"
 RELEASES = "/v1/projects/{project_id}/releases"
 RELEASE = RELEASES + "/{release_id}"
-EXPORT = "/v1/projects/{project_id}/exports/{export_id}"
 
 # A table reads best one entry to a line.
 # fmt: off

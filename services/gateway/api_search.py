@@ -25,10 +25,7 @@ def list_to_search(params: PathParams, query: search.ListSamples, body: None) ->
             external_ids=one(query.external_id),
             tags_any=one(query.tag),
             sort=query.sort,
-            limit=query.limit,
-            cursor=query.cursor,
-            offset=query.offset,
-            total=query.total,
+            **{field: getattr(query, field) for field in search.SamplePaging.__struct_fields__},
         ),
     )
 

@@ -33,7 +33,9 @@ from shared.bus import RequestContext
 from shared.consumers import Delivery
 from shared.errors import LoupeError
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 
 async def feed_run(rt: Runtime, project_id: str, dataset_id: str) -> uuid.UUID:
@@ -97,6 +99,7 @@ async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) ->
             return  # recorded before: a delivery before this one processed it
 
 
+@ANSWERS(subjects.OWNED_MEDIA)
 async def owned_media(rt: Runtime, request: OwnedMediaRequest, ctx: RequestContext) -> OwnedMedia:
     """Which of the hashes the organisation stored (the catalog asks before a sample names one): one look-up
     in org_media's primary key, however many hashes. Nobody's image and another organisation's are alike."""
@@ -124,6 +127,7 @@ def registered_media(item: MediaRef, row: asyncpg.Record, sample_id: str) -> Sto
     )
 
 
+@ANSWERS(subjects.REGISTER_MEDIA)
 async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: RequestContext) -> Run:
     """Samples for images the caller's organisation already stored: no bytes move, so it is one transaction.
 

@@ -55,7 +55,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"BM", "bmp"),
 )
 _PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}
-_MIME = {
+MIME = {
     "jpeg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
@@ -126,7 +126,7 @@ def process_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Processe
     return ProcessedImage(
         sha256=hashlib.sha256(data).hexdigest(),
         format=fmt,
-        mime=_MIME[fmt],
+        mime=MIME[fmt],
         width=width,
         height=height,
         size=len(data),

@@ -36,7 +36,7 @@ from proto import subjects
 from proto.ingest import MediaStored, StoredMedia
 from proto.samples import FindSamplesByHash, sample_id_for
 from services.ingest import fetch, samples_made
-from services.ingest.media import ImageLimits, ProcessedImage, process_image
+from services.ingest.media import MIME, ImageLimits, ProcessedImage, process_image
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import FINISHED, report, start_job
 from shared import object_keys, outbox
@@ -45,14 +45,6 @@ from shared.storage import ObjectMissing
 
 log = logging.getLogger(__name__)
 
-MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "tiff": "image/tiff",
-    "bmp": "image/bmp",
-    "gif": "image/gif",
-}
 # A job step works on at most this many items, so no delivery holds a run for long.
 STEP_ITEMS = 1024
 BATCHES_IN_FLIGHT = 3

@@ -37,9 +37,12 @@ from proto.samples import DatasetRef
 from services.ingest import credentials
 from shared import object_keys, outbox
 from shared.bus import RequestContext
-from shared.errors import LoupeError, conflict, invalid, not_found
+from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.rows import from_row, one_of_project
+from shared.service import Answers, Runtime
+
+ANSWERS = Answers()
 
 RUN_COLUMNS = (
     "id, project_id, dataset_id, kind, state, source, total, created, duplicates, failed, "
@@ -50,22 +53,7 @@ FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED")
 
 
 def to_run(row: asyncpg.Record) -> Run:
-    return Run(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        dataset_id=str(row["dataset_id"]),
-        kind=row["kind"],
-        state=row["state"],
-        total=row["total"],
-        created=row["created"],
-        duplicates=row["duplicates"],
-        failed=row["failed"],
-        pending=row["pending"],
-        source=row["source"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+    return from_row(Run, row)
 
 
 async def check_dataset(rt: Runtime, project_id: str, dataset_id: str) -> None:
@@ -76,14 +64,8 @@ async def check_dataset(rt: Runtime, project_id: str, dataset_id: str) -> None:
 async def fetch_run(
     conn: asyncpg.Connection | asyncpg.Pool, project_id: str, run_id: str, lock: bool = False
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND project_id = $2" + (" FOR UPDATE" if lock else ""),
-        parse_uuid(run_id, "import run"),
-        parse_uuid(project_id, "project"),
-    )
-    if row is None:
-        raise not_found("import run", run_id)
-    return row
+    query = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND project_id = $2" + (" FOR UPDATE" if lock else "")
+    return await one_of_project(conn, query, "import run", run_id, project_id)
 
 
 async def create_run(
@@ -168,6 +150,7 @@ async def report(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
 # -- the ways in ---------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.CREATE_UPLOAD)
 async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestContext) -> Upload:
     caller = ctx.require_caller()
     files = request.upload.files or [FileSpec() for _ in range(request.upload.count)]
@@ -205,6 +188,7 @@ async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestC
     )
 
 
+@ANSWERS(subjects.COMPLETE_UPLOAD)
 async def complete_upload(rt: Runtime, request: CompleteUploadRequest, ctx: RequestContext) -> Run:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await fetch_run(conn, request.project_id, request.run_id, lock=True)
@@ -232,6 +216,7 @@ async def complete_upload(rt: Runtime, request: CompleteUploadRequest, ctx: Requ
         return await report(conn, row["id"])
 
 
+@ANSWERS(subjects.IMPORT_URLS)
 async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestContext) -> Run:
     caller = ctx.require_caller()
     for i, item in enumerate(request.urls.items):
@@ -247,6 +232,7 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
         return await report(conn, run_id)
 
 
+@ANSWERS(subjects.IMPORT_BUCKET)
 async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestContext) -> Run:
     caller = ctx.require_caller()
     source = request.source
@@ -278,6 +264,7 @@ async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestC
         return await report(conn, run_id)
 
 
+@ANSWERS(subjects.SEAL_BUCKET_KEYS)
 async def seal_bucket_keys(rt: Runtime, source: BucketSource, ctx: RequestContext) -> SealedKeys:
     """A bucket source checked as its import will be, and its keys sealed, for a service that keeps the source
     until it starts the import (annotation's label imports): only ingest holds LOUPE_SECRETS_KEY."""
@@ -316,10 +303,12 @@ def check_staged(rt: Runtime, request: ImportBucketRequest) -> None:
 # -- reading runs --------------------------------------------------------------------------------------
 
 
+@ANSWERS(subjects.GET_RUN)
 async def get_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
     return to_run(await fetch_run(rt.db, request.project_id, request.id))
 
 
+@ANSWERS(subjects.LIST_RUNS)
 async def list_runs(rt: Runtime, request: ListRunsRequest, ctx: RequestContext) -> RunList:
     dataset = request.query.dataset_id
     rows = await rt.db.fetch(
@@ -332,6 +321,7 @@ async def list_runs(rt: Runtime, request: ListRunsRequest, ctx: RequestContext) 
     return RunList(items=[to_run(row) for row in rows])
 
 
+@ANSWERS(subjects.LIST_RUN_ITEMS)
 async def list_items(rt: Runtime, request: ListRunItemsRequest, ctx: RequestContext) -> RunItemPage:
     run = await fetch_run(rt.db, request.project_id, request.id)
     query = request.query
@@ -359,6 +349,7 @@ async def list_items(rt: Runtime, request: ListRunItemsRequest, ctx: RequestCont
     return RunItemPage(items=items, next_after=items[-1].index if len(rows) > query.limit else None)
 
 
+@ANSWERS(subjects.CANCEL_RUN)
 async def cancel_run(rt: Runtime, request: RunRef, ctx: RequestContext) -> Run:
     async with rt.db.acquire() as conn, conn.transaction():
         row = await fetch_run(conn, request.project_id, request.id, lock=True)

@@ -94,18 +94,4 @@ service.on_event(subjects.SAMPLES_MOVED)(samples_made.on_samples_moved)
 service.on_event(subjects.DATASET_DELETED)(samples_made.on_dataset_deleted)
 service.on_event(subjects.PROJECT_DELETED)(samples_made.on_project_deleted)
 
-service.answer(
-    [
-        (subjects.CREATE_UPLOAD, runs.create_upload),
-        (subjects.COMPLETE_UPLOAD, runs.complete_upload),
-        (subjects.IMPORT_URLS, runs.import_urls),
-        (subjects.IMPORT_BUCKET, runs.import_bucket),
-        (subjects.SEAL_BUCKET_KEYS, runs.seal_bucket_keys),
-        (subjects.REGISTER_MEDIA, feeds.register_media),
-        (subjects.OWNED_MEDIA, feeds.owned_media),
-        (subjects.GET_RUN, runs.get_run),
-        (subjects.LIST_RUNS, runs.list_runs),
-        (subjects.CANCEL_RUN, runs.cancel_run),
-        (subjects.LIST_RUN_ITEMS, runs.list_items),
-    ]
-)
+service.answer([*runs.ANSWERS, *feeds.ANSWERS])

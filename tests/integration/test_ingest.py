@@ -357,25 +357,27 @@ async def counts(rt: Runtime, run_id: uuid.UUID) -> tuple[int, int]:
     return created, events
 
 
-def blocked_reader(images: dict[str, bytes]) -> tuple[pipeline.Reader, asyncio.Event, asyncio.Event]:
-    """A reader that stops at its first read until `go` is set, with `reading` set when it got there."""
+async def blocked_batch(rt: Runtime, run: asyncpg.Record, images: dict[str, bytes]
+                        ) -> tuple[pipeline.Reader, asyncio.Event, asyncio.Task[int]]:
+    """A batch of the run started with a reader that stops at its first read until `go` is set: once this
+    returns, the batch holds its claim and is reading. The reader, `go`, and the batch."""
     reading, go = asyncio.Event(), asyncio.Event()
 
     async def read(row: asyncpg.Record) -> bytes:
         reading.set()
         await go.wait()
         return images[row["source"]]
-    return read, reading, go
+    batch = asyncio.create_task(pipeline.process_batch(rt, run, read))
+    async with asyncio.timeout(30):
+        await reading.wait()
+    return read, go, batch
 
 
 async def test_a_batch_holds_no_transaction_while_its_bytes_move(api, dataset, settings) -> None:
     images = {f"item-{i}": jpeg(20_000 + i) for i in range(2)}
     async with ingest_replica(settings) as rt:
         run = await unstarted_run(api, rt, dataset, len(images))
-        read, reading, go = blocked_reader(images)
-        batch = asyncio.create_task(pipeline.process_batch(rt, run, read))
-        async with asyncio.timeout(30):
-            await reading.wait()
+        read, go, batch = await blocked_batch(rt, run, images)
         idle_in_transaction = await rt.db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
             REPLICA)
@@ -394,10 +396,7 @@ async def test_a_batch_whose_claim_expired_and_was_taken_over_records_nothing(ap
     images = {f"item-{i}": jpeg(21_000 + i) for i in range(3)}
     async with ingest_replica(settings) as rt:
         run = await unstarted_run(api, rt, dataset, len(images))
-        read, reading, go = blocked_reader(images)
-        slow = asyncio.create_task(pipeline.process_batch(rt, run, read))
-        async with asyncio.timeout(30):
-            await reading.wait()
+        _, go, slow = await blocked_batch(rt, run, images)
         # As if the slow one's process had stopped renewing its claim: it expires, and another takes the items.
         await rt.db.execute("UPDATE items SET claimed_until = now() - interval '1 second' WHERE run_id = $1",
                             run["id"])
@@ -431,7 +430,8 @@ async def test_one_image_in_two_batches_at_once_makes_one_sample(api, dataset, s
         run = await unstarted_run(api, rt, dataset, 2)
         claims = [await pipeline.claim(rt, run["id"], [index]) for index in range(2)]
         for token, rows in claims:  # each asked the catalog before either was recorded, and neither found it
-            await pipeline.record(rt, run, token, [(rows[0], pipeline.Prepared(image, process_image(image)))], {}, set())
+            worked = [(rows[0], pipeline.Prepared(image, process_image(image)))]
+            await pipeline.record(rt, run, token, worked, {}, set())
         items = await rt.db.fetch("SELECT state, sample_id FROM items WHERE run_id = $1 ORDER BY idx", run["id"])
         assert [item["state"] for item in items] == ["CREATED", "DUPLICATE"]
         assert items[0]["sample_id"] == items[1]["sample_id"]

@@ -113,12 +113,7 @@ def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStat
                     coco_url=target.image_url(sample),
                 )
             )
-            label = sample.labels.get(target.labelset)
-            for obj in label.objects if label else ():
-                category_id = category_ids.get(obj.class_id)
-                if category_id is None:
-                    stats.skip("class not in the release's schema")
-                    continue
+            for obj, category_id in target.objects(sample, category_ids, stats):
                 annotation = _annotation(obj, annotations.count + 1, image_id, category_id, sample, target.task)
                 if annotation is None:
                     stats.skip(f"{obj.shape.__struct_config__.tag}: no COCO form")

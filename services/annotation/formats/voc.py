@@ -46,12 +46,7 @@ def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStat
             stem = stems(sample.name)
             image_set.write(f"{stem}\n")
             root = _annotation(sample, stem)
-            label = sample.labels.get(target.labelset)
-            for obj in label.objects if label else ():
-                name = class_names.get(obj.class_id)
-                if name is None:
-                    stats.skip("class not in the release's schema")
-                    continue
+            for obj, name in target.objects(sample, class_names, stats):
                 if not isinstance(obj.shape, geometry.AREA_SHAPES):
                     stats.skip(f"{obj.shape.__struct_config__.tag}: no VOC form")
                     continue

@@ -79,12 +79,7 @@ def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStat
             stem = stems(sample.name)
             images.write(f"{stem}\t{target.image_url(sample) or sample.name}\n")
             lines = []
-            label = sample.labels.get(target.labelset)
-            for obj in label.objects if label else ():
-                index = class_indexes.get(obj.class_id)
-                if index is None:
-                    stats.skip("class not in the release's schema")
-                    continue
+            for obj, index in target.objects(sample, class_indexes, stats):
                 coordinates = _coordinates(obj.shape, sample.width, sample.height, target.task)
                 if coordinates is None:
                     stats.skip(f"{obj.shape.__struct_config__.tag}: no YOLO {target.task} form")

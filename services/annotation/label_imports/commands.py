@@ -23,14 +23,15 @@ from services.annotation.label_imports.records import (
     upload_key,
 )
 from services.annotation.refs import actor
-from shared.bus import RequestContext
+from shared.bus import RequestContext, encoder
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
-from shared.service import Runtime
+from shared.service import Answers, Runtime
 
-encode = msgspec.json.Encoder().encode
+ANSWERS = Answers()
 
 
+@ANSWERS(subjects.CREATE_LABEL_IMPORT)
 async def create(rt: Runtime, request: CreateImportRequest, ctx: RequestContext) -> Import:
     caller = ctx.require_caller()
     project = parse_uuid(request.project_id, "project")
@@ -52,7 +53,7 @@ async def create(rt: Runtime, request: CreateImportRequest, ctx: RequestContext)
         dataset,
         body.labelset,
         body.format,
-        encode(images).decode() if images else None,
+        encoder.encode(images).decode() if images else None,
         body.create_classes,
         actor(caller),
     )
@@ -75,6 +76,7 @@ async def sealed(rt: Runtime, images: ImageSource, caller: Caller) -> KeptImageS
     )
 
 
+@ANSWERS(subjects.START_LABEL_IMPORT)
 async def start(rt: Runtime, request: ImportRef, ctx: RequestContext) -> Import:
     row = await fetch(rt.db, request)
     if row["state"] != "WAITING":
@@ -93,10 +95,12 @@ async def start(rt: Runtime, request: ImportRef, ctx: RequestContext) -> Import:
     return to_import(rt, started)
 
 
+@ANSWERS(subjects.GET_LABEL_IMPORT)
 async def get(rt: Runtime, request: ImportRef, ctx: RequestContext) -> Import:
     return to_import(rt, await fetch(rt.db, request))
 
 
+@ANSWERS(subjects.LIST_LABEL_IMPORT_ITEMS)
 async def list_items(rt: Runtime, request: ListImportItemsRequest, ctx: RequestContext) -> ImportItemPage:
     row = await fetch(rt.db, ImportRef(project_id=request.project_id, import_id=request.import_id))
     query = request.query
@@ -118,11 +122,3 @@ async def list_items(rt: Runtime, request: ListImportItemsRequest, ctx: RequestC
         )
     )
     return ImportItemPage(items=[to_item(r) for r in rows], total=total)
-
-
-COMMAND_HANDLERS = (
-    (subjects.CREATE_LABEL_IMPORT, create),
-    (subjects.START_LABEL_IMPORT, start),
-    (subjects.GET_LABEL_IMPORT, get),
-    (subjects.LIST_LABEL_IMPORT_ITEMS, list_items),
-)

@@ -11,8 +11,7 @@ from proto.common import Caller
 from proto.releases import ImageSource, Import, ImportItem, ImportRef, LabelImportJob, LabelImportStep
 from services.annotation.refs import service_caller
 from shared import object_keys, outbox
-from shared.errors import not_found
-from shared.ids import parse_uuid
+from shared.rows import from_row, one_of_project
 from shared.service import Runtime
 
 COLUMNS = (
@@ -40,21 +39,9 @@ def upload_key(row: asyncpg.Record) -> str:
 
 def to_import(rt: Runtime, row: asyncpg.Record) -> Import:
     waiting = row["state"] == "WAITING"
-    return Import(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        dataset_id=str(row["dataset_id"]),
-        labelset=row["labelset"],
-        format=row["format"],
-        state=row["state"],
-        images=row["images"],
-        imported=row["imported"],
-        failed=row["failed"],
-        objects=row["objects"],
-        classes_created=list(row["classes_created"]),
-        error=row["error"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
+    return from_row(
+        Import,
+        row,
         upload_url=rt.storage.presigned_put("releases", upload_key(row), rt.settings.upload_url_expiry_s)
         if waiting
         else None,
@@ -62,27 +49,13 @@ def to_import(rt: Runtime, row: asyncpg.Record) -> Import:
 
 
 def to_item(row: asyncpg.Record) -> ImportItem:
-    return ImportItem(
-        index=row["idx"],
-        name=row["name"],
-        outcome=row["outcome"],
-        sample_id=row["sample_id"] and str(row["sample_id"]),
-        objects=row["objects"],
-        error_code=row["error_code"],
-        error=row["error"],
-    )
+    return from_row(ImportItem, row, index=row["idx"])
 
 
 async def fetch(conn: asyncpg.Connection | asyncpg.Pool, request: ImportRef) -> asyncpg.Record:
     """The row a caller names; not_found unless it is of the project."""
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM imports WHERE id = $1 AND project_id = $2",
-        parse_uuid(request.import_id, "import"),
-        parse_uuid(request.project_id, "project"),
-    )
-    if row is None:
-        raise not_found("import", request.import_id)
-    return row
+    query = f"SELECT {COLUMNS} FROM imports WHERE id = $1 AND project_id = $2"
+    return await one_of_project(conn, query, "import", request.import_id, request.project_id)
 
 
 async def load(db: asyncpg.Pool, import_id: uuid.UUID) -> asyncpg.Record | None:

@@ -1,0 +1,45 @@
+"""Database rows into contract structs, and the one-row look-up every service makes: a thing of a project,
+or 404."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from shared.errors import not_found
+from shared.ids import parse_uuid
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def as_text(value: Any) -> Any:
+    """Contracts carry ids as text; Postgres keeps them as uuid (and uuid[])."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list) and value and isinstance(value[0], uuid.UUID):
+        return [str(v) for v in value]
+    return value
+
+
+def from_row(struct: type[S], row: Mapping[str, Any], **given: Any) -> S:
+    """`struct` with each field from the row's column of that name, ids as text, unless `given` names it. A
+    field whose column the row lacks keeps its default (one without a default is a TypeError). The row may
+    be any mapping: `msgspec.structs.asdict` of another contract makes one contract from another."""
+    columns = set(row.keys())
+    values = {name: as_text(row[name]) for name in struct.__struct_fields__ if name not in given and name in columns}
+    return struct(**values, **given)
+
+
+async def one_of_project(
+    conn: asyncpg.Connection | asyncpg.Pool, query: str, noun: str, row_id: str, project_id: str
+) -> asyncpg.Record:
+    """The row `query` selects for the id (`$1`) and project (`$2`), or not_found naming the `noun`: a row of
+    another project is no different from none, and so is a malformed id."""
+    row = await conn.fetchrow(query, parse_uuid(row_id, noun), parse_uuid(project_id, "project"))
+    if row is None:
+        raise not_found(noun, row_id)
+    return row
