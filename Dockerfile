@@ -9,11 +9,17 @@
 # The default EXTRAS builds one image that can run any service (never the `local` extra: the
 # embedded stack's servers are not needed in a container). Run a service with
 # `python -m services.<name>`; configuration is LOUPE_* environment variables only.
+#
+# TORCH picks the build of torch (the training extra): `cpu` (the default: small, for CPU nodes) or a
+# CUDA build for GPU nodes, named as PyTorch's wheel index names it (cu126, cu128, ...):
+#
+#   docker build -t loupe/training:0.1.0-gpu --build-arg EXTRAS=training --build-arg TORCH=cu128 .
 
 ############################ build: a virtualenv with Loupe and its extras ############################
 FROM python:3.11.11-slim-bookworm AS build
 
 ARG EXTRAS=gateway,catalog,annotation,ingest,training,inference
+ARG TORCH=cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -27,7 +33,8 @@ WORKDIR /src
 # Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
 # (With no packages present yet this builds an empty `loupe` distribution, removed again below.)
 COPY pyproject.toml README.md* ./
-RUN pip install ".[${EXTRAS}]" \
+# PyTorch's index beside PyPI: its `2.x.y+cpu` / `+cuXXX` wheels rank above PyPI's plain build (CUDA on Linux).
+RUN pip install --extra-index-url "https://download.pytorch.org/whl/${TORCH}" ".[${EXTRAS}]" \
  && pip uninstall -y loupe
 
 # Then the project itself, without touching the dependencies installed above.

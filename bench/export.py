@@ -145,9 +145,7 @@ async def run(stack: Stack, samples: int, per_sample: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "10,000 samples, 100,000 boxes")
-    parser.add_argument("--samples", type=int, default=100_000)
-    parser.add_argument("--objects-per-sample", type=int, default=10)
+    parser = arguments(__doc__, "10,000 samples, 100,000 boxes", samples=100_000, objects_per_sample=10)
     args = parser.parse_args()
     samples = 10_000 if args.quick else args.samples
     with local_stack("catalog", "annotation", "gateway") as stack:

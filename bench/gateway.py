@@ -81,9 +81,7 @@ async def bus_phase(stack: Stack, clients: int, seconds: float) -> tuple[list[fl
 
 
 def main() -> None:
-    parser = arguments(__doc__, "2 clients, 2 s per phase")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser = arguments(__doc__, "2 clients, 2 s per phase", clients=8, seconds=10.0)
     args = parser.parse_args()
     clients, seconds = (2, 2.0) if args.quick else (args.clients, args.seconds)
 

@@ -170,9 +170,7 @@ async def run(stack: Stack, images: list[bytes], datasets: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "300 images, 2 datasets")
-    parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--datasets", type=int, default=20)
+    parser = arguments(__doc__, "300 images, 2 datasets", images=5000, datasets=20)
     args = parser.parse_args()
     count, datasets = (300, 2) if args.quick else (args.images, args.datasets)
     images = make_jpegs(count)

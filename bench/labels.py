@@ -126,10 +126,7 @@ async def run(stack: Stack, objects: int, per_call: int, clients: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "20,000 objects")
-    parser.add_argument("--objects", type=int, default=200_000)
-    parser.add_argument("--per-call", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser = arguments(__doc__, "20,000 objects", objects=200_000, per_call=1000, clients=4)
     args = parser.parse_args()
     objects = 20_000 if args.quick else args.objects
     with local_stack("catalog", "annotation", "gateway") as stack:

@@ -59,10 +59,13 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return used
 
 
-def arguments(doc: str | None, quick: str) -> argparse.ArgumentParser:
-    """A benchmark's command line: its docstring as help, and `--quick` for a smoke-sized run of `quick`."""
+def arguments(doc: str | None, quick: str, **sizes: float) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as help, `--quick` for a smoke-sized run of `quick`, and an
+    option per size (`per_call=1000` is `--per-call`, an int defaulting to 1000)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"a smoke-sized run ({quick})")
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     return parser
 
 

@@ -195,9 +195,7 @@ async def run(stack: Stack, n: int, requests: int) -> tuple[dict[str, dict[str, 
 
 
 def main() -> None:
-    parser = arguments(__doc__, "50,000 samples, 50 requests each")
-    parser.add_argument("--samples", type=int, default=1_000_000)
-    parser.add_argument("--requests", type=int, default=300, help="measured requests per filter")
+    parser = arguments(__doc__, "50,000 samples, 50 requests each", samples=1_000_000, requests=300)
     args = parser.parse_args()
     n, requests = (50_000, 50) if args.quick else (args.samples, args.requests)
 

@@ -83,6 +83,12 @@ def _settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from loupe.synth import run_command
+
+    return run_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loupe", description="Loupe, the self-hosted vision data engine")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +108,24 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = commands.add_parser("settings", help="print the configuration table (Markdown)")
     settings.set_defaults(run=_settings)
+
+    synth = commands.add_parser("synth", help="make synthetic images of shapes and load them, labelled, into a project")
+    synth.add_argument("--count", type=int, default=200, help="how many images (default %(default)s)")
+    synth.add_argument("--size", type=int, default=64, help="side of the square images in pixels (default %(default)s)")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed makes the same images (default %(default)s)")
+    synth.add_argument("--shift", action="store_true", help="another palette and background: a distribution shift")
+    synth.add_argument("--objects", type=int, nargs=2, default=[1, 3], metavar=("MIN", "MAX"),
+                       help="objects per image (default 1 3)")
+    synth.add_argument("--val-fraction", type=float, default=0.2,
+                       help="share of the images in dataset val, the rest in train (default %(default)s)")
+    synth.add_argument("--project", help="id of a project to add to (default: make a new one)")
+    synth.add_argument("--name", default="synthetic shapes", help="name of the new project (default %(default)s)")
+    synth.add_argument("--url", default=os.environ.get("LOUPE_URL", f"http://127.0.0.1:{DEFAULT_BASE_PORT}"),
+                       help="the gateway (env LOUPE_URL; default %(default)s)")
+    synth.add_argument("--token", default=os.environ.get("LOUPE_API_KEY"),
+                       help="API key of a project manager (env LOUPE_API_KEY; `loupe up` prints the admin key)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(run=_synth)
 
     args = parser.parse_args(argv)
     return args.run(args)

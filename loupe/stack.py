@@ -69,7 +69,8 @@ class Stack:
         self.log_dir = Path(log_dir or self.data_dir / "logs").resolve()
         self.gateway_url = f"http://127.0.0.1:{ports.gateway}"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.admin_key = self._secret("admin-key")
+        # Prefixed as the catalog's own keys are: a key starting with "-" is taken for an option on a command line.
+        self.admin_key = self._secret("admin-key", prefix="lp_")
         self._pg_superuser_password = self._secret("postgres-superuser-password")
         self._pg_password = self._secret("postgres-password")
         # The user's LOUPE_* variables still apply (log level, bucket prefix, job tuning, ...);
@@ -273,11 +274,11 @@ class Stack:
         lock.flush()
         self._lock = lock
 
-    def _secret(self, name: str) -> str:
+    def _secret(self, name: str, prefix: str = "") -> str:
         """A random token made on first use and kept in the data folder (mode 600) for every later start."""
         path = self.data_dir / name
         if not path.exists():
-            servers.write_private(path, secrets.token_urlsafe(24), exclusive=True)
+            servers.write_private(path, prefix + secrets.token_urlsafe(24), exclusive=True)
         return path.read_text().strip()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import UnionType
 from typing import NamedTuple
 
-from proto import annotation, catalog, common, ingest, releases, review, samples, schema, search
+from proto import annotation, catalog, common, ingest, releases, review, samples, schema, search, training
 
 EVENTS_STREAM = "LOUPE_EVENTS"
 EVENTS_SUBJECTS = "loupe.evt.>"
@@ -846,6 +846,117 @@ INGEST_COMMANDS: tuple[Command, ...] = (
 INGEST_EVENTS: tuple[Event, ...] = (MEDIA_STORED, RUN_PROGRESSED)
 INGEST_JOBS: tuple[Job, ...] = (MEDIA_IMPORT_JOB, BUS_MEDIA)
 
+# -- training: configurations, runs, models (proto/training.py) -------------------------------------
+GET_TRAINING_CONFIG = Command(
+    "loupe.training.config.get",
+    training.ProjectScope,
+    training.ProjectConfig,
+    "Get a project's training configuration (the defaults until one is set)",
+)
+REPLACE_TRAINING_CONFIG = Command(
+    "loupe.training.config.replace",
+    training.ReplaceConfigRequest,
+    training.ProjectConfig,
+    "Set a project's training configuration; fields left out take their defaults",
+)
+CREATE_TRAINING_RUN = Command(
+    "loupe.training.run.create",
+    training.CreateTrainingRunRequest,
+    training.TrainingRun,
+    "Train a model version from a release (or from everything labelled now, cutting a release first), as a job",
+)
+LIST_TRAINING_RUNS = Command(
+    "loupe.training.run.list",
+    training.ListTrainingRunsRequest,
+    training.TrainingRunList,
+    "List a project's training runs, newest first",
+)
+GET_TRAINING_RUN = Command(
+    "loupe.training.run.get", training.TrainingRunRef, training.TrainingRun, "Get a training run and its progress"
+)
+CANCEL_TRAINING_RUN = Command(
+    "loupe.training.run.cancel",
+    training.TrainingRunRef,
+    training.TrainingRun,
+    "Cancel a training run: a queued one at once, a running one within seconds (it stays RUNNING until stopped)",
+)
+GET_TRAINING_RUN_LOG = Command(
+    "loupe.training.run.log",
+    training.RunLogRequest,
+    training.RunLog,
+    "Read a training run's log, oldest line first, a page at a time; pass next_cursor back to follow a running run",
+)
+LIST_MODELS = Command("loupe.training.model.list", training.ProjectScope, training.ModelList, "List a project's models")
+GET_MODEL = Command("loupe.training.model.get", training.ModelRef, training.Model, "Get a model")
+DELETE_MODEL = Command(
+    "loupe.training.model.delete",
+    training.ModelRef,
+    common.Empty,
+    "Delete a model with all its versions, their files included",
+)
+ACTIVATE_MODEL_VERSION = Command(
+    "loupe.training.model.activate",
+    training.ActivateVersionRequest,
+    training.ModelVersion,
+    "Make a version of the model the one that serves its task family for the project",
+)
+LIST_MODEL_VERSIONS = Command(
+    "loupe.training.version.list", training.ModelRef, training.VersionList, "List a model's versions, newest first"
+)
+GET_MODEL_VERSION = Command(
+    "loupe.training.version.get", training.VersionRef, training.ModelVersion, "Get a model version with its metrics"
+)
+DELETE_MODEL_VERSION = Command(
+    "loupe.training.version.delete",
+    training.DeleteVersionRequest,
+    common.Empty,
+    "Delete a model version: its files only (`weights_only`: the record and metrics stay), or all of it",
+)
+TRAINING_RUN_JOB = Job("loupe.job.training.run", training.TrainingRunJob, "Train, evaluate, export and register a run")
+TRAINING_RUN_CHANGED = Event(
+    "loupe.evt.training.run.changed",
+    training.TrainingRun,
+    "A training run changed state (queued, running, succeeded, failed, cancelled) or was asked to cancel",
+)
+TRAINING_RUN_PROGRESSED = Event(
+    "loupe.evt.training.run.progressed",
+    training.TrainingRunProgressed,
+    "A training run finished an epoch: its loss, validation metrics, speed and ETA",
+)
+MODEL_VERSION_CREATED = Event(
+    "loupe.evt.training.version.created",
+    training.ModelVersion,
+    "A model version was trained, evaluated and published into the model repository",
+)
+ACTIVE_VERSION_CHANGED = Event(
+    "loupe.evt.training.model.activated",
+    training.ActiveVersionChanged,
+    "The version serving a task family for a project changed",
+)
+TRAINING_COMMANDS: tuple[Command, ...] = (
+    GET_TRAINING_CONFIG,
+    REPLACE_TRAINING_CONFIG,
+    CREATE_TRAINING_RUN,
+    LIST_TRAINING_RUNS,
+    GET_TRAINING_RUN,
+    CANCEL_TRAINING_RUN,
+    GET_TRAINING_RUN_LOG,
+    LIST_MODELS,
+    GET_MODEL,
+    DELETE_MODEL,
+    ACTIVATE_MODEL_VERSION,
+    LIST_MODEL_VERSIONS,
+    GET_MODEL_VERSION,
+    DELETE_MODEL_VERSION,
+)
+TRAINING_EVENTS: tuple[Event, ...] = (
+    TRAINING_RUN_CHANGED,
+    TRAINING_RUN_PROGRESSED,
+    MODEL_VERSION_CREATED,
+    ACTIVE_VERSION_CHANGED,
+)
+TRAINING_JOBS: tuple[Job, ...] = (TRAINING_RUN_JOB,)
+
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]
 
@@ -864,6 +975,7 @@ COMMANDS: tuple[Command, ...] = (
     *ANNOTATION_COMMANDS,
     *REVIEW_COMMANDS,
     *RELEASE_COMMANDS,
+    *TRAINING_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )
@@ -881,5 +993,6 @@ EVENTS: tuple[Event, ...] = (
     EXPORT_FINISHED,
     LABEL_IMPORT_FINISHED,
     *INGEST_EVENTS,
+    *TRAINING_EVENTS,
 )
-JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS)
+JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS, *TRAINING_JOBS)

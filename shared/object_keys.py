@@ -62,3 +62,19 @@ def label_import_upload(project_id: Id, import_id: Id) -> str:
 def label_import_images(project_id: Id, import_id: Id) -> str:
     """The prefix a label import stages its archive's images under, in the releases bucket."""
     return f"{label_imports(project_id)}{import_id}/images/"
+
+
+def training_checkpoint(run_id: Id) -> str:
+    """A training run's last checkpoint, in the models bucket (never loaded by Triton: no model of that name)."""
+    return f"_checkpoints/{run_id}/last.pt"
+
+
+def model_weights_folder(triton_model: str) -> str:
+    """The prefix of all of a model's trained weights, in the models bucket."""
+    return f"_weights/{triton_model}/"
+
+
+def model_weights(triton_model: str, version: int) -> str:
+    """A model version's trained torch weights (its state dict), in the models bucket, from which later runs
+    may start (never loaded by Triton: no model of that name)."""
+    return f"{model_weights_folder(triton_model)}{version}.pt"

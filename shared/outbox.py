@@ -10,6 +10,7 @@ import contextlib
 import logging
 import typing
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import UnionType
 
@@ -136,20 +137,18 @@ async def prune(pool: asyncpg.Pool, published_keep_s: float, inbox_keep_s: float
     return int(published.split()[-1]), int(processed.split()[-1])
 
 
+@dataclass(eq=False)
 class Relay:
     """Publishes the outbox of one schema: woken by NOTIFY on commit, and by a poll as a safety net."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, js: JetStreamContext, schema: str, poll_s: float, inbox_keep_s: float
-    ) -> None:
-        self.pool = pool
-        self.js = js
-        self.schema = schema
-        self.poll_s = poll_s
-        self.inbox_keep_s = inbox_keep_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+    pool: asyncpg.Pool
+    js: JetStreamContext
+    schema: str
+    poll_s: float
+    inbox_keep_s: float
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _listener: asyncpg.Connection | None = field(default=None, init=False)
 
     async def start(self) -> None:
         self._listener = await self.pool.acquire()

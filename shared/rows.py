@@ -17,10 +17,11 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def as_text(value: Any) -> Any:
-    """Contracts carry ids as text; Postgres keeps them as uuid (and uuid[])."""
+    """Contracts carry ids as text; Postgres keeps them as uuid (and uuid[]), which asyncpg decodes to its own
+    subclass of `uuid.UUID`."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, list) and value and isinstance(value[0], uuid.UUID):
+    if type(value) is list and value and isinstance(value[0], uuid.UUID):
         return [str(v) for v in value]
     return value
 
@@ -28,9 +29,17 @@ def as_text(value: Any) -> Any:
 def from_row(struct: type[S], row: Mapping[str, Any], **given: Any) -> S:
     """`struct` with each field from the row's column of that name, ids as text, unless `given` names it. A
     field whose column the row lacks keeps its default (one without a default is a TypeError). The row may
-    be any mapping: `msgspec.structs.asdict` of another contract makes one contract from another."""
-    columns = set(row.keys())
-    values = {name: as_text(row[name]) for name in struct.__struct_fields__ if name not in given and name in columns}
+    be any mapping: `msgspec.structs.asdict` of another contract makes one contract from another.
+
+    On the catalog's registration path (two calls a sample), so it looks each field up once."""
+    values = {}
+    for name in struct.__struct_fields__:
+        if name in given:
+            continue
+        try:
+            values[name] = as_text(row[name])
+        except KeyError:
+            continue
     return struct(**values, **given)
 
 

@@ -14,6 +14,7 @@ import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
@@ -138,31 +139,26 @@ Hook = Callable[[Runtime], Awaitable[None]]
 Context = Callable[[Runtime], AsyncIterator[None]]
 
 
+@dataclass(eq=False)
 class Service:
-    def __init__(
-        self,
-        name: str,
-        *,
-        migrations: Path | None = None,
-        buckets: tuple[str, ...] = (),
-        uses_db: bool = True,
-        events_concurrency: int = 1,
-        make_app: Callable[[Settings], web.Application] = lambda settings: web.Application(),
-    ) -> None:
-        self.name = name
-        self.events_concurrency = events_concurrency
-        self.migrations = migrations
-        self.buckets = buckets
-        self.uses_db = uses_db
-        self.make_app = make_app
-        self.commands: list[tuple[Command, CommandHandler]] = []
-        self.consumer_specs: list[ConsumerSpec[ConsumerHandler]] = []
-        self.event_handlers: dict[str, tuple[Event, EventHandler]] = {}
-        self.startup_hooks: list[Hook] = []
-        self.contexts: list[Context] = []
-        self.ready_checks: dict[str, Hook] = {}
-        # Checks of other services rather than of this process: `/readyz?scope=self` leaves them out.
-        self.dependency_checks: set[str] = set()
+    """What a service is: its name, its schema's migrations, its buckets and HTTP app, and what it does on the
+    bus (commands, consumers, event handlers), at start-up and to be ready."""
+
+    name: str
+    _: KW_ONLY
+    migrations: Path | None = None
+    buckets: tuple[str, ...] = ()
+    uses_db: bool = True
+    events_concurrency: int = 1
+    make_app: Callable[[Settings], web.Application] = lambda settings: web.Application()
+    commands: list[tuple[Command, CommandHandler]] = field(default_factory=list, init=False)
+    consumer_specs: list[ConsumerSpec[ConsumerHandler]] = field(default_factory=list, init=False)
+    event_handlers: dict[str, tuple[Event, EventHandler]] = field(default_factory=dict, init=False)
+    startup_hooks: list[Hook] = field(default_factory=list, init=False)
+    contexts: list[Context] = field(default_factory=list, init=False)
+    ready_checks: dict[str, Hook] = field(default_factory=dict, init=False)
+    # Checks of other services rather than of this process: `/readyz?scope=self` leaves them out.
+    dependency_checks: set[str] = field(default_factory=set, init=False)
 
     def answer(self, pairs: Iterable[tuple[Command, CommandHandler]]) -> None:
         """Answer each command with its handler."""

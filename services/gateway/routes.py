@@ -14,6 +14,7 @@ from services.gateway import (
     api_samples,
     api_schema,
     api_search,
+    api_training,
 )
 from services.gateway.operations import Operation
 
@@ -29,4 +30,5 @@ OPERATIONS: tuple[Operation, ...] = (
     *api_imports.OPERATIONS,
     *api_qa.OPERATIONS,
     *api_review.OPERATIONS,
+    *api_training.OPERATIONS,
 )

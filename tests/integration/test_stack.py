@@ -164,6 +164,7 @@ def test_restart_keeps_data_and_secrets_and_stop_leaves_no_process(tmp_path: Pat
     # Other ports this time: nothing of the data may depend on them.
     with Stack(tmp_path, StackPorts.free(), services=()) as again:
         assert again.admin_key == first.admin_key and len(again.admin_key) > 20
+        assert first.admin_key.startswith("lp_"), "a key starting with - would be taken for an option"
         assert (tmp_path / "admin-key").stat().st_mode & 0o777 == 0o600
         assert again.settings.s3_secret_key == first.settings.s3_secret_key
         assert asyncio.run(_fetchval(again.settings.database_url, "SELECT word FROM kept")) == "still here"
