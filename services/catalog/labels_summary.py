@@ -4,7 +4,9 @@ Per (sample, labelset) it keeps the newest revision only: a summary row is upser
 condition that the stored revision is older, and the per-class rows are replaced only for the rows
 that were. So an event redelivered, or one overtaken by a newer revision, changes nothing, without an
 inbox row per event (labels change often; the revision already is the idempotency key). An event
-carries the labels one call changed; all of them are applied in three statements.
+carries the labels one call changed; all of them are applied in three statements. Events are applied
+several at once, so the summary rows are locked in sample order whatever plan joins them to the samples:
+two events that share samples then wait for each other rather than deadlock.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ INSERT INTO label_summaries (sample_id, labelset, project_id, revision, status, 
 SELECT s.id, $2, s.project_id, t.revision, t.status, t.tag_class_ids, $3
 FROM jsonb_to_recordset($4::text::jsonb) AS t (sample_id uuid, revision bigint, status text, tag_class_ids text[])
 JOIN samples s ON s.id = t.sample_id AND s.project_id = $1
+ORDER BY t.sample_id
 ON CONFLICT (sample_id, labelset) DO UPDATE SET revision = EXCLUDED.revision, status = EXCLUDED.status,
     tag_class_ids = EXCLUDED.tag_class_ids, changed_at = EXCLUDED.changed_at
 WHERE label_summaries.revision < EXCLUDED.revision

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import random
 import uuid
 from datetime import UTC, datetime
 
@@ -112,6 +113,33 @@ async def test_bulk_upsert_is_all_or_nothing(api: aiohttp.ClientSession, project
                json={"ids": [*ids, str(uuid.uuid4())]})
     deleted = await call(api, "POST", f"{project.path}/labelsets/ground-truth/objects/delete", json={"ids": ids})
     assert deleted["deleted"] == 10
+
+
+async def test_overlapping_bulk_writes_at_once_apply_their_summaries_without_a_deadlock(
+        api: aiohttp.ClientSession, unique: str, stack, settings) -> None:
+    """Concurrent calls whose samples overlap, each listing them in another order: the catalog applies
+    their label events side by side, and must take the summary rows' locks in one order."""
+    project = await make_project(api, f"{unique} overlap", samples=200)
+    calls = []
+    for seed in range(8):
+        order = list(project.samples)
+        random.Random(seed).shuffle(order)
+        calls.append([{"sample_id": s, **project.box(1 + seed, 1, 20 + seed, 20)} for s in order for _ in range(5)])
+    written = await asyncio.gather(*(call(api, "POST", f"{project.path}/labelsets/ground-truth/objects",
+                                          json={"items": items}) for items in calls))
+    assert sum(w["created"] for w in written) == 8 * 200 * 5
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "catalog"})
+    try:
+        async def summarised() -> bool:
+            versions = await conn.fetchval(
+                "SELECT count(*) FROM label_summaries WHERE project_id = $1 AND revision = 8", uuid.UUID(project.id))
+            assert versions == 200
+            return True
+        await eventually(summarised, timeout=30)
+    finally:
+        await conn.close()
+    for service in ("catalog", "annotation"):
+        assert "deadlock detected" not in (stack.log_dir / f"{service}.log").read_text()
 
 
 async def test_a_stale_version_is_409(api: aiohttp.ClientSession, project: Project) -> None:
