@@ -154,6 +154,15 @@ class SearchQuery(SampleFilter, frozen=True, kw_only=True, forbid_unknown_fields
     total: TotalMode = "none"
 
 
+class CountSamples(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    filter: SampleFilter
+
+
+class SampleCount(msgspec.Struct, frozen=True, kw_only=True):
+    count: int  # the samples the filter matches, counted exactly
+
+
 class SearchSamples(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     query: SearchQuery

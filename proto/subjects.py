@@ -438,6 +438,12 @@ SEARCH_SAMPLES = Command(
     search.SamplePage,
     "Search a project's samples by fields, metadata and labels, sorted, a page at a time",
 )
+COUNT_SAMPLES = Command(
+    "loupe.catalog.sample.count",
+    search.CountSamples,
+    search.SampleCount,
+    "Count a project's samples that a filter matches, without reading them",
+)
 CREATE_VIEW = Command(
     "loupe.catalog.view.create",
     search.CreateViewRequest,
@@ -482,6 +488,7 @@ VIEW_UPDATED = Event(
 VIEW_DELETED = Event("loupe.evt.catalog.view.deleted", search.ViewDeleted, "A saved view was deleted")
 SEARCH_COMMANDS: tuple[Command, ...] = (
     SEARCH_SAMPLES,
+    COUNT_SAMPLES,
     CREATE_VIEW,
     LIST_VIEWS,
     GET_VIEW,

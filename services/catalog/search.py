@@ -27,9 +27,11 @@ from proto.search import (
     MAX_METADATA_KEYS,
     METADATA_KEY_PATTERN,
     TOTAL_CAP,
+    CountSamples,
     LabelFilter,
     MetadataCondition,
     MetadataValue,
+    SampleCount,
     SampleFilter,
     SamplePage,
     SearchQuery,
@@ -423,6 +425,17 @@ async def search(rt: Runtime, request: SearchSamples, ctx: RequestContext) -> Sa
     if query.dataset_ids:
         await require_datasets(rt, project_id, query.dataset_ids, "$.dataset_ids")
     return await find(rt, where, query.sort, query.limit, query.cursor, query.offset, query.total)
+
+
+@ANSWERS(subjects.COUNT_SAMPLES)
+async def count(rt: Runtime, request: CountSamples, ctx: RequestContext) -> SampleCount:
+    """The search's exact total alone: one count(*) over what the filter's indexes find, no rows read."""
+    project_id = project_uuid(request.project_id)
+    where = compile_filter(project_id, request.filter)
+    if request.filter.dataset_ids:
+        await require_datasets(rt, project_id, request.filter.dataset_ids, "$.dataset_ids")
+    sql, params, _ = count_sql(where, "exact", 0)
+    return SampleCount(count=(await read(rt, sql, params))[0][0])
 
 
 def in_view(where: Where, view_id: uuid.UUID) -> None:

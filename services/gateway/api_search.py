@@ -49,6 +49,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "(POST .../samples/search takes every filter)",
         to_request=ByHand(list_to_search, query=search.ListSamples),
     ),
+    route(
+        "POST", SAMPLES + "/count", "countSamples", subjects.COUNT_SAMPLES, tag="search", role="viewer", body="filter"
+    ),
     route("POST", VIEWS, "createView", subjects.CREATE_VIEW, tag="views", role="labeler", status=201, body="view"),
     route("GET", VIEWS, "listViews", subjects.LIST_VIEWS, tag="views", role="viewer", query="page"),
     route("GET", VIEW, "getView", subjects.GET_VIEW, tag="views", role="viewer"),

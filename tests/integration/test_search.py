@@ -319,6 +319,29 @@ async def test_label_filters_combine_with_sample_filters(api: aiohttp.ClientSess
     assert await names(api, labelled.project_id, body) == ["street_002.jpg", "street_001.jpg"]
 
 
+async def count(api: aiohttp.ClientSession, project_id: str, body: dict[str, Any], status: int = 200) -> dict:
+    return await call(api, "POST", f"/v1/projects/{project_id}/samples/count", status, json=body)
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"name_contains": "street", "labels": {"classes": [{"class_id": "car", "min": 1}]}},
+    {"labels": {"labelset": "model", "status": ["UNLABELED"]}},
+    {"tags_none": ["urban", "park"], "labels": {"classes": [{"class_id": "person", "max": 0}]}},
+])
+async def test_count_is_the_search_total_without_the_rows(api: aiohttp.ClientSession, labelled: Corpus,
+                                                          body: dict) -> None:
+    page = await search(api, labelled.project_id, {**body, "total": "exact", "limit": 1})
+    assert await count(api, labelled.project_id, body) == {"count": page["total"]}
+
+
+async def test_count_refuses_what_search_refuses(api: aiohttp.ClientSession, labelled: Corpus, corpus: Corpus) -> None:
+    assert (await count(api, labelled.project_id, {"statuses": ["NOPE"]}, 422))["path"] == "$.statuses[0]"
+    assert (await count(api, labelled.project_id, {"sort": "name"}, 422))["detail"]  # a count has no order
+    foreign = await count(api, labelled.project_id, {"dataset_ids": [corpus.dataset_ids[0]]}, 404)
+    assert foreign["path"] == "$.dataset_ids[0]"
+
+
 async def test_older_or_repeated_label_events_change_nothing(api: aiohttp.ClientSession, bus: Bus) -> None:
     project_id = await create_project(api, f"revisions {uuid.uuid4().hex[:8]}")
     dataset = await create_dataset(api, project_id, "train")
