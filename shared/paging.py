@@ -35,7 +35,8 @@ def decode_cursor(cursor: str | None, *types: type) -> tuple[Any, ...] | None:
         ) from None
 
 
-PG_TYPES = {datetime: "timestamptz", int: "bigint", uuid.UUID: "uuid", str: "text"}
+# How the first key column's cursor value is cast (the others take their type from the comparison).
+PG_TYPES = {datetime: "timestamptz", int: "bigint"}
 
 
 async def keyset_page(

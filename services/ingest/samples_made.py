@@ -45,13 +45,11 @@ async def made_before(
     return {sha: sample for sha, sample in zip(wanted, samples, strict=True) if sha not in mine}
 
 
-async def on_samples_deleted(rt: Runtime, project_id: str | None, event: SamplesDeleted, delivery: Delivery) -> None:
-    await rt.db.execute("DELETE FROM dataset_media WHERE sample_id = ANY($1::uuid[])", event.ids)
-
-
-async def on_samples_moved(rt: Runtime, project_id: str | None, event: SamplesMoved, delivery: Delivery) -> None:
-    # A moved sample keeps its id; the dataset it left no longer holds its image, the one it joined has it
-    # in the catalog.
+async def on_samples_gone(
+    rt: Runtime, project_id: str | None, event: SamplesDeleted | SamplesMoved, delivery: Delivery
+) -> None:
+    """Deleted, or moved: a moved sample keeps its id, the dataset it left no longer holds its image, and the
+    one it joined has it in the catalog."""
     await rt.db.execute("DELETE FROM dataset_media WHERE sample_id = ANY($1::uuid[])", event.ids)
 
 

@@ -89,8 +89,8 @@ service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjec
     feeds.ingest_from_bus
 )
 
-service.on_event(subjects.SAMPLES_DELETED)(samples_made.on_samples_deleted)
-service.on_event(subjects.SAMPLES_MOVED)(samples_made.on_samples_moved)
+service.on_event(subjects.SAMPLES_DELETED)(samples_made.on_samples_gone)
+service.on_event(subjects.SAMPLES_MOVED)(samples_made.on_samples_gone)
 service.on_event(subjects.DATASET_DELETED)(samples_made.on_dataset_deleted)
 service.on_event(subjects.PROJECT_DELETED)(samples_made.on_project_deleted)
 

@@ -41,6 +41,7 @@ from services.training.release_data import read_release, usable_samples
 from shared import object_keys, outbox
 from shared.consumers import Delivery
 from shared.errors import LoupeError
+from shared.rows import from_row
 from shared.service import Runtime
 from shared.storage import ObjectMissing
 
@@ -275,18 +276,13 @@ class Supervision:
                 report.metrics,
                 eta,
             )
-            progressed = TrainingRunProgressed(
+            progressed = from_row(
+                TrainingRunProgressed,
+                vars(report),
                 run_id=run.id,
                 project_id=run.project_id,
                 model=run.model,
                 family=run.family,
-                epoch=report.epoch,
-                epochs=report.epochs,
-                loss=report.loss,
-                metrics=report.metrics,
-                seconds=report.seconds,
-                images_per_s=report.images_per_s,
-                data_seconds=report.data_seconds,
                 eta_s=eta,
             )
             await outbox.emit(conn, subjects.TRAINING_RUN_PROGRESSED, progressed, run.project_id)

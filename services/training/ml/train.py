@@ -29,8 +29,6 @@ from services.training.ml.models import build_model
 from services.training.ml.validation import validate
 from shared.errors import LoupeError, invalid
 
-__all__ = ["EpochReport", "TrainingConfig", "train"]
-
 WEIGHT_DECAY = 1e-4
 # Cosine decays to this fraction of the peak rate rather than 0, so the last epoch still learns.
 COSINE_FLOOR = 0.01
