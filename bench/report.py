@@ -6,10 +6,16 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import statistics
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
 
 from loupe.stack import Stack, StackPorts
 
@@ -70,9 +76,38 @@ def arguments(doc: str | None, quick: str, **sizes: float) -> argparse.ArgumentP
 
 
 @contextlib.contextmanager
-def local_stack(*services: str) -> Iterator[Stack]:
-    """The local stack with just these services (no Triton), on free ports, its data gone after."""
+def local_stack(*services: str, triton: bool = False) -> Iterator[Stack]:
+    """The local stack with just these services (Triton only if asked), on free ports, its data gone after."""
     with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, Stack(
-        Path(folder), StackPorts.free(), services=services, triton=False
+        Path(folder), StackPorts.free(), services=services, triton=triton
     ) as stack:
         yield stack
+
+
+Kinds = dict[str, tuple[str, Callable[[random.Random], dict[str, Any]]]]  # name: (path, body maker)
+
+
+async def time_requests(gateway_url: str, admin_key: str, requests: int,
+                  kinds: Kinds
+                  ) -> dict[str, dict[str, float]]:
+    """p50/p99/max and items per request of each kind (path, body maker), sent `requests` times one after
+    another from one client after a tenth as many to warm caches; for any benchmark of a query endpoint."""
+    rng = random.Random(11)
+    rows: dict[str, dict[str, float]] = {}
+    async with aiohttp.ClientSession(gateway_url, headers={"Authorization": f"Bearer {admin_key}"}) as http:
+        for name, (path, make) in kinds.items():
+            latencies, hits = [], 0
+            for attempt in range(requests + requests // 10):
+                body = make(rng)
+                t0 = time.perf_counter()
+                async with http.post(path, json=body) as response:
+                    payload = await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{name}: HTTP {response.status}: {payload.decode()[:500]}")
+                elapsed = time.perf_counter() - t0
+                if attempt >= requests // 10:
+                    latencies.append(elapsed)
+                    hits += len(msgspec.json.decode(payload)["items"])
+            rows[name] = {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+                          "max_ms": max(latencies) * 1000, "items/req": hits / len(latencies)}
+    return rows

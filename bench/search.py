@@ -25,7 +25,7 @@ import asyncpg
 import msgspec
 import uvloop
 
-from bench.report import arguments, figure, local_stack, percentile, table
+from bench.report import arguments, figure, local_stack, table, time_requests
 from loupe.stack import Stack
 
 DATASETS = ("train", "val", "test", "night-drive", "backlog")
@@ -160,25 +160,8 @@ def filters(datasets: list[uuid.UUID]) -> dict[str, Callable[[random.Random], di
 async def measure(gateway_url: str, admin_key: str, project_id: uuid.UUID, datasets: list[uuid.UUID],
                   requests: int) -> dict[str, dict[str, float]]:
     url = f"/v1/projects/{project_id}/samples/search"
-    rng = random.Random(11)
-    rows: dict[str, dict[str, float]] = {}
-    async with aiohttp.ClientSession(gateway_url, headers={"Authorization": f"Bearer {admin_key}"}) as http:
-        for name, make in filters(datasets).items():
-            latencies, hits = [], 0
-            for attempt in range(requests + requests // 10):  # the first tenth warms caches and plans
-                body = make(rng)
-                t0 = time.perf_counter()
-                async with http.post(url, json=body) as response:
-                    payload = await response.read()
-                    if response.status != 200:
-                        raise SystemExit(f"{name}: HTTP {response.status}: {payload.decode()[:500]}")
-                elapsed = time.perf_counter() - t0
-                if attempt >= requests // 10:
-                    latencies.append(elapsed)
-                    hits += len(msgspec.json.decode(payload)["items"])
-            rows[name] = {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-                          "max_ms": max(latencies) * 1000, "items/req": hits / len(latencies)}
-    return rows
+    kinds = {name: (url, make) for name, make in filters(datasets).items()}
+    return await time_requests(gateway_url, admin_key, requests, kinds)
 
 
 async def run(stack: Stack, n: int, requests: int) -> tuple[dict[str, dict[str, float]], float]:

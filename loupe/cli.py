@@ -1,4 +1,5 @@
-"""`loupe`: run the local stack, and write the documents generated from the code."""
+"""`loupe`: run the local stack, load synthetic data into it, tour it, and write the documents generated from the
+code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +91,32 @@ def _synth(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from loupe.demo import run_command
+
+    return run_command(args)
+
+
+def add_gateway_options(parser: argparse.ArgumentParser) -> None:
+    """--url and --token of the commands that talk to a running Loupe."""
+    parser.add_argument("--url", default=os.environ.get("LOUPE_URL", f"http://127.0.0.1:{DEFAULT_BASE_PORT}"),
+                        help="the gateway (env LOUPE_URL; default %(default)s)")
+    parser.add_argument("--token", default=os.environ.get("LOUPE_API_KEY"),
+                        help="API key of a project manager (env LOUPE_API_KEY; `loupe up` prints the admin key)")
+
+
+def integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`, refused before anything is done."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}" if high is not None else f"must be at least {low}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's message names the type: "invalid integer value: 'x'"
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loupe", description="Loupe, the self-hosted vision data engine")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,12 +148,23 @@ def main(argv: list[str] | None = None) -> int:
                        help="share of the images in dataset val, the rest in train (default %(default)s)")
     synth.add_argument("--project", help="id of a project to add to (default: make a new one)")
     synth.add_argument("--name", default="synthetic shapes", help="name of the new project (default %(default)s)")
-    synth.add_argument("--url", default=os.environ.get("LOUPE_URL", f"http://127.0.0.1:{DEFAULT_BASE_PORT}"),
-                       help="the gateway (env LOUPE_URL; default %(default)s)")
-    synth.add_argument("--token", default=os.environ.get("LOUPE_API_KEY"),
-                       help="API key of a project manager (env LOUPE_API_KEY; `loupe up` prints the admin key)")
+    add_gateway_options(synth)
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(run=_synth)
+
+    demo = commands.add_parser(
+        "demo", help="the five-minute tour of a running Loupe: train, auto-label, tag, rank and embed synthetic images"
+    )
+    demo.add_argument("--images", type=integer(10), default=400,
+                      help="labelled images to train on, a fifth of them for validation (default %(default)s)")
+    demo.add_argument("--new", type=integer(1), default=200,
+                      help="new unlabelled images to auto-label, plus one in ten as many shifted ones "
+                           "(default %(default)s)")
+    demo.add_argument("--epochs", type=integer(1, 1000), default=15,
+                      help="epochs of the detector and of the tagger (default %(default)s)")
+    add_gateway_options(demo)
+    demo.add_argument("--quiet", action="store_true", help="no progress: only where to look at the end")
+    demo.set_defaults(run=_demo)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -85,6 +85,7 @@ class Stack:
             s3_secret_key=self._secret("s3-secret-key"),
             s3_secure=False,
             triton_url=f"127.0.0.1:{ports.triton_http}",
+            triton_grpc_url=f"127.0.0.1:{ports.triton_grpc}",
             http_host="127.0.0.1",
             http_port=ports.gateway,
             public_url=from_env.public_url or self.gateway_url,

@@ -25,7 +25,9 @@ from PIL import Image, ImageDraw
 from shared.errors import HTTP_STATUS, LoupeError, invalid
 
 if TYPE_CHECKING:
-    from services.training.ml.examples import Example, Family, TaskSpec
+    from proto.training import Family
+    from services.training.ml.examples import Example
+    from shared.predictions import TaskSpec
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = ("red", "green", "blue", "yellow")
@@ -256,7 +258,8 @@ def examples(images: Iterable[SynthImage], family: Family) -> tuple[TaskSpec, li
     """Training examples of one task family: classification (shape of the largest object), tagging
     (TAG_GROUPS), detection (boxes) or segmentation (masks from the polygons)."""
     from proto.training import FAMILIES
-    from services.training.ml.examples import Example, TaskSpec
+    from services.training.ml.examples import Example
+    from shared.predictions import TaskSpec
 
     if family not in FAMILIES:
         raise invalid(f"unknown task family {family!r}", path="family")
@@ -382,6 +385,53 @@ async def load(
             )
     bar.close()
     return loaded
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    dataset_id: str
+    sample_ids: list[str]  # in the order of the images
+
+
+async def upload_unlabelled(
+    images: Iterable[SynthImage],
+    url: str,
+    token: str,
+    *,
+    project: str,
+    dataset: str = "incoming",
+    total: int | None = None,
+    progress: bool = True,
+) -> Uploaded:
+    """Upload the images without labels into the project's dataset `dataset` (made when missing), as new
+    data for auto-labelling and active learning; the schema is left as it is. It returns once the catalog
+    has every sample, so that a search or a job right after finds them all. `total` sizes the progress bar."""
+    bar = Progress(total, enabled=progress)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        api = Api(http, url, token)
+        dataset_id = await ensure_dataset(api, project, dataset)
+        sample_ids: list[str] = []
+        for _, chunk in chunks(images, CHUNK):
+            uploaded = await upload(api, project, dataset_id, chunk, bar)
+            await registered(api, project, uploaded)
+            sample_ids += uploaded
+            bar.advance(len(chunk))
+    bar.close()
+    return Uploaded(dataset_id=dataset_id, sample_ids=sample_ids)
+
+
+async def registered(api: Api, project: str, sample_ids: list[str]) -> None:
+    """Wait until the catalog has all of these samples, which ingest registers a moment after its run."""
+    distinct = set(sample_ids)
+    body = {"sample_ids": sorted(distinct)}
+    deadline = time.monotonic() + REGISTERED_WITHIN_S
+    while (await api.call("POST", f"/v1/projects/{project}/samples/count", body))["count"] < len(distinct):
+        if time.monotonic() > deadline:
+            raise LoupeError(
+                "unavailable",
+                f"the catalog did not register {len(distinct)} samples within {REGISTERED_WITHIN_S:.0f} s",
+            )
+        await asyncio.sleep(0.2)
 
 
 def in_validation(index: int, fraction: float) -> bool:
@@ -556,8 +606,8 @@ class Progress:
         self.doing = doing
         self.show(now=True)
 
-    def advance(self) -> None:
-        self.done += 1
+    def advance(self, count: int = 1) -> None:
+        self.done += count
         self.show(now=self.done == self.total)
 
     def show(self, *, now: bool) -> None:

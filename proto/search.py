@@ -112,6 +112,35 @@ class LabelFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     tags_none: Ids | None = None
 
 
+# -- similarity conditions ----------------------------------------------------------------------------
+# An embedding space holds one model version's vectors (e.g. `detector:3`), all of one dimension, one per
+# sample at most. Distances are cosine distances: 0 the same direction, 1 unrelated, 2 opposite.
+SPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
+Space = Annotated[str, msgspec.Meta(pattern=SPACE_PATTERN, description="an embedding space, e.g. detector:3")]
+MAX_DIMS = 2000
+Vector = Annotated[list[float], msgspec.Meta(min_length=1, max_length=MAX_DIMS)]
+Distance = Annotated[float, msgspec.Meta(ge=0, le=2)]
+Neighbours = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+MAX_SAMPLE_IDS = 10_000
+SampleIds = Annotated[list[Uuid], msgspec.Meta(min_length=1, max_length=MAX_SAMPLE_IDS)]
+
+
+class VectorQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Near what, in which space: the vector stored for `sample_id`, or `vector`; one of the two."""
+
+    space: Space
+    sample_id: Uuid | None = None  # that sample is never among the answers
+    vector: Vector | None = None
+
+
+class SimilarTo(VectorQuery, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Samples near a sample or a vector: those within `max_distance`, the `top_k` nearest of those the
+    rest of the filter matches, or both (the `top_k` nearest, of them those within `max_distance`)."""
+
+    max_distance: Distance | None = None
+    top_k: Neighbours | None = None
+
+
 class SampleFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Which samples of the project; every field given must hold. An empty filter matches all."""
 
@@ -130,6 +159,8 @@ class SampleFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tags_none: Tags | None = None
     metadata: MetadataFilter | None = None
     labels: LabelFilter | None = None
+    sample_ids: SampleIds | None = None  # any of these samples, e.g. a ranking made into a view
+    similar: SimilarTo | None = None
 
 
 class SamplePaging(msgspec.Struct, frozen=True, kw_only=True):

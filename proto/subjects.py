@@ -11,7 +11,20 @@ from __future__ import annotations
 from types import UnionType
 from typing import NamedTuple
 
-from proto import annotation, catalog, common, ingest, releases, review, samples, schema, search, training
+from proto import (
+    annotation,
+    catalog,
+    common,
+    embeddings,
+    inference,
+    ingest,
+    releases,
+    review,
+    samples,
+    schema,
+    search,
+    training,
+)
 
 EVENTS_STREAM = "LOUPE_EVENTS"
 EVENTS_SUBJECTS = "loupe.evt.>"
@@ -500,6 +513,56 @@ SEARCH_COMMANDS: tuple[Command, ...] = (
 )
 SEARCH_EVENTS: tuple[Event, ...] = (VIEW_CREATED, VIEW_UPDATED, VIEW_DELETED)
 
+# -- catalog: embeddings and similarity (proto/embeddings.py) ---------------------------------------
+PUT_EMBEDDINGS = Command(
+    "loupe.catalog.embedding.put",
+    embeddings.PutEmbeddings,
+    embeddings.StoredEmbeddings,
+    "Store or replace the vectors of up to 1,000 samples in an embedding space (inference calls it)",
+)
+LIST_EMBEDDING_SPACES = Command(
+    "loupe.catalog.embedding.list",
+    embeddings.ListEmbeddingSpaces,
+    embeddings.EmbeddingSpaces,
+    "List a project's embedding spaces: dimensions, how many samples have a vector, when last stored",
+)
+DELETE_EMBEDDING_SPACE = Command(
+    "loupe.catalog.embedding.delete",
+    embeddings.EmbeddingSpaceRef,
+    common.Empty,
+    "Delete an embedding space and every vector in it",
+)
+FIND_SIMILAR = Command(
+    "loupe.catalog.sample.similar",
+    embeddings.FindSimilarRequest,
+    embeddings.SimilarSamples,
+    "The samples nearest to a sample or a vector in an embedding space, nearest first, optionally filtered",
+)
+FIND_DUPLICATES = Command(
+    "loupe.catalog.sample.duplicates",
+    embeddings.FindDuplicatesRequest,
+    embeddings.DuplicateGroups,
+    "Groups of near-duplicate samples in an embedding space, the largest first",
+)
+EMBEDDINGS_STORED = Event(
+    "loupe.evt.catalog.embedding.stored",
+    embeddings.EmbeddingsStored,
+    "Vectors of samples were stored in an embedding space (one event per call)",
+)
+EMBEDDING_SPACE_DELETED = Event(
+    "loupe.evt.catalog.embedding.deleted",
+    embeddings.EmbeddingSpaceDeleted,
+    "An embedding space was deleted with all its vectors",
+)
+EMBEDDING_COMMANDS: tuple[Command, ...] = (
+    PUT_EMBEDDINGS,
+    LIST_EMBEDDING_SPACES,
+    DELETE_EMBEDDING_SPACE,
+    FIND_SIMILAR,
+    FIND_DUPLICATES,
+)
+EMBEDDING_EVENTS: tuple[Event, ...] = (EMBEDDINGS_STORED, EMBEDDING_SPACE_DELETED)
+
 # -- annotation: labelsets, labels, objects (proto/annotation.py) -----------------------------------
 CREATE_LABELSET = Command(
     "loupe.annotation.labelset.create",
@@ -964,6 +1027,80 @@ TRAINING_EVENTS: tuple[Event, ...] = (
 )
 TRAINING_JOBS: tuple[Job, ...] = (TRAINING_RUN_JOB,)
 
+# -- inference (proto/inference.py) -----------------------------------------------------------------
+PREDICT = Command(
+    "loupe.inference.image.predict",
+    inference.PredictRequest,
+    inference.Predictions,
+    "Predict one image (bytes, a URL or a sample) with a model version, in the shapes labels have",
+)
+SIMILAR_TO_IMAGE = Command(
+    "loupe.inference.image.similar",
+    inference.SimilarToImageRequest,
+    embeddings.SimilarSamples,
+    "The samples nearest to an uploaded image in a model version's embedding space",
+)
+LIST_HEURISTICS = Command(
+    "loupe.inference.heuristic.list",
+    common.Empty,
+    inference.HeuristicList,
+    "The active-learning heuristics: ids, what they prefer, the model families they rank with",
+)
+TAG_STATUS = Command(
+    "loupe.inference.tag.status",
+    inference.TaggingScope,
+    inference.TagStatusList,
+    "Each tag group's status: queued, training (a tagging run will learn it) or live (the active tagger predicts it)",
+)
+CREATE_INFERENCE_JOB = Command(
+    "loupe.inference.job.create",
+    inference.CreateJobRequest,
+    inference.InferenceJob,
+    "Start an auto-label, embeddings or ranking job over a selection of samples",
+)
+LIST_INFERENCE_JOBS = Command(
+    "loupe.inference.job.list", inference.ListJobsRequest, inference.JobList, "List a project's inference jobs"
+)
+GET_INFERENCE_JOB = Command(
+    "loupe.inference.job.get", inference.JobRef, inference.InferenceJob, "Get an inference job and its progress"
+)
+CANCEL_INFERENCE_JOB = Command(
+    "loupe.inference.job.cancel",
+    inference.JobRef,
+    inference.InferenceJob,
+    "Cancel an inference job: a queued one at once, a running one after its current slice",
+)
+LIST_INFERENCE_RESULTS = Command(
+    "loupe.inference.job.results",
+    inference.ResultsRequest,
+    inference.JobResults,
+    "A job's per-sample results: a ranking's picks best first, an auto-label job's predictions",
+)
+INFERENCE_JOB = Job("loupe.job.inference.run", inference.InferenceJobRun, "Go through (or continue) an inference job")
+INFERENCE_JOB_CHANGED = Event(
+    "loupe.evt.inference.job.changed",
+    inference.InferenceJob,
+    "An inference job changed state (queued, running, succeeded, failed, cancelled) or was asked to cancel",
+)
+INFERENCE_JOB_PROGRESSED = Event(
+    "loupe.evt.inference.job.progressed",
+    inference.JobProgressed,
+    "An inference job recorded another slice of samples: how far it is, how fast, the ETA",
+)
+INFERENCE_COMMANDS: tuple[Command, ...] = (
+    PREDICT,
+    SIMILAR_TO_IMAGE,
+    LIST_HEURISTICS,
+    TAG_STATUS,
+    CREATE_INFERENCE_JOB,
+    LIST_INFERENCE_JOBS,
+    GET_INFERENCE_JOB,
+    CANCEL_INFERENCE_JOB,
+    LIST_INFERENCE_RESULTS,
+)
+INFERENCE_EVENTS: tuple[Event, ...] = (INFERENCE_JOB_CHANGED, INFERENCE_JOB_PROGRESSED)
+INFERENCE_JOBS: tuple[Job, ...] = (INFERENCE_JOB,)
+
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]
 
@@ -978,11 +1115,13 @@ COMMANDS: tuple[Command, ...] = (
     *SCHEMA_COMMANDS,
     *SAMPLE_COMMANDS,
     *SEARCH_COMMANDS,
+    *EMBEDDING_COMMANDS,
     *INGEST_COMMANDS,
     *ANNOTATION_COMMANDS,
     *REVIEW_COMMANDS,
     *RELEASE_COMMANDS,
     *TRAINING_COMMANDS,
+    *INFERENCE_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )
@@ -994,6 +1133,7 @@ EVENTS: tuple[Event, ...] = (
     *SCHEMA_EVENTS,
     *SAMPLE_EVENTS,
     *SEARCH_EVENTS,
+    *EMBEDDING_EVENTS,
     *ANNOTATION_EVENTS,
     QA_RUN_FINISHED,
     RELEASE_FINISHED,
@@ -1001,5 +1141,6 @@ EVENTS: tuple[Event, ...] = (
     LABEL_IMPORT_FINISHED,
     *INGEST_EVENTS,
     *TRAINING_EVENTS,
+    *INFERENCE_EVENTS,
 )
-JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS, *TRAINING_JOBS)
+JOBS: tuple[Job, ...] = (*INGEST_JOBS, *ANNOTATION_JOBS, *TRAINING_JOBS, *INFERENCE_JOBS)

@@ -249,6 +249,13 @@ class ClassMetrics(msgspec.Struct, frozen=True, kw_only=True):
     metrics: dict[str, float]
 
 
+class TagGroupValues(msgspec.Struct, frozen=True, kw_only=True):
+    """A tagger's head: its tag group and the values it chooses from, in output order."""
+
+    name: str
+    values: list[str]
+
+
 class ModelVersion(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     project_id: str
@@ -259,6 +266,9 @@ class ModelVersion(msgspec.Struct, frozen=True, kw_only=True):
     release_id: str
     labelset: str
     classes: list[str]  # the output classes in order (tagging: `group/value`)
+    # Tagging: one per head (`tag<i>_logits` is the i-th), in order; classification: the one group whose tags
+    # are its classes; [] for detection and segmentation.
+    tag_groups: list[TagGroupValues]
     metrics: dict[str, float]  # on the release's validation split
     per_class: list[ClassMetrics]
     validation_samples: int

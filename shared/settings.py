@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_public_endpoint: str = ""
     bucket_prefix: str = "loupe-"
     triton_url: str = "127.0.0.1:8000"
+    triton_grpc_url: str = "127.0.0.1:8001"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = ""
@@ -57,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_hosts: str = ""
     fetch_timeout_s: float = 30.0
     label_lock_s: float = 600.0
+    inference_batch: int = 16
+    inference_in_flight: int = 4
+    inference_idle_unload_s: float = 600.0
+    inference_decode_threads: int = 4
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -69,7 +74,8 @@ DESCRIPTIONS: dict[str, str] = {
     "s3_region": "S3 region (also used to sign presigned URLs without a round trip)",
     "s3_public_endpoint": "host:port clients use to reach S3 in presigned URLs; empty = s3_endpoint",
     "bucket_prefix": "prefix of every bucket name (media, thumbs, staging, releases, models)",
-    "triton_url": "Triton HTTP endpoint host:port (inference service)",
+    "triton_url": "Triton HTTP endpoint host:port (health checks, the model repository's tests)",
+    "triton_grpc_url": "Triton gRPC endpoint host:port: the inference service's only way to Triton",
     "http_host": "address this process's HTTP server binds (health, metrics; the API on the gateway)",
     "http_port": "port of this process's HTTP server",
     "public_url": "base URL clients use to reach the gateway; empty = http://http_host:http_port",
@@ -99,6 +105,10 @@ DESCRIPTIONS: dict[str, str] = {
     "fetch_hosts": "comma separated name=ip overrides for URL imports, like /etc/hosts",
     "fetch_timeout_s": "how long one URL fetch may take, redirects included",
     "label_lock_s": "how long a sample handed out by a work queue stays locked for its labeler or reviewer",
+    "inference_batch": "images per request to Triton; a job sends several at once for the dynamic batcher to merge",
+    "inference_in_flight": "requests to Triton in flight per inference process, all models together",
+    "inference_idle_unload_s": "a model version no request or job used for this long is unloaded from Triton",
+    "inference_decode_threads": "threads per inference process that decode and resize images",
 }
 
 

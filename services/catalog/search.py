@@ -5,7 +5,9 @@ Values only ever travel as query parameters; the SQL text depends on which filte
 on what they contain. What each filter uses: sort orders are btree indexes per project; metadata
 equality is `@>` on a jsonb_path_ops GIN index; name_contains is ILIKE on a trigram GIN index; tags are
 array operators on a GIN index; label conditions are semi-joins on the label summary read model
-(labels_summary.py) by primary key, or driven from its per-class index when that is more selective.
+(labels_summary.py) by primary key, or driven from its per-class index when that is more selective;
+`similar` reads the vectors of an embedding space (embeddings.py), the nearest through its dimension's
+HNSW index.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import math
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -36,12 +39,14 @@ from proto.search import (
     SamplePage,
     SearchQuery,
     SearchSamples,
+    SimilarTo,
     Sort,
     TotalMode,
+    VectorQuery,
 )
 from services.catalog import samples
 from shared.bus import RequestContext
-from shared.errors import invalid, not_found, require_all
+from shared.errors import LoupeError, invalid, not_found, require_all
 from shared.ids import parse_uuid
 from shared.service import Answers, Runtime
 
@@ -64,8 +69,13 @@ class Where:
     """A WHERE clause over `samples s` under construction: conditions ANDed, values as parameters."""
 
     def __init__(self, project_id: uuid.UUID) -> None:
+        self.project_id = project_id
         self.params: list[Any] = [project_id]
         self.conditions = ["s.project_id = $1"]
+        # A similar condition (and where it was given) waits here for `resolve`, which looks up what it
+        # needs: the dimension of its space, and the vector of its sample.
+        self.similar: tuple[SimilarTo, str] | None = None
+        self.ef_search = 0  # how many candidates an HNSW scan keeps; 0 when none is made
 
     def param(self, value: Any, cast: str) -> str:
         self.params.append(value)
@@ -130,6 +140,16 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
             where.add(metadata_condition(where, key, alternatives))
     if flt.labels is not None:
         label_conditions(where, flt.labels, f"{path}.labels")
+    if flt.sample_ids is not None:
+        where.add(where.one_of("s.id", [uuid.UUID(ident) for ident in flt.sample_ids], "uuid"))
+    if flt.similar is not None:
+        check_query(flt.similar, f"{path}.similar")
+        if flt.similar.max_distance is None and flt.similar.top_k is None:
+            raise invalid(
+                "say how similar: max_distance (at most this cosine distance), top_k (the k nearest) or both",
+                path=f"{path}.similar",
+            )
+        where.similar = (flt.similar, f"{path}.similar")
     return where
 
 
@@ -289,6 +309,149 @@ def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
             where.add(f"NOT EXISTS ({objects} AND c.count > {where.param(count.max, 'int4')})")
 
 
+# -- similarity ----------------------------------------------------------------------------------------
+
+# The length (L2 norm) a vector must have: cosine distance has no meaning for a zero vector, and within
+# these bounds pgvector's single-precision sums of squares neither underflow to zero nor overflow.
+MIN_NORM, MAX_NORM = 1e-15, 1e15
+# Candidates an HNSW scan keeps at least (pgvector's default is 40): better recall for a little time.
+EF_SEARCH = 100
+
+
+class Near(NamedTuple):
+    """A query vector, found: its space, that space's dimension, the vector in pgvector's text form, and
+    the sample it is the vector of (which is left out of the answers)."""
+
+    space: str
+    dims: int
+    vector: str
+    sample_id: uuid.UUID | None
+
+
+def check_vector(vector: list[float], path: str) -> None:
+    if not MIN_NORM <= math.hypot(*vector) <= MAX_NORM:
+        raise invalid(
+            f"a vector needs a length (L2 norm) between {MIN_NORM:g} and {MAX_NORM:g}, and finite numbers: "
+            "cosine distance has no meaning for a zero vector",
+            path=path,
+        )
+
+
+def check_query(query: VectorQuery, path: str) -> None:
+    if (query.sample_id is None) == (query.vector is None):
+        raise invalid("give sample_id (near that sample's vector) or vector, one of the two", path=path)
+    if query.vector is not None:
+        check_vector(query.vector, f"{path}.vector")
+
+
+def vector_text(vector: list[float]) -> str:
+    """pgvector's text form of a vector, which is a JSON array."""
+    return msgspec.json.encode(vector).decode()
+
+
+def no_space(space: str, path: str) -> LoupeError:
+    return LoupeError(
+        "not_found",
+        f"this project has no embedding space {space!r}; GET /v1/projects/{{project_id}}/embeddings lists the "
+        "spaces it has (inference makes one when it stores a model's first vectors)",
+        path=path,
+        resource="embedding space",
+        id=space,
+    )
+
+
+async def find_near(db: asyncpg.Pool, project_id: uuid.UUID, query: VectorQuery, path: str) -> Near:
+    """The query vector of `query` (checked by check_query): 404 for a space the project lacks or a sample
+    without a vector in it, 422 for a vector of another dimension than the space's."""
+    sample_id = None if query.sample_id is None else uuid.UUID(query.sample_id)
+    row = await db.fetchrow(
+        "SELECT sp.dims, (SELECT e.embedding::text FROM sample_embeddings e WHERE e.sample_id = $3 "
+        "AND e.space = sp.space AND e.project_id = sp.project_id) AS vector "
+        "FROM embedding_spaces sp WHERE sp.project_id = $1 AND sp.space = $2",
+        project_id,
+        query.space,
+        sample_id,
+    )
+    if row is None:
+        raise no_space(query.space, f"{path}.space")
+    dims = row["dims"]
+    if query.vector is not None:
+        if len(query.vector) != dims:
+            raise invalid(
+                f"space {query.space!r} holds vectors of {dims} dimensions; this one has {len(query.vector)}",
+                path=f"{path}.vector",
+            )
+        return Near(query.space, dims, vector_text(query.vector), None)
+    if row["vector"] is None:
+        raise LoupeError(
+            "not_found",
+            f"sample {query.sample_id} has no vector in space {query.space!r}: it is not a sample of this project, "
+            "or inference has not embedded it yet; query with a vector instead, or another sample",
+            path=f"{path}.sample_id",
+            resource="embedding",
+            id=query.sample_id,
+        )
+    return Near(query.space, dims, row["vector"], sample_id)
+
+
+def distance_sql(where: Where, near: Near) -> str:
+    """The cosine distance of a vector of the space to the query, written with the space's dimension so
+    that the HNSW index of that dimension (embeddings.py) answers ORDER BY it."""
+    return f"e.embedding::vector({near.dims}) <=> {where.param(near.vector, f'vector({near.dims})')}"
+
+
+def vectors_sql(
+    where: Where, space: str, dims: int, leave_out: uuid.UUID | None = None, filtered: bool = True
+) -> tuple[str, str]:
+    """FROM and WHERE of the vectors of a space (`dims` its dimension), but `leave_out`'s; `filtered`: only
+    of the samples `where` matches."""
+    conditions = ["e.project_id = $1", f"e.space = {where.param(space, 'text')}", f"e.dims = {dims}"]
+    if leave_out is not None:
+        conditions.append(f"e.sample_id <> {where.param(leave_out, 'uuid')}")
+    source = "sample_embeddings e"
+    if filtered and len(where.conditions) > 1:  # conditions on the samples themselves
+        source += " JOIN samples s ON s.id = e.sample_id"
+        conditions += where.conditions
+    return source, " AND ".join(conditions)
+
+
+def nearest_sql(where: Where, near: Near, limit: int) -> str:
+    """(sample_id, distance) of the `limit` samples nearest to the query that `where` matches, in no
+    particular order: the HNSW scan runs in relaxed order, iterating until enough rows pass the filter."""
+    source, conditions = vectors_sql(where, near.space, near.dims, near.sample_id)
+    distance = distance_sql(where, near)
+    where.ef_search = max(where.ef_search, min(1000, max(EF_SEARCH, limit)))
+    return (
+        f"SELECT e.sample_id, {distance} AS distance FROM {source} WHERE {conditions} "
+        f"ORDER BY {distance} LIMIT {where.param(limit, 'int4')}"
+    )
+
+
+def within_sql(where: Where, max_distance: float | None) -> str:
+    """What keeps, of rows `n` of nearest_sql, those within `max_distance`."""
+    return "" if max_distance is None else f" WHERE n.distance <= {where.param(max_distance, 'float8')}"
+
+
+async def resolve(rt: Runtime, where: Where) -> None:
+    """The filter's similar condition in SQL. Within `max_distance` alone reads every vector of the space
+    (exact); `top_k` is the k nearest of the samples the rest of the filter matches, so the other conditions
+    move inside it."""
+    if where.similar is None:
+        return
+    condition, path = where.similar
+    where.similar = None
+    near = await find_near(rt.db, where.project_id, condition, path)
+    if condition.top_k is None:
+        source, conditions = vectors_sql(where, near.space, near.dims, near.sample_id, filtered=False)
+        distance = distance_sql(where, near)
+        within = where.param(condition.max_distance, "float8")
+        where.add(f"s.id IN (SELECT e.sample_id FROM {source} WHERE {conditions} AND {distance} <= {within})")
+        return
+    nearest = nearest_sql(where, near, condition.top_k)
+    within = within_sql(where, condition.max_distance)
+    where.conditions = [where.conditions[0], f"s.id IN (SELECT n.sample_id FROM ({nearest}) n{within})"]
+
+
 # -- pages ---------------------------------------------------------------------------------------------
 
 
@@ -369,9 +532,16 @@ PLANNER_SETTINGS = (
 )
 
 
-async def read(rt: Runtime, sql: str, params: list[Any]) -> list[asyncpg.Record]:
+# HNSW scans go on past their first `ef_search` candidates while too few pass the filter, returning them in
+# roughly nearest-first order (callers sort what they keep).
+HNSW_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef_search}"
+
+
+async def read(rt: Runtime, sql: str, params: list[Any], ef_search: int = 0) -> list[asyncpg.Record]:
+    """Rows of `sql` under the planner settings of a search (and of an HNSW scan when `ef_search`)."""
+    settings = PLANNER_SETTINGS + ("; " + HNSW_SETTINGS.format(ef_search=ef_search) if ef_search else "")
     async with rt.db.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(PLANNER_SETTINGS)
+        await conn.execute(settings)
         return await conn.fetch(sql, *params)
 
 
@@ -381,12 +551,15 @@ async def find(
     """A page of what `where` matches and, when asked, its total (counted alongside the page)."""
     if cursor is not None and offset:
         raise invalid("page with either cursor or offset, not both", path="$.offset")
+    await resolve(rt, where)
     sql, params = page_sql(where, sort, cursor, limit, offset)
     if total == "none":
-        rows, counted, cap = await read(rt, sql, params), None, None
+        rows, counted, cap = await read(rt, sql, params, where.ef_search), None, None
     else:
         count, count_params, cap = count_sql(where, total, offset)
-        rows, counts = await asyncio.gather(read(rt, sql, params), read(rt, count, count_params))
+        rows, counts = await asyncio.gather(
+            read(rt, sql, params, where.ef_search), read(rt, count, count_params, where.ef_search)
+        )
         counted = counts[0][0]
     items = [samples.to_sample(row) for row in rows[:limit]]
     next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
@@ -396,6 +569,16 @@ async def find(
         total=counted,
         total_is_exact=counted is not None and (cap is None or counted < cap),
     )
+
+
+async def checked_filter(rt: Runtime, project_id: uuid.UUID, flt: SampleFilter, path: str = "$") -> Where:
+    """`flt` compiled, and what only the database knows checked: datasets it names exist (else 404), and
+    its similar condition's space and query vector (resolved)."""
+    where = compile_filter(project_id, flt, path)
+    if flt.dataset_ids:
+        await require_datasets(rt, project_id, flt.dataset_ids, f"{path}.dataset_ids")
+    await resolve(rt, where)
+    return where
 
 
 async def require_datasets(rt: Runtime, project_id: uuid.UUID, dataset_ids: list[str], path: str) -> None:
@@ -420,22 +603,16 @@ def project_uuid(project_id: str) -> uuid.UUID:
 @ANSWERS(subjects.SEARCH_SAMPLES)
 async def search(rt: Runtime, request: SearchSamples, ctx: RequestContext) -> SamplePage:
     query: SearchQuery = request.query
-    project_id = project_uuid(request.project_id)
-    where = compile_filter(project_id, query)
-    if query.dataset_ids:
-        await require_datasets(rt, project_id, query.dataset_ids, "$.dataset_ids")
+    where = await checked_filter(rt, project_uuid(request.project_id), query)
     return await find(rt, where, query.sort, query.limit, query.cursor, query.offset, query.total)
 
 
 @ANSWERS(subjects.COUNT_SAMPLES)
 async def count(rt: Runtime, request: CountSamples, ctx: RequestContext) -> SampleCount:
     """The search's exact total alone: one count(*) over what the filter's indexes find, no rows read."""
-    project_id = project_uuid(request.project_id)
-    where = compile_filter(project_id, request.filter)
-    if request.filter.dataset_ids:
-        await require_datasets(rt, project_id, request.filter.dataset_ids, "$.dataset_ids")
+    where = await checked_filter(rt, project_uuid(request.project_id), request.filter)
     sql, params, _ = count_sql(where, "exact", 0)
-    return SampleCount(count=(await read(rt, sql, params))[0][0])
+    return SampleCount(count=(await read(rt, sql, params, where.ef_search))[0][0])
 
 
 def in_view(where: Where, view_id: uuid.UUID) -> None:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from proto import subjects
-from services.catalog import access, apikeys, datasets, labels_summary, media, projects, samples, schema, search, views
+from services.catalog import (
+    access,
+    apikeys,
+    datasets,
+    embeddings,
+    labels_summary,
+    media,
+    projects,
+    samples,
+    schema,
+    search,
+    views,
+)
 from shared.service import Service
 
 # Its events are registrations (insert if absent) and label summaries (keep the newest revision):
@@ -14,6 +26,7 @@ service = Service(
     "catalog", migrations=Path(__file__).parent / "migrations", buckets=("media", "thumbs"), events_concurrency=4
 )
 service.on_startup(apikeys.bootstrap_admin_key)
+service.on_startup(embeddings.find_indexes)
 
 service.answer(
     [
@@ -25,6 +38,7 @@ service.answer(
         *media.ANSWERS,
         *search.ANSWERS,
         *views.ANSWERS,
+        *embeddings.ANSWERS,
         *schema.ANSWERS,
     ]
 )

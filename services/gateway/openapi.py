@@ -82,7 +82,7 @@ def openapi_document(
     types = sorted(
         {t for op in operations for t in (op.body, op.reply if op.status not in (204, 302) else None) if t}
         | {Problem, *handwritten_types},
-        key=lambda t: t.__name__,
+        key=str,  # a union (a tagged body such as an inference job) has no __name__
     )
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     refs = dict(zip(types, schemas, strict=True))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from services.gateway import (
     api_access,
+    api_embeddings,
     api_imports,
+    api_inference,
     api_ingest,
     api_labels,
     api_projects,
@@ -23,6 +25,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *api_access.OPERATIONS,
     *api_schema.OPERATIONS,
     *api_search.OPERATIONS,
+    *api_embeddings.OPERATIONS,
     *api_samples.OPERATIONS,
     *api_ingest.OPERATIONS,
     *api_labels.OPERATIONS,
@@ -31,4 +34,5 @@ OPERATIONS: tuple[Operation, ...] = (
     *api_qa.OPERATIONS,
     *api_review.OPERATIONS,
     *api_training.OPERATIONS,
+    *api_inference.OPERATIONS,
 )

@@ -1,30 +1,64 @@
-"""The inference service. It talks to Triton only through tritonclient's asyncio client; it is ready
-only while Triton is."""
+"""The inference service: predictions now, and auto-label, embeddings and ranking jobs, through Triton only
+(tritonclient's asyncio gRPC client). It is ready only while Triton is."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from tritonclient.http.aio import InferenceServerClient
+from tritonclient.grpc.aio import InferenceServerClient
 
-from shared.service import Runtime, Service, StateKey
+from proto import subjects
+from proto.inference import InferenceJobRun
+from services.inference import jobs, predict, runner
+from services.inference.images import Decoder
+from services.inference.state import DECODER, TRITON
+from services.inference.triton import TritonModels
+from shared import fetch
+from shared.service import Runtime, Service
 
-TRITON = StateKey("triton client", InferenceServerClient)
+service = Service("inference", migrations=Path(__file__).parent / "migrations")
 
-service = Service("inference")
+service.answer([*predict.ANSWERS, *jobs.ANSWERS])
+service.consumer("job", subjects.JOBS_STREAM, subjects.INFERENCE_JOB.subject, InferenceJobRun)(runner.run_job)
 
 
 @service.context
-async def triton_client(rt: Runtime) -> AsyncIterator[None]:
-    client = InferenceServerClient(rt.settings.triton_url, conn_timeout=5.0)
-    rt.state[TRITON] = client
+async def triton_models(rt: Runtime) -> AsyncIterator[None]:
+    settings = rt.settings
+    client = InferenceServerClient(settings.triton_grpc_url)
+    models = TritonModels(
+        client,
+        batch=settings.inference_batch,
+        in_flight=settings.inference_in_flight,
+        idle_unload_s=settings.inference_idle_unload_s,
+    )
+    rt.state[TRITON] = models
+    rt.state[DECODER] = Decoder(settings.inference_decode_threads)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(max(settings.inference_idle_unload_s / 4, 1.0))
+            await models.unload_idle()
+
+    sweeper = asyncio.create_task(sweep())
     try:
         yield
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        rt.state[DECODER].close()
         await client.close()
+
+
+# The guarded HTTP client predict by URL fetches with, under the rules of ingest's URL imports.
+service.context(fetch.fetching)
 
 
 @service.ready_check("triton")
 async def triton_ready(rt: Runtime) -> None:
-    if not await rt.state[TRITON].is_server_ready():
-        raise RuntimeError(f"Triton at {rt.settings.triton_url} is not ready")
+    if not await rt.state[TRITON].client.is_server_ready():
+        raise RuntimeError(f"Triton at {rt.settings.triton_grpc_url} is not ready")

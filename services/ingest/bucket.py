@@ -16,10 +16,11 @@ from minio import Minio
 from minio.error import S3Error
 
 from proto.ingest import FileSpec
-from services.ingest import credentials, fetch
+from services.ingest import credentials
 from services.ingest.pipeline import Reader
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items
+from shared import fetch
 from shared.service import Runtime
 
 LIST_PAGE = 1000

@@ -26,9 +26,10 @@ from proto.ingest import (
     StoredMedia,
 )
 from proto.samples import FindSamplesByHash
-from services.ingest import fetch, pipeline, samples_made
+from services.ingest import pipeline, samples_made
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items, check_dataset, create_run, report
+from shared import fetch
 from shared.bus import RequestContext
 from shared.consumers import Delivery
 from shared.errors import LoupeError
@@ -90,7 +91,7 @@ async def ingest_from_bus(rt: Runtime, message: BusMedia, delivery: Delivery) ->
             return message.data
         if message.url is None:
             raise FileRejected("empty", "the message carries neither `data` nor `url`")
-        return (await fetch.fetch_url(rt.state[fetch.SESSION], message.url, rt.state[fetch.POLICY])).data
+        return (await fetch.download(rt, message.url)).data
 
     run = await rt.db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
     # Claimed already when a delivery before this one is at work on it, or died at it: wait that claim out.

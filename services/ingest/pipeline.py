@@ -35,11 +35,11 @@ import msgspec
 from proto import subjects
 from proto.ingest import MediaStored, StoredMedia
 from proto.samples import FindSamplesByHash, sample_id_for
-from services.ingest import fetch, samples_made
+from services.ingest import samples_made
 from services.ingest.media import MIME, ImageLimits, ProcessedImage, process_image
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import FINISHED, report, start_job
-from shared import object_keys, outbox
+from shared import fetch, object_keys, outbox
 from shared.service import Runtime
 from shared.storage import ObjectMissing
 
@@ -50,6 +50,7 @@ STEP_ITEMS = 1024
 BATCHES_IN_FLIGHT = 3
 EVENT_ITEMS = 2000  # ~500 KB: fewer, larger transactions in the catalog, well under the 16 MiB bus limit
 
+# An item's bytes; raises FileRejected, or FetchError where it fetches them.
 Reader = Callable[[asyncpg.Record], Awaitable[bytes]]
 
 
@@ -74,6 +75,8 @@ async def prepare(rt: Runtime, row: asyncpg.Record, read: Reader) -> Prepared | 
         return Prepared(data, image)
     except FileRejected as exc:
         return exc
+    except fetch.FetchError as exc:  # a URL or bucket import's file: recorded like any other rejection
+        return FileRejected(exc.code, exc.message)
 
 
 def stored_media(row: asyncpg.Record, image: ProcessedImage, sample_id: str) -> StoredMedia:
@@ -369,8 +372,7 @@ def staged_reader(rt: Runtime) -> Reader:
 
 def url_reader(rt: Runtime) -> Reader:
     async def read(row: asyncpg.Record) -> bytes:
-        fetched = await fetch.fetch_url(rt.state[fetch.SESSION], row["source"], rt.state[fetch.POLICY])
-        return fetched.data
+        return (await fetch.download(rt, row["source"])).data
 
     return read
 

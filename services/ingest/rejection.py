@@ -1,4 +1,5 @@
-"""Why a file cannot become a sample: the one error type every step of ingest raises for a file."""
+"""Why a file cannot become a sample: the one error type every step of ingest records for a file (a fetch
+fails with shared/fetch.py's FetchError, which `pipeline.prepare` turns into one, code and message kept)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,11 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         # Triton works on a local copy of the model's folder, also for an S3 repository.
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # onnxruntime's threads spin between operators by default; inside Triton they would spin against
+        # Triton's and the client's threads for the same cores (measured: 1.25-1.65x slower on 2 cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [tensor.name for tensor in self.session.get_inputs()]
         self.outputs = [tensor.name for tensor in self.session.get_outputs()]
 

@@ -28,6 +28,7 @@ from proto.training import (
     ModelVersion,
     PretrainedVersion,
     ProjectScope,
+    TagGroupValues,
     TrainingConfig,
     VersionList,
     VersionRef,
@@ -75,6 +76,7 @@ def to_version(row: asyncpg.Record) -> ModelVersion:
         per_class=[ClassMetrics(name=name, metrics=values) for name, values in row["per_class"].items()],
         config=msgspec.convert(row["config"], TrainingConfig),
         pretrained=msgspec.convert(row["pretrained"], PretrainedVersion | None),
+        tag_groups=msgspec.convert(row["tag_groups"], list[TagGroupValues]),
     )
 
 
@@ -126,15 +128,16 @@ async def record_version(conn: asyncpg.Connection, project_id: str, model: str, 
     version in the project, and announce it."""
     model_row = await fetch_model(conn, project_id, model)
     version_id = await conn.fetchval(
-        "INSERT INTO model_versions (model_id, version, run_id, release_id, labelset, classes, metrics, per_class, "
-        "validation_samples, training_samples, config, pretrained, code_version, onnx_max_abs_diff) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+        "INSERT INTO model_versions (model_id, version, run_id, release_id, labelset, classes, tag_groups, metrics, "
+        "per_class, validation_samples, training_samples, config, pretrained, code_version, onnx_max_abs_diff) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         model_row["id"],
         values["version"],
         values["run_id"],
         values["release_id"],
         values["labelset"],
         values["classes"],
+        values["tag_groups"],
         values["metrics"],
         values["per_class"],
         values["validation_samples"],

@@ -27,8 +27,9 @@ from proto.annotation import BoxShape, MaskShape, PolygonShape
 from proto.releases import ReleaseHeader, ReleaseLabel, ReleaseSample
 from proto.schema import LabelSchema
 from proto.training import Family
-from services.training.ml.examples import Example, TaskSpec
+from services.training.ml.examples import Example
 from shared.errors import invalid
+from shared.predictions import TaskSpec
 
 USABLE_STATUSES = frozenset({"LABELED", "REVIEWED", "VERIFIED"})
 VALIDATION_NAMES = frozenset({"val", "valid", "validation"})

@@ -360,6 +360,7 @@ class Supervision:
                     "release_id": uuid.UUID(run.release_id),
                     "labelset": run.labelset,
                     "classes": loaded.classes,
+                    "tag_groups": msgspec.to_builtins(loaded.tag_groups),
                     "metrics": outcome.metrics,
                     "per_class": outcome.per_class,
                     "validation_samples": loaded.validation_samples,

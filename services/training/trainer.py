@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from proto.training import Family, LogLevel, TrainingConfig
+from proto.training import Family, LogLevel, TagGroupValues, TrainingConfig
 from shared.errors import LoupeError
 
 # Validation images the ONNX check compares torch and onnxruntime on.
@@ -47,6 +47,7 @@ class TrainerJob:
 @dataclass(frozen=True)
 class Loaded:
     classes: list[str]
+    tag_groups: list[TagGroupValues]  # a tagger's heads in order; [] for the other families
     training_samples: int
     validation_samples: int
     skipped: int
@@ -136,9 +137,9 @@ def run(conn: Connection, job: TrainerJob, parent_gone) -> Finished:
     from services.training.ml.data import image_tensor
     from services.training.ml.evaluate import PRIMARY_METRIC, evaluate
     from services.training.ml.export import check_onnx, export_onnx
-    from services.training.ml.models import output_names
     from services.training.ml.train import pick_device, train
     from services.training.release_data import split_release
+    from shared.predictions import output_names
 
     split = split_release(
         job.release_file, job.family, job.labelset, lambda sha256: job.images_dir / sha256, job.tag_group
@@ -151,7 +152,9 @@ def run(conn: Connection, job: TrainerJob, parent_gone) -> Finished:
             "missing tag); both splits need at least one",
         )
     classes = list(split.spec.classes) or [f"{g}/{v}" for g, values in split.spec.tag_groups for v in values]
-    conn.send(Loaded(classes, len(split.train), len(split.val), split.skipped))
+    # A tagger's heads; a classifier's one group, whose tags are its classes.
+    heads = [TagGroupValues(name=g, values=list(v)) for g, v in split.spec.tag_groups]
+    conn.send(Loaded(classes, heads, len(split.train), len(split.val), split.skipped))
     unusable = split.skipped - split.missing_tag
     conn.send(
         Line(

@@ -13,12 +13,12 @@ import torch
 from tritonclient.http import InferInput, InferRequestedOutput
 from tritonclient.http.aio import InferenceServerClient
 
-from services.training import model_repository
 from proto.training import TrainingConfig
-from services.training.ml.examples import TaskSpec
+from services.training import model_repository
 from services.training.ml.export import INPUT_NAME, TOLERANCE, export_onnx
-from services.training.ml.models import build_model, output_names
+from services.training.ml.models import build_model
 from shared.errors import LoupeError
+from shared.predictions import TaskSpec, output_names
 from shared.settings import Settings
 from shared.storage import Storage
 

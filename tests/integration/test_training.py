@@ -112,7 +112,7 @@ async def test_a_run_of_everything_labelled_trains_evaluates_exports_and_registe
     (version,) = (await call(api, "GET", f"{project}/models/detector/versions"))["items"]
     assert version["id"] == run["version_id"] and version["version"] == 1 and version["active"]
     assert (version["run_id"], version["release_id"], version["family"]) == (run["id"], release["id"], "detection")
-    assert version["classes"] == list(synth.SHAPES)
+    assert version["classes"] == list(synth.SHAPES) and version["tag_groups"] == []
     assert version["metrics"] == run["metrics"] and {c["name"] for c in version["per_class"]} == set(synth.SHAPES)
     assert version["training_samples"] + version["validation_samples"] == IMAGES
     assert version["validation_samples"] == IMAGES // 5
@@ -170,6 +170,7 @@ async def test_a_finished_runs_log_holds_its_steps_in_order_a_page_at_a_time(
     said = messages(lines)
     assert len(said) == len(steps) and all(m.startswith(step) for m, step in zip(said, steps, strict=True)), said
     assert "map50 " in said[4] and "images/s" in said[4] and "s waiting for data" in said[4]
+    assert "outputs heatmap, size, offset, embedding)" in said[7]
     assert "onnxruntime's outputs differ from torch's by at most" in said[7]
 
     # A page at a time: the same lines; the last page of a finished run has no next cursor.
@@ -199,6 +200,13 @@ async def test_each_task_family_trains_from_a_release(
         "segmentation": list(synth.SHAPES),
     }[family]
     assert version["classes"] == expected and version["active"]
+    # A tagger's heads in order (what `tag<i>_logits` chose from); a classifier's one group; the others none.
+    heads = {
+        "tagging": [{"name": group, "values": list(values)} for group, values in synth.TAG_GROUPS],
+        "classification": [{"name": "weather", "values": list(synth.WEATHER)}],
+        "segmentation": [],
+    }[family]
+    assert version["tag_groups"] == heads
 
 
 async def test_a_run_starts_from_another_versions_weights_and_its_version_names_them(

@@ -12,9 +12,8 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from services.ingest.fetch import (AddressGuard, FetchedFile, FetchError, FetchPolicy, GuardedResolver, fetch_url,
-                                   guarded_http, make_session, own_storage)
-from services.ingest.service import resolve_own_storage
+from shared.fetch import (AddressGuard, FetchedFile, FetchError, FetchPolicy, GuardedResolver, fetch_url, guarded_http,
+                          make_session, own_storage, policy_from, resolve_own_storage)
 from shared.settings import Settings
 
 CAT = b"\xff\xd8\xff not really a cat"
@@ -303,6 +302,14 @@ async def test_start_up_resolves_the_endpoint_and_the_public_endpoint(monkeypatc
     assert await resolve_own_storage(Settings(s3_endpoint="", s3_public_endpoint="s3.example.com")) == ()
     with pytest.raises(socket.gaierror):  # without its own storage's addresses, ingest cannot guard it
         await resolve_own_storage(settings)
+
+
+def test_every_service_fetches_within_the_policy_its_settings_make() -> None:
+    settings = Settings(fetch_allow=" 10.0.0.0/8, 127.0.0.1:8123 ,", fetch_hosts="images.example.com=10.0.0.7,bad",
+                        fetch_timeout_s=12.5, ingest_max_file_bytes=1000)
+    assert policy_from(settings, ("10.0.0.5:9000",)) == FetchPolicy(
+        max_bytes=1000, timeout_s=12.5, allow=("10.0.0.0/8", "127.0.0.1:8123"),
+        hosts={"images.example.com": "10.0.0.7"}, internal=("10.0.0.5:9000",))
 
 
 async def test_urls_never_reach_our_storage(port: int, other_port: int) -> None:

@@ -1,4 +1,4 @@
-"""Models, losses, data and decoding of the training core (services/training/ml), on tiny inputs."""
+"""Models, losses and data of the training core (services/training/ml), on tiny inputs."""
 
 import os
 
@@ -7,23 +7,18 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 
 from proto.training import TrainingConfig
 from services.training.ml.data import ExampleDataset, centernet_targets, collate
-from services.training.ml.examples import Example, TaskSpec
+from services.training.ml.examples import Example
+from services.training.ml.export import INPUT_NAME, check_onnx, export_onnx
 from services.training.ml.losses import loss
-from services.training.ml.models import build_model, output_names
-from services.training.ml.postprocess import decode
-
-CLASSES = ("circle", "square", "triangle")
-SPECS = {
-    "classification": TaskSpec("classification", CLASSES),
-    "tagging": TaskSpec("tagging", (), (("weather", ("clear", "fog")), ("shape", CLASSES))),
-    "detection": TaskSpec("detection", CLASSES),
-    "segmentation": TaskSpec("segmentation", CLASSES),
-}
+from services.training.ml.models import WIDTHS, build_model, embedding
+from shared.predictions import EMBEDDING, TaskSpec, output_names
+from tests.unit.test_ml_predictions import SPECS
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +46,7 @@ def example(seed: int, size: int = 64) -> Example:
     )
 
 
-EXPECTED_SHAPES = {  # for a batch of 2 at 64×64
+EXPECTED_SHAPES: dict[str, list[tuple[int, ...]]] = {  # for a batch of 2 at 64×64, before the embedding
     "classification": [(2, 3)],
     "tagging": [(2, 2), (2, 3)],
     "detection": [(2, 3, 16, 16), (2, 2, 16, 16), (2, 2, 16, 16)],
@@ -68,9 +63,39 @@ def test_every_model_gives_its_named_outputs_at_the_documented_shapes(family, mo
         outputs = model(torch.rand(2, 3, 64, 64))
         single = model(torch.rand(1, 3, 96, 96))
     assert isinstance(outputs, tuple)
-    assert [tuple(o.shape) for o in outputs] == EXPECTED_SHAPES[family]
-    assert len(output_names(spec)) == len(outputs)
+    width = WIDTHS[model_size]
+    assert [tuple(o.shape) for o in outputs] == [*EXPECTED_SHAPES[family], (2, width.stages[-1] + width.neck)]
+    assert len(output_names(spec)) == len(outputs) and output_names(spec)[-1] == EMBEDDING
     assert all(o.shape[0] == 1 for o in single)
+
+
+@pytest.mark.parametrize("family", list(SPECS))
+def test_every_model_ends_with_a_unit_length_embedding(family):
+    model = build_model(SPECS[family], TrainingConfig()).eval()
+    with torch.no_grad():
+        vectors = model(torch.rand(3, 3, 64, 64))[-1]
+    assert vectors.dtype == torch.float32
+    torch.testing.assert_close(vectors.norm(dim=1), torch.ones(3))
+
+
+def test_a_zero_embedding_stays_zero_rather_than_nan():
+    vectors = embedding(torch.zeros(2, 3), torch.zeros(2, 4))
+    assert vectors.shape == (2, 7) and torch.equal(vectors, torch.zeros(2, 7))
+
+
+@pytest.mark.parametrize("family", list(SPECS))
+def test_the_onnx_export_carries_every_output_embedding_last(family):
+    """What Triton serves: each output named, the embedding as torch computes it, at any batch size."""
+    spec = SPECS[family]
+    torch.manual_seed(0)
+    model = build_model(spec, TrainingConfig()).eval()
+    onnx_bytes = export_onnx(model, output_names(spec), 32)
+    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    assert tuple(o.name for o in session.get_outputs()) == output_names(spec)
+    images = torch.rand(3, 3, 32, 32)
+    check_onnx(model, onnx_bytes, images)
+    vectors = session.run([EMBEDDING], {INPUT_NAME: images.numpy()})[0]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
 def test_medium_is_larger_than_small():
@@ -83,7 +108,7 @@ def test_medium_is_larger_than_small():
 
 def test_output_names_are_identifiers_whatever_the_tag_group_names():
     spec = TaskSpec("tagging", (), (("time of day", ("day", "night")), ("größe", ("s", "l"))))
-    assert output_names(spec) == ("tag0_logits", "tag1_logits")
+    assert output_names(spec) == ("tag0_logits", "tag1_logits", "embedding")
 
 
 @pytest.mark.parametrize("family", list(SPECS))
@@ -138,30 +163,3 @@ def test_centernet_targets_peak_at_each_centre():
     assert targets["size"][:, 4, 4].tolist() == [4.0, 2.0]
     assert targets["offset"][:, 4, 4].tolist() == [0.0, 0.0]
     assert targets["weight"].sum() == 1
-
-
-def test_decode_finds_boxes_in_original_pixels():
-    spec = SPECS["detection"]
-    heatmap = np.full((1, 3, 16, 16), -10.0, np.float32)
-    heatmap[0, 1, 5, 3] = 5.0  # class 1, row 5, column 3
-    size = np.zeros((1, 2, 16, 16), np.float32)
-    size[0, :, 5, 3] = [4.0, 2.0]  # cells: 16×8 pixels at 64
-    offset = np.zeros((1, 2, 16, 16), np.float32)
-    offset[0, :, 5, 3] = [0.5, 0.25]
-    (prediction,) = decode(spec, [heatmap, size, offset], 64, [(128, 256)])  # height 128, width 256
-    assert prediction.box_classes.tolist() == [1]
-    # centre (3.5, 5.25) cells = (14, 21) px at 64 -> x×4, y×2 in the original
-    np.testing.assert_allclose(prediction.boxes, [[(14 - 8) * 4, (21 - 4) * 2, (14 + 8) * 4, (21 + 4) * 2]])
-    assert prediction.box_scores[0] == pytest.approx(1 / (1 + np.exp(-5.0)))
-
-
-def test_decode_resizes_masks_and_reads_classes_and_tags():
-    logits = np.zeros((1, 4, 64, 64), np.float32)
-    logits[0, 2, :32, :] = 1.0
-    (seg,) = decode(SPECS["segmentation"], [logits], 64, [(30, 20)])
-    assert seg.mask is not None and seg.mask.shape == (30, 20)
-    assert (seg.mask[:15] == 2).all() and (seg.mask[15:] == 0).all()
-    (cls,) = decode(SPECS["classification"], [np.array([[0.0, 3.0, 0.0]])], 64, [(8, 8)])
-    assert cls.label == 1 and cls.score == pytest.approx(np.exp(3) / (np.exp(3) + 2))
-    (tags,) = decode(SPECS["tagging"], [np.array([[0.0, 1.0]]), np.array([[5.0, 0.0, 0.0]])], 64, [(8, 8)])
-    assert tags.tags == (1, 0)

@@ -16,10 +16,9 @@ import torch
 
 from proto.training import TrainingConfig
 from services.training.ml.evaluate import score
-from services.training.ml.examples import TaskSpec
-from services.training.ml.postprocess import Prediction
 from services.training.ml.train import EpochReport, train
 from shared.errors import LoupeError
+from shared.predictions import Prediction, TaskSpec
 from tests.unit.test_ml_models import SPECS, example
 
 CONFIG = TrainingConfig(epochs=3, batch_size=4, image_size=32, device="cpu", learning_rate=3e-3, warmup_epochs=1)

@@ -1,1 +1,2 @@
-"""Training's machine learning core: data, models, losses, training loop, evaluation, decoding (torch/numpy only)."""
+"""Training's machine learning core: data, models, losses, training loop, evaluation, export (torch/numpy only).
+Decoding outputs into predictions is shared/predictions.py: inference needs it too."""

@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from services.training.ml.examples import Example, TaskSpec
-from services.training.ml.models import OUTPUT_STRIDE
-from services.training.ml.postprocess import resize_labels
+from services.training.ml.examples import Example
+from shared.predictions import OUTPUT_STRIDE, TaskSpec, resize_labels
 
 Batch = tuple[Tensor, dict[str, Tensor]]
 

@@ -15,8 +15,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from services.training.ml.data import ExampleDataset, loader
-from services.training.ml.examples import Example, TaskSpec
-from services.training.ml.postprocess import Prediction, decode
+from services.training.ml.examples import Example
+from shared.predictions import Prediction, TaskSpec, decode
 
 # Each family's headline metric: what early stopping watches and what "best" means.
 PRIMARY_METRIC = {"classification": "accuracy", "tagging": "accuracy", "detection": "map50", "segmentation": "miou"}

@@ -1,19 +1,9 @@
-"""What a training run learns from: the task's label space and one labelled image, independent of storage."""
+"""One labelled image a training run learns from, independent of storage. Its task's label space,
+`TaskSpec`, is in shared/predictions.py: inference needs it too."""
 
 from dataclasses import dataclass
 
 import numpy as np
-
-from proto.training import Family
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    family: Family
-    # Object classes (detection), pixel classes (segmentation), image classes (classification); () for tagging.
-    classes: tuple[str, ...]
-    # Tagging: (group, its values), one head each.
-    tag_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

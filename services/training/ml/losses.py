@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from services.training.ml.examples import TaskSpec
+from shared.predictions import TaskSpec
 
 # CenterNet's weights: box sizes are in cells and larger than offsets, so their L1 counts less.
 SIZE_WEIGHT = 0.1
@@ -46,17 +46,19 @@ def dice_loss(logits: Tensor, mask: Tensor) -> Tensor:
 
 
 def loss(spec: TaskSpec, outputs: tuple[Tensor, ...], targets: dict[str, Tensor]) -> Tensor:
+    """The task's outputs by position (shared.predictions.task_output_names); the embedding after them
+    learns nothing of its own."""
     if spec.family == "classification":
         return F.cross_entropy(outputs[0].float(), targets["label"])
     if spec.family == "tagging":
-        per_group = [F.cross_entropy(logits.float(), targets["tags"][:, i]) for i, logits in enumerate(outputs)]
+        per_group = [F.cross_entropy(outputs[i].float(), targets["tags"][:, i]) for i in range(len(spec.tag_groups))]
         return torch.stack(per_group).mean()
     if spec.family == "detection":
-        heatmap, size, offset = outputs
+        heatmap, size, offset = outputs[:3]
         return (
             focal_loss(heatmap, targets["heatmap"])
             + SIZE_WEIGHT * masked_l1(size, targets["size"], targets["weight"])
             + OFFSET_WEIGHT * masked_l1(offset, targets["offset"], targets["weight"])
         )
-    (logits,) = outputs
+    logits = outputs[0]
     return F.cross_entropy(logits.float(), targets["mask"]) + dice_loss(logits, targets["mask"])

@@ -1,8 +1,10 @@
 """Models: a small ResNet-style backbone, an FPN-lite neck and one head per task family.
 
 Every model maps images B×3×S×S (float in [0, 1], S a multiple of 32) to a tuple of tensors named by
-`output_names`; decoding (softmax, peak finding, resizing) happens outside the graph in postprocess.py so
-that the graph exports to ONNX with a dynamic batch axis.
+`shared.predictions.output_names`: the task's outputs, then `embedding` (B×D, unit length, D =
+stages[-1] + neck: the average-pooled C5 and P2), for similarity search and active learning. Decoding
+(softmax, peak finding, resizing) happens outside the graph in shared/predictions.py so that the graph
+exports to ONNX with a dynamic batch axis.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from proto.training import TrainingConfig
-from services.training.ml.examples import TaskSpec
+from shared.predictions import TaskSpec
 
-# Detection and segmentation read the neck's finest level, P2, at this stride.
-OUTPUT_STRIDE = 4
 # ImageNet statistics are as good a normalisation as any for images without a known distribution.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+# An embedding shorter than this is divided by it rather than by its length: a zero vector stays zero, not NaN.
+MIN_NORM = 1e-12
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,23 @@ class FpnLite(nn.Module):
         return self.smooth(x)
 
 
+def embedding(c5_mean: Tensor, p2_mean: Tensor) -> Tensor:
+    """B×C5 and B×neck average-pooled features -> B×(C5 + neck), each row of unit length (a zero row stays
+    zero)."""
+    joined = torch.cat([c5_mean, p2_mean], dim=1)
+    return joined / joined.norm(dim=1, keepdim=True).clamp_min(MIN_NORM)
+
+
+def pooled_embedding(c5: Tensor, p2: Tensor) -> Tensor:
+    """The embedding of C5 (B×C×S/32×S/32) and P2 (B×neck×S/4×S/4)."""
+    return embedding(c5.mean(dim=(2, 3)), p2.mean(dim=(2, 3)))
+
+
 class Classifier(nn.Module):
     """One linear head per label group (one group for classification) over C5 and the FPN's P2, each
     average- and max-pooled: max pooling over P2 keeps local evidence about one object that averaging over
-    the background would wash out. Backbone and neck are named as in the detector and segmentor, so their
-    weights can initialise this model (train's `pretrained`)."""
+    the background would wash out. The embedding is the two average pools. Backbone and neck are named as
+    in the detector and segmentor, so their weights can initialise this model (train's `pretrained`)."""
 
     def __init__(self, width: Width, group_sizes: tuple[int, ...]) -> None:
         super().__init__()
@@ -123,11 +137,11 @@ class Classifier(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         _, levels = self.backbone(images)
-        p2 = self.neck(levels)
-        pooled = torch.cat(
-            [levels[-1].mean(dim=(2, 3)), levels[-1].amax(dim=(2, 3)), p2.mean(dim=(2, 3)), p2.amax(dim=(2, 3))], 1
-        )
-        return tuple(h(pooled) for h in self.heads)  # each B×values
+        c5, p2 = levels[-1], self.neck(levels)
+        c5_mean, p2_mean = c5.mean(dim=(2, 3)), p2.mean(dim=(2, 3))
+        pooled = torch.cat([c5_mean, c5.amax(dim=(2, 3)), p2_mean, p2.amax(dim=(2, 3))], 1)
+        # One B×values per head, then the B×(C5 + neck) embedding.
+        return *(h(pooled) for h in self.heads), embedding(c5_mean, p2_mean)
 
 
 class CenterNet(nn.Module):
@@ -151,9 +165,10 @@ class CenterNet(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         _, levels = self.backbone(images)
-        x = self.shared(self.neck(levels))
-        # B×C×S/4×S/4, B×2×S/4×S/4 (w, h), B×2×S/4×S/4 (dx, dy)
-        return self.heatmap(x), self.size(x), self.offset(x)
+        p2 = self.neck(levels)
+        x = self.shared(p2)
+        # B×C×S/4×S/4, B×2×S/4×S/4 (w, h), B×2×S/4×S/4 (dx, dy), B×(C5 + neck)
+        return self.heatmap(x), self.size(x), self.offset(x), pooled_embedding(levels[-1], p2)
 
 
 class Segmenter(nn.Module):
@@ -171,8 +186,9 @@ class Segmenter(nn.Module):
         stem, levels = self.backbone(images)
         p2 = self.neck(levels)
         x = self.fuse(torch.cat([F.interpolate(p2, scale_factor=2.0, mode="nearest"), stem], dim=1))
-        # B×(1+classes)×S×S: channel 0 is background, k+1 is TaskSpec.classes[k]
-        return (F.interpolate(self.logits(x), scale_factor=2.0, mode="bilinear", align_corners=False),)
+        logits = F.interpolate(self.logits(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        # B×(1+classes)×S×S (channel 0 is background, k+1 is TaskSpec.classes[k]), B×(C5 + neck)
+        return logits, pooled_embedding(levels[-1], p2)
 
 
 def build_model(spec: TaskSpec, config: TrainingConfig) -> nn.Module:
@@ -184,15 +200,3 @@ def build_model(spec: TaskSpec, config: TrainingConfig) -> nn.Module:
     if spec.family == "detection":
         return CenterNet(width, len(spec.classes))
     return Segmenter(width, 1 + len(spec.classes))
-
-
-def output_names(spec: TaskSpec) -> tuple[str, ...]:
-    """Names of forward's outputs, in order. Tag groups go by index: user names need not be valid
-    ONNX/Triton identifiers, and the spec says which group each index is."""
-    if spec.family == "classification":
-        return ("logits",)
-    if spec.family == "tagging":
-        return tuple(f"tag{i}_logits" for i in range(len(spec.tag_groups)))
-    if spec.family == "detection":
-        return ("heatmap", "size", "offset")
-    return ("mask_logits",)

@@ -23,11 +23,12 @@ from torch import nn
 from proto.training import TrainingConfig
 from services.training.ml.data import ExampleDataset, loader
 from services.training.ml.evaluate import PRIMARY_METRIC, evaluate
-from services.training.ml.examples import Example, TaskSpec
+from services.training.ml.examples import Example
 from services.training.ml.losses import loss as task_loss
 from services.training.ml.models import build_model
 from services.training.ml.validation import validate
 from shared.errors import LoupeError, invalid
+from shared.predictions import TaskSpec
 
 WEIGHT_DECAY = 1e-4
 # Cosine decays to this fraction of the peak rate rather than 0, so the last epoch still learns.

@@ -9,8 +9,9 @@ import msgspec
 import numpy as np
 
 from proto.training import FAMILIES, TrainingConfig
-from services.training.ml.examples import Example, TaskSpec
+from services.training.ml.examples import Example
 from shared.errors import invalid
+from shared.predictions import TaskSpec
 
 
 def validate(spec: TaskSpec, config: TrainingConfig, train_set: Sequence[Example], val_set: Sequence[Example]) -> None:

@@ -1,5 +1,5 @@
 """Fetch a URL, or read an S3 bucket, on a user's behalf without letting it reach into Loupe's own network
-(SSRF) or Loupe's own storage.
+(SSRF) or Loupe's own storage: ingest's URL and bucket imports, inference's predict by URL.
 
 The address check lives in the resolver of the session's connector: the connector connects only to addresses
 the resolver returned, so a name cannot resolve to a public address for the check and a private one for the
@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -22,8 +25,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from yarl import URL
 
-from services.ingest.rejection import FileRejected
-from shared.service import StateKey
+from shared.service import Runtime, StateKey
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -39,11 +44,11 @@ class FetchPolicy(msgspec.Struct, frozen=True, kw_only=True):
     # Static name → IP overrides, like /etc/hosts (air-gapped deployments); their addresses are checked too.
     hosts: dict[str, str] = {}
     # Where Loupe's own storage answers, as "ip:port" or "network:port" (see `own_storage`): refused even where
-    # `allow` allows it, so no import ever reads another organisation's files.
+    # `allow` allows it, so no fetch ever reads another organisation's files.
     internal: tuple[str, ...] = ()
 
 
-# What URL and bucket imports fetch with, opened once per process by the service's `workers` context.
+# What a service fetches with, opened once per process by its `fetching` context.
 POLICY = StateKey("fetch policy", FetchPolicy)
 SESSION = StateKey("fetch session", aiohttp.ClientSession)
 
@@ -55,8 +60,17 @@ class FetchedFile(msgspec.Struct, frozen=True, kw_only=True):
     filename: str  # last path segment of the requested URL, URL-decoded ("" if none): a label, never a path
 
 
-class FetchError(FileRejected):
-    """A fetch Loupe refuses or cannot complete."""
+class FetchError(Exception):
+    """A fetch Loupe refuses or cannot complete: `code` is a short reason (`blocked_address`, `too_large`,
+    `http_error`, ...), `message` says what is wrong and what to do, in words a user can act on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"FetchError({self.code!r}, {self.message!r})"
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -72,6 +86,70 @@ _UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
 # IPv6 prefixes whose last 32 bits are an IPv4 address the packet is delivered to: IPv4-translated (SIIT)
 # and the well-known NAT64 prefix. IPv4-mapped and 6to4 have their own ipaddress properties.
 _IPV4_CARRIERS = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0:0/96", "64:ff9b::/96"))
+
+
+# -- a service's fetches ----------------------------------------------------------------------------------
+
+
+async def fetching(rt: Runtime) -> AsyncIterator[None]:
+    """A service context: the policy the settings make, and a session made for it, in `rt.state` while the
+    service runs (`download`)."""
+    policy = policy_from(rt.settings, await resolve_own_storage(rt.settings))
+    rt.state[POLICY] = policy
+    async with make_session(policy) as session:
+        rt.state[SESSION] = session
+        yield
+
+
+async def download(rt: Runtime, url: str, timeout_s: float | None = None) -> FetchedFile:
+    """fetch_url with the service's session and policy, which its `fetching` context opened; within
+    `timeout_s` where that is shorter than the policy's (a caller waiting for the answer gives up sooner)."""
+    policy = rt.state[POLICY]
+    if timeout_s is not None and timeout_s < policy.timeout_s:
+        policy = msgspec.structs.replace(policy, timeout_s=timeout_s)
+    return await fetch_url(rt.state[SESSION], url, policy)
+
+
+def policy_from(settings: Settings, internal: tuple[str, ...]) -> FetchPolicy:
+    """The settings' policy, refusing `internal` (`resolve_own_storage`): every service fetches within the
+    same one, as large as an image file ingest accepts."""
+    allow = tuple(entry.strip() for entry in settings.fetch_allow.split(",") if entry.strip())
+    hosts = dict(entry.strip().split("=", 1) for entry in settings.fetch_hosts.split(",") if "=" in entry)
+    return FetchPolicy(
+        max_bytes=settings.ingest_max_file_bytes,
+        timeout_s=settings.fetch_timeout_s,
+        allow=allow,
+        hosts=hosts,
+        internal=internal,
+    )
+
+
+async def resolve_own_storage(settings: Settings) -> tuple[str, ...]:
+    """Every address:port Loupe's own S3 answers on, from its endpoint and its public endpoint as they resolve
+    now: fetches refuse them all. The endpoint must resolve (a service needs it anyway); a public endpoint that
+    does not resolve here cannot be reached by name from here either, so it is only logged."""
+    entries: list[str] = []
+    for endpoint in dict.fromkeys(e for e in (settings.s3_endpoint, settings.s3_public_endpoint) if e):
+        where = urlsplit(f"//{endpoint}")
+        port = where.port or (443 if settings.s3_secure else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(where.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            if endpoint == settings.s3_endpoint:
+                raise
+            log.warning(
+                "the S3 public endpoint %s does not resolve here (%s): fetches are kept away "
+                "from the S3 endpoint's addresses only",
+                endpoint,
+                e.strerror,
+            )
+            continue
+        for info in infos:
+            entries += own_storage(ipaddress.ip_address(info[4][0]), port)
+    return tuple(dict.fromkeys(entries))
+
+
+# -- fetching a URL ---------------------------------------------------------------------------------------
 
 
 def make_session(policy: FetchPolicy) -> aiohttp.ClientSession:
