@@ -203,6 +203,59 @@ class UpdateLabelRequest(msgspec.Struct, frozen=True, kw_only=True):
     changes: LabelChanges
 
 
+# -- whole labels of many samples ------------------------------------------------------------------
+MAX_LABELS = 1000  # labels per bulk read or write
+
+
+class LabelItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sample_id: uuid.UUID
+    label: LabelInput
+
+
+class PutLabels(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Whole labels of up to 1,000 samples, each as PUT of one label makes it. Each stands alone: one that
+    cannot be written (a stale `version`, a deleted sample, an invalid object, a status step the caller may
+    not take) is reported with why, and the others are written."""
+
+    items: Annotated[list[LabelItem], Meta(min_length=1, max_length=MAX_LABELS)]
+
+
+class PutLabelsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    labelset: str
+    body: PutLabels
+
+
+LabelOutcome = Literal["written", "conflict", "not_found", "invalid", "forbidden"]
+
+
+class PutLabelResult(msgspec.Struct, frozen=True, kw_only=True):
+    sample_id: str
+    outcome: LabelOutcome
+    version: int | None = None  # written: the label's version now
+    error: str | None = None  # otherwise: why, and what to do
+    path: str | None = None  # the field at fault, as `$.items[i].label…`
+
+
+class PutLabelsReply(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[PutLabelResult]  # in the order of the request
+    written: int
+
+
+class GetLabels(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sample_ids: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=MAX_LABELS)]
+
+
+class GetLabelsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    labelset: str
+    body: GetLabels
+
+
+class LabelList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Label]  # in the order asked; UNLABELED (version 0) where none was written
+
+
 # -- bulk object writes -----------------------------------------------------------------------------
 
 

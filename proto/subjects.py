@@ -613,6 +613,18 @@ DELETE_LABEL = Command(
     common.Empty,
     "Delete a sample's label in a labelset, with its objects",
 )
+PUT_LABELS = Command(
+    "loupe.annotation.label.putmany",
+    annotation.PutLabelsRequest,
+    annotation.PutLabelsReply,
+    "Write whole labels of up to 1,000 samples; each is written or reported with why not",
+)
+GET_LABELS = Command(
+    "loupe.annotation.label.getmany",
+    annotation.GetLabelsRequest,
+    annotation.LabelList,
+    "Read the labels of up to 1,000 samples in a labelset, in the order asked",
+)
 UPSERT_OBJECTS = Command(
     "loupe.annotation.object.upsert",
     annotation.UpsertObjectsRequest,
@@ -654,6 +666,8 @@ ANNOTATION_COMMANDS: tuple[Command, ...] = (
     DELETE_LABELSET,
     GET_LABEL,
     PUT_LABEL,
+    PUT_LABELS,
+    GET_LABELS,
     UPDATE_LABEL,
     DELETE_LABEL,
     UPSERT_OBJECTS,

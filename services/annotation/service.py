@@ -9,7 +9,17 @@ from pathlib import Path
 from proto import subjects
 from proto.releases import LabelImportJob, ReleaseJob
 from proto.review import QaJob
-from services.annotation import issues, labels, labelsets, qa, queue, releases, sample_facts, schema_facts
+from services.annotation import (
+    issues,
+    label_bulk,
+    labels,
+    labelsets,
+    qa,
+    queue,
+    releases,
+    sample_facts,
+    schema_facts,
+)
 from services.annotation.label_imports import commands as label_import_commands
 from services.annotation.label_imports import images as label_import_images
 from services.annotation.label_imports import stages as label_import_stages
@@ -19,7 +29,7 @@ from shared.service import Runtime, Service
 service = Service("annotation", migrations=Path(__file__).parent / "migrations", buckets=("releases",))
 
 # -- labelsets, labels, objects
-service.answer([*labelsets.ANSWERS, *labels.ANSWERS])
+service.answer([*labelsets.ANSWERS, *labels.ANSWERS, *label_bulk.ANSWERS])
 
 # -- work queues and issues
 service.answer([*queue.ANSWERS, *issues.ANSWERS])

@@ -25,6 +25,10 @@ OPERATIONS: tuple[Operation, ...] = (
     route("PATCH", LABEL, "updateLabel", subjects.UPDATE_LABEL, tag="labels", role="labeler", body="changes"),
     route("DELETE", LABEL, "deleteLabel", subjects.DELETE_LABEL, tag="labels", role="labeler"),
     # -- objects of many samples
+    route("POST", LABELSET + "/labels", "replaceLabels", subjects.PUT_LABELS, tag="labels", role="labeler",
+          body="body"),
+    route("POST", LABELSET + "/labels/read", "getLabels", subjects.GET_LABELS, tag="labels", role="viewer",
+          body="body"),
     route("POST", LABELSET + "/objects", "upsertObjects", subjects.UPSERT_OBJECTS, tag="labels", role="labeler",
           body="body"),
     route("POST", LABELSET + "/objects/delete", "deleteObjects", subjects.DELETE_OBJECTS, tag="labels", role="labeler",

@@ -27,7 +27,17 @@ import msgspec
 import numpy as np
 
 from proto import subjects
-from proto.annotation import CreateLabelset, CreateLabelsetRequest, LabelRef, LabelStatus, PutLabelRequest
+from proto.annotation import (
+    CreateLabelset,
+    CreateLabelsetRequest,
+    GetLabels,
+    GetLabelsRequest,
+    Label,
+    LabelItem,
+    LabelStatus,
+    PutLabels,
+    PutLabelsRequest,
+)
 from proto.common import Caller
 from proto.embeddings import EmbeddingItem, PutEmbeddings
 from proto.inference import (
@@ -72,7 +82,6 @@ log = logging.getLogger(__name__)
 
 SLICE = 64  # samples per page, recorded together
 DOWNLOADS_AT_ONCE = 16
-WRITES_AT_ONCE = 8
 PAGES_AHEAD = 2
 # Core-set compares the pool with this many labelled samples at most (the most recent).
 LABELLED_LIMIT = 5000
@@ -398,57 +407,63 @@ class AutoLabelWork(Work):
     async def apply(
         self, samples: list[Sample], predictions: list[Prediction | None], pixels: list[np.ndarray | None]
     ) -> Outcome:
-        outcome = Outcome()
-        gate = asyncio.Semaphore(WRITES_AT_ONCE)
         found: list[Predictions | None] = [
             None
             if prediction is None
             else shapes.predictions(self.served, prediction, (s.height, s.width), self.vocabulary, self.thresholds)
             for s, prediction in zip(samples, predictions, strict=True)
         ]
+        predicted = {s.id: p for s, p in zip(samples, found, strict=True) if p is not None}
+        written = await self.write(list(predicted.items()))
+        await self.mark_auto_labelled([s for s in samples if s.id in written and s.status == "NEW"])
+        return Outcome(
+            results=[
+                (uuid.UUID(s.id), None, None, msgspec.to_builtins(p) if p is not None else None)
+                for s, p in zip(samples, found, strict=True)
+            ],
+            written=len(written),
+            skipped=len(predicted) - len(written),
+        )
 
-        async def write(sample: Sample, predicted: Predictions) -> bool:
-            async with gate:
-                return await self.write(sample, predicted)
-
-        written = await asyncio.gather(*(write(s, p) for s, p in zip(samples, found, strict=True) if p is not None))
-        outcome.written = sum(written)
-        outcome.skipped = len(written) - outcome.written
-        labelled = iter(written)
-        newly = [
-            s for s, p in zip(samples, found, strict=True) if p is not None and next(labelled) and s.status == "NEW"
+    async def write(self, predicted: list[tuple[str, Predictions]]) -> set[str]:
+        """Write each sample's label with this model's part replaced, in one read and one write for the slice;
+        the samples written. A sample keeps its label when it is a person's ground truth or (without
+        `replace`) already has this part. Each write names the version it read, so a person's edit meanwhile
+        wins and the sample counts as skipped, as does a sample deleted meanwhile."""
+        if not predicted:
+            return set()
+        ids = [uuid.UUID(sample_id) for sample_id, _ in predicted]
+        current = (
+            await self.rt.nats.request(
+                subjects.GET_LABELS,
+                GetLabelsRequest(project_id=self.project_id, labelset=self.labelset, body=GetLabels(sample_ids=ids)),
+                caller=self.caller,
+            )
+        ).items
+        items = [
+            LabelItem(sample_id=uuid.UUID(sample_id), label=shapes.label_input(found, label, self.predicted_tags))
+            for (sample_id, found), label in zip(predicted, current, strict=True)
+            if self.writes_over(label)
         ]
-        await self.mark_auto_labelled(newly)
-        outcome.results = [
-            (uuid.UUID(s.id), None, None, msgspec.to_builtins(p) if p is not None else None)
-            for s, p in zip(samples, found, strict=True)
-        ]
-        return outcome
+        if not items:
+            return set()
+        reply = await self.rt.nats.request(
+            subjects.PUT_LABELS,
+            PutLabelsRequest(project_id=self.project_id, labelset=self.labelset, body=PutLabels(items=items)),
+            caller=self.caller,
+        )
+        for failed in reply.items:
+            if failed.outcome in ("invalid", "forbidden"):  # a prediction the schema refuses: say which
+                log.warning(
+                    "prediction not written",
+                    extra={"sample_id": failed.sample_id, "error": failed.error, "path": failed.path},
+                )
+        return {r.sample_id for r in reply.items if r.outcome == "written"}
 
-    async def write(self, sample: Sample, predicted: Predictions) -> bool:
-        """Write the sample's label with this model's part replaced; False when it keeps the one it has: a
-        person's ground truth, or (without `replace`) a label that has this part already. The write names the
-        version it read, so a person's edit meanwhile wins (and the sample counts as skipped)."""
-        ref = LabelRef(project_id=self.project_id, sample_id=sample.id, labelset=self.labelset)
-        try:
-            current = await self.rt.nats.request(subjects.GET_LABEL, ref, caller=self.caller)
-        except LoupeError as error:
-            if error.code == "not_found":  # the sample was deleted
-                return False
-            raise
-        if self.spec.target == "ground-truth" and current.version and current.status != "PRELABELED":
+    def writes_over(self, label: Label) -> bool:
+        if self.spec.target == "ground-truth" and label.version and label.status != "PRELABELED":
             return False  # a person's label: never overwritten
-        if not self.spec.replace and shapes.has_part(current, self.served.family, self.predicted_tags):
-            return False
-        label = shapes.label_input(predicted, current, self.predicted_tags)
-        request = PutLabelRequest(project_id=self.project_id, sample_id=sample.id, labelset=self.labelset, label=label)
-        try:
-            await self.rt.nats.request(subjects.PUT_LABEL, request, caller=self.caller)
-        except LoupeError as error:
-            if error.code in ("conflict", "not_found"):  # changed meanwhile, or the sample deleted
-                return False
-            raise
-        return True
+        return self.spec.replace or not shapes.has_part(label, self.served.family, self.predicted_tags)
 
     async def mark_auto_labelled(self, samples: list[Sample]) -> None:
         """NEW samples that got a label become AUTO_LABELLED; one whose status moved on meanwhile stays."""

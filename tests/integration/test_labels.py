@@ -357,3 +357,48 @@ async def test_the_catalog_publishes_each_schema_version_before_answering_and_ne
     assert (await versions.get(str(other))).value == b"5"
     await asyncio.gather(*(schema_versions.raise_to(bus, other, version) for version in range(20, 5, -1)))
     assert (await versions.get(str(other))).value == b"20"
+
+
+async def test_bulk_put_writes_each_label_it_can_and_says_why_not_for_the_others(
+    api: aiohttp.ClientSession, project: Project
+) -> None:
+    first, stale, invalid, last = project.samples[:4]
+    await call(api, "PUT", project.label(stale), json={"objects": [project.box(1, 1, 5, 5)]})
+    unknown = str(uuid.uuid4())
+    items = [
+        {"sample_id": first, "label": {"objects": [project.box(10, 10, 20, 20)], "tag_class_ids": [project.tags["day"]]}},
+        {"sample_id": stale, "label": {"objects": [], "version": 7}},
+        {"sample_id": unknown, "label": {"objects": [project.box(10, 10, 20, 20)]}},
+        {"sample_id": invalid, "label": {"objects": [project.box(10, 10, 700, 20)]}},
+        {"sample_id": last, "label": {"objects": [project.box(30, 30, 40, 40), project.box(50, 50, 60, 60)]}},
+    ]
+    reply = await call(api, "POST", f"{project.path}/labelsets/ground-truth/labels", json={"items": items})
+    assert [(r["sample_id"], r["outcome"]) for r in reply["items"]] == [
+        (first, "written"), (stale, "conflict"), (unknown, "not_found"), (invalid, "invalid"), (last, "written")]
+    assert reply["written"] == 2 and reply["items"][0]["version"] == 1
+    assert reply["items"][3]["path"].startswith("$.items[3].label.objects[0]"), reply["items"][3]
+    assert "version" in reply["items"][1]["error"]
+
+    read = await call(api, "POST", f"{project.path}/labelsets/ground-truth/labels/read",
+                      json={"sample_ids": [last, unknown, first, stale, invalid]})
+    assert [(label["sample_id"], label["version"], len(label["objects"])) for label in read["items"]] == [
+        (last, 1, 2), (unknown, 0, 0), (first, 1, 1), (stale, 1, 1), (invalid, 0, 0)]
+    assert read["items"][2]["tag_class_ids"] == [project.tags["day"]]
+    assert read["items"][2] == await call(api, "GET", project.label(first))
+
+    # A sample twice in one call is the caller's mistake, named.
+    problem = await call(api, "POST", f"{project.path}/labelsets/ground-truth/labels", 422,
+                         json={"items": [items[0], items[0]]})
+    assert problem["path"] == "$.items[1]"
+
+
+async def test_bulk_label_writes_search_like_single_ones(api: aiohttp.ClientSession, project: Project) -> None:
+    items = [{"sample_id": s, "label": {"objects": [project.box(1, 1, 9, 9)] * (i + 1)}}
+             for i, s in enumerate(project.samples)]
+    await call(api, "POST", f"{project.path}/labelsets/ground-truth/labels", json={"items": items})
+
+    async def counted() -> bool:
+        found = await names(api, project.id, {"labels": {"classes": [{"class_id": project.classes["car"], "min": 3}]}})
+        return len(found) == len(project.samples) - 2
+
+    await eventually(counted)
