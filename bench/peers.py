@@ -3,23 +3,26 @@ through the public REST API.
 
     python -m bench.peers [--quick] [--samples N] [--requests R] [--chunk C] [--in-flight F]
 
-Starts NATS, Postgres, SeaweedFS, the catalog, ingest, annotation and the gateway (no Triton) on free
-ports in a temporary folder, makes N (default 10,000; --quick 2,000) distinct 64×64 JPEGs, each with 3
-filled boxes of 5 classes and a `weather` metadata field (rainy in 32 %, so that the query
-"weather = rainy AND at least one car box" matches about 16 %), and measures:
+Starts the whole system as `loupe up --no-triton` runs it (NATS, Postgres, SeaweedFS and the six
+services; training and inference stay idle in this workload) on free ports in a temporary folder, makes
+N (default 10,000; --quick 2,000) distinct 64×64 JPEGs, each with 3 filled boxes of 5 classes and a
+`weather` metadata field (rainy in 32 %, so that the query "weather = rainy AND at least one car box"
+matches about 16 %), and measures:
 
 1. `peers_samples_with_labels_per_s`: a project with the 5 classes; the images go in by presigned upload
    (`POST …/datasets/{d}/uploads` with each file's name and metadata, a PUT per image straight to S3,
-   `POST …/complete`), C images per upload, F uploads in flight; as soon as an upload's import run has
-   finished, its samples' boxes are written (`POST …/labelsets/ground-truth/objects`, 3 × C boxes per call).
-   The clock runs from the first upload call until the count of LABELED samples is N, i.e. until search
-   sees every label. Sample ids are known beforehand: ingest names a sample `uuid5(dataset, sha256)`.
+   `POST …/complete`), C images per upload, F uploads in flight. Once an upload's samples are queryable
+   (its import run finished and `POST …/samples/count` with their `sample_ids` counts them all), their
+   boxes are written (`POST …/labelsets/ground-truth/objects`, 3 × C boxes per call). The clock runs from
+   the first upload call until the count of LABELED samples is N, i.e. until search sees every label.
+   Sample ids are known beforehand: ingest names a sample `uuid5(dataset, sha256)` (`sample_id_for`).
 2. `peers_samples_with_labels_stored_media_per_s`: the same for a second project whose images are already
    stored: samples are registered by SHA-256 (`POST …/datasets/{d}/samples` with `content_hash`, width,
    height and metadata; the call answers once its samples are queryable), then their boxes are written.
 3. `peers_filtered_count_median_ms` and `peers_first_page_median_ms`: the query through
    `POST …/samples/count` and the first page of 100 through `POST …/samples/search`, R times each from
-   one client after R/10 to warm up; p50 and p99.
+   one client after R/10 to warm up; p50 and p99. The same count without a filter is timed beside them:
+   what any call costs through the gateway, the bus and the catalog, whatever it asks.
 4. `peers_release_export_s`: a release of the first project and its COCO export, from asking for the
    release until the export SUCCEEDED; the median of 3.
 5. `peers_peak_memory_mb`: a sampler reads every process of the stack (each server and service and all
@@ -42,6 +45,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,8 +56,8 @@ from PIL import Image, ImageDraw
 from bench.report import arguments, cpu_seconds, figure, local_stack, table, time_requests
 from loupe.stack import Stack
 from proto.samples import sample_id_for
+from proto.subjects import SERVICES
 
-SERVICES = ("catalog", "ingest", "annotation", "gateway")
 SIDE = 64
 CLASSES = ("car", "person", "truck", "bicycle", "dog")
 COLOURS = ((220, 40, 40), (40, 180, 60), (40, 80, 220), (230, 200, 30), (150, 60, 190))
@@ -67,6 +71,7 @@ PUTS_IN_FLIGHT = 16
 SAMPLE_INTERVAL_S = 1.0
 POLL_S = 0.02
 T = TypeVar("T")
+Rows = dict[str, dict[str, float]]  # a table: row name → column → value
 
 # metric: (unit, target as text, passes?, FiftyOne 1.22 and Loupe as measured in the issue)
 TARGETS: dict[str, tuple[str, str, Callable[[float], bool], str]] = {
@@ -128,16 +133,10 @@ def expected_matches(pictures: list[Picture]) -> int:
 # -- memory -------------------------------------------------------------------------------------------
 
 
-def read_status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def kilobytes(path: str, key: str) -> int:
+    """The value of `key` in a /proc file of `Key:   123 kB` lines."""
+    for line in Path(path).read_text().splitlines():
         if line.startswith(key):
-            return int(line.split()[1])
-    return 0
-
-
-def read_pss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
 
@@ -174,9 +173,9 @@ class MemorySampler:
         pss: dict[str, int] = dict.fromkeys(self.roots, 0)
         for pid, name in process_trees(self.roots).items():
             with contextlib.suppress(OSError):  # it exited meanwhile
-                hwm = read_status_kb(pid, "VmHWM:")
+                hwm = kilobytes(f"/proc/{pid}/status", "VmHWM:")
                 self.peak_kb[pid] = (name, max(hwm, self.peak_kb.get(pid, (name, 0))[1]))
-                pss[name] += read_pss_kb(pid)
+                pss[name] += kilobytes(f"/proc/{pid}/smaps_rollup", "Pss:")
         if sum(pss.values()) > self.peak_pss_kb:
             self.peak_pss_kb, self.pss_at_peak_kb = sum(pss.values()), pss
 
@@ -196,7 +195,7 @@ class MemorySampler:
         self._thread.join()
         self.sample()
 
-    def rows(self) -> dict[str, dict[str, float]]:
+    def rows(self) -> Rows:
         rows = {
             name: {"processes": 0.0, "VmHWM_MB": 0.0, "Pss_MB": self.pss_at_peak_kb.get(name, 0) / 1024}
             for name in self.roots
@@ -251,7 +250,8 @@ async def count(api: aiohttp.ClientSession, project: Project, query: dict) -> in
 async def upload(
     api: aiohttp.ClientSession, s3: aiohttp.ClientSession, project: Project, pictures: list[Picture]
 ) -> None:
-    """Presigned upload of these pictures with their names and metadata, until their import run finished."""
+    """Presigned upload of these pictures with their names and metadata, until their samples are queryable
+    (a run is finished once ingest has recorded it; the catalog registers its samples a moment later)."""
     files = [{"name": p.name, "metadata": {"weather": p.weather}} for p in pictures]
     slots = await call(api, "POST", f"{project.base}/datasets/{project.dataset_id}/uploads", {"files": files})
     queue = [(slot["url"], pictures[slot["index"]].data) for slot in slots["slots"]]
@@ -269,6 +269,8 @@ async def upload(
     )
     if run["created"] != len(pictures):
         raise RuntimeError(f"import run {run['id']}: {run}")
+    ids = {"sample_ids": [sample_id_for(project.dataset_id, p.sha256) for p in pictures]}
+    await poll(lambda: count(api, project, ids), lambda n: n == len(pictures))
 
 
 async def register(api: aiohttp.ClientSession, project: Project, pictures: list[Picture]) -> None:
@@ -297,7 +299,7 @@ async def samples_with_labels(
     api: aiohttp.ClientSession,
     project: Project,
     pictures: list[Picture],
-    make_samples: Callable,
+    make_samples: Callable[[list[Picture]], Awaitable[None]],
     chunk: int,
     in_flight: int,
 ) -> float:
@@ -316,7 +318,9 @@ async def samples_with_labels(
     return time.perf_counter() - started
 
 
-async def release_and_export(api: aiohttp.ClientSession, project: Project, round_: int) -> tuple[float, dict]:
+async def release_and_export(api: aiohttp.ClientSession, project: Project, round_: int) -> dict[str, float]:
+    """Seconds as the user waits, and by the jobs' own clocks: the release (asked → release file written),
+    then the export (release written → COCO file written; it waits for the release)."""
     started = time.perf_counter()
     release = await call(api, "POST", f"{project.base}/releases", {"name": f"peers {round_}"})
     asked = await call(api, "POST", f"{project.base}/releases/{release['id']}/exports", {"format": "coco"})
@@ -324,9 +328,18 @@ async def release_and_export(api: aiohttp.ClientSession, project: Project, round
         lambda: call(api, "GET", f"{project.base}/exports/{asked['id']}"),
         lambda export: export["state"] in ("SUCCEEDED", "FAILED"),
     )
+    waited = time.perf_counter() - started
     if export["state"] == "FAILED":
         raise RuntimeError(f"export failed: {export}")
-    return time.perf_counter() - started, export
+    release = await call(api, "GET", f"{project.base}/releases/{release['id']}")
+    released, created = (datetime.fromisoformat(release[key]) for key in ("finished_at", "created_at"))
+    return {
+        "seconds": waited,
+        "release_s": (released - created).total_seconds(),
+        "export_s": (datetime.fromisoformat(export["finished_at"]) - released).total_seconds(),
+        "boxes": export["objects"],
+        "file_MB": export["size_bytes"] / 1e6,
+    }
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -343,11 +356,12 @@ async def measured(stack: Stack, samples: int, work: Awaitable[float]) -> tuple[
 
 async def run(
     stack: Stack, pictures: list[Picture], requests: int, chunk: int, in_flight: int
-) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+) -> tuple[dict[str, float], dict[str, Rows]]:
+    """The figures, and the tables behind them by title."""
     n = len(pictures)
     timeout = aiohttp.ClientTimeout(total=1800)
     figures: dict[str, float] = {}
-    cpu: dict[str, dict[str, float]] = {}
+    cpu: Rows = {}
     async with (
         aiohttp.ClientSession(
             stack.gateway_url, timeout=timeout, headers={"Authorization": f"Bearer {stack.admin_key}"}
@@ -385,13 +399,17 @@ async def run(
         figures["peers_filtered_count_median_ms"] = rows["count"]["p50_ms"]
         figures["peers_first_page_median_ms"] = rows["first page"]["p50_ms"]
 
-        exports = [await release_and_export(api, uploaded, k) for k in range(EXPORT_ROUNDS)]
-        if exports[0][1]["objects"] != n * BOXES_PER_IMAGE:
-            raise RuntimeError(f"the export holds {exports[0][1]['objects']} boxes, not {n * BOXES_PER_IMAGE}")
-        figures["peers_release_export_s"] = statistics.median(seconds for seconds, _ in exports)
+        exports = {f"round {k}": await release_and_export(api, uploaded, k) for k in range(1, EXPORT_ROUNDS + 1)}
+        if any(row["boxes"] != n * BOXES_PER_IMAGE for row in exports.values()):
+            raise RuntimeError(f"an export does not hold the {n * BOXES_PER_IMAGE} boxes: {exports}")
+        figures["peers_release_export_s"] = statistics.median(row["seconds"] for row in exports.values())
     for name, row in rows.items():
         row["matches"] = n if name == "count all" else matches
-    return figures, rows, cpu
+    return figures, {
+        "CPU ms per sample, by process, while samples with labels went in": cpu,
+        f"the query (weather = rainy AND a car box) over {n:,} samples, one client": rows,
+        "release + COCO export, from asking for the release until the export SUCCEEDED": exports,
+    }
 
 
 def verdicts(figures: dict[str, float]) -> str:
@@ -405,13 +423,16 @@ def verdicts(figures: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "2,000 samples, 100 requests", samples=10_000, requests=300, chunk=500, in_flight=3)
+    parser = arguments(__doc__, "2,000 samples, 100 requests", samples=10_000, requests=300, chunk=1000, in_flight=2)
     args = parser.parse_args()
     n, requests = (2000, 100) if args.quick else (args.samples, args.requests)
     pictures = make_pictures(n)
     with local_stack(*SERVICES) as stack, MemorySampler(stack.pids()) as memory:
-        figures, rows, cpu = uvloop.run(run(stack, pictures, requests, args.chunk, args.in_flight))
+        figures, tables = uvloop.run(run(stack, pictures, requests, args.chunk, args.in_flight))
     memory_rows = memory.rows()
+    tables["memory by process: VmHWM summed over its processes; Pss at the moment the whole stack's Pss peaked"] = (
+        memory_rows
+    )
     figures["peers_peak_memory_mb"] = memory_rows["total"]["VmHWM_MB"]
     figures["peers_peak_pss_mb"] = memory_rows["total"]["Pss_MB"]
 
@@ -419,14 +440,8 @@ def main() -> None:
         f"{n:,} 64×64 JPEGs, {BOXES_PER_IMAGE} boxes each; upload {args.chunk} per call, {args.in_flight} "
         f"in flight; {requests} requests per query"
     )
-    print(table("\nCPU ms per sample, by process, while samples with labels went in", cpu))
-    print(table(f"\nthe query (weather = rainy AND a car box) over {n:,} samples, one client", rows))
-    print(
-        table(
-            "\nmemory by process: VmHWM summed over its processes; Pss at the moment the whole stack's Pss peaked",
-            memory_rows,
-        )
-    )
+    for title, rows in tables.items():
+        print(table(f"\n{title}", rows))
     print()
     print(verdicts(figures))
     for metric, value in figures.items():
