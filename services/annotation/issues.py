@@ -23,8 +23,8 @@ from proto.review import (
     UpdateIssueRequest,
 )
 from services.annotation import labelsets, sample_facts
-from services.annotation.refs import actor
 from shared.bus import RequestContext
+from shared.callers import actor
 from shared.errors import LoupeError, invalid, not_found
 from shared.ids import parse_uuid
 from shared.paging import keyset_page

@@ -50,10 +50,11 @@ from proto.annotation import (
 from proto.common import Caller, Empty
 from proto.schema import LabelClassMerged
 from services.annotation import label_status, labelsets, sample_facts, schema_facts
-from services.annotation.refs import actor, new_ids
+from services.annotation.refs import new_ids
 from services.annotation.validation import SchemaIndex, check_image_attributes, check_object, check_tags
 from shared import outbox
 from shared.bus import RequestContext, encoder
+from shared.callers import actor
 from shared.consumers import Delivery
 from shared.errors import check_version, invalid
 from shared.ids import parse_uuid

@@ -39,9 +39,10 @@ from proto.schema import LabelSchema
 from services.annotation import labelsets
 from services.annotation.labels import decode_attributes, decode_object
 from services.annotation.qa_compare import FindingDraft, compare
-from services.annotation.refs import actor, label_schema, service_caller
+from services.annotation.refs import label_schema
 from shared import outbox
 from shared.bus import RequestContext, encoder
+from shared.callers import actor, service_caller
 from shared.consumers import Delivery
 from shared.errors import LoupeError, invalid, not_found
 from shared.ids import parse_uuid
@@ -205,7 +206,7 @@ async def run_job(rt: Runtime, job: QaJob, delivery: Delivery) -> None:
     if run is None or run["state"] in FINISHED:  # deleted with a labelset, or delivered again after it ended
         return
     try:
-        schema = await label_schema(rt, str(run["project_id"]), service_caller(run["org_id"]))
+        schema = await label_schema(rt, str(run["project_id"]), service_caller("annotation", run["org_id"]))
         await rt.db.execute("UPDATE qa_runs SET state = 'RUNNING' WHERE id = $1 AND state = 'PENDING'", run_id)
         while await compare_slice(rt, run_id, run, schema):
             pass

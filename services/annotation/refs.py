@@ -10,18 +10,6 @@ from proto.schema import GetSchema, LabelSchema
 from shared.service import Runtime
 
 
-def actor(caller: Caller | None) -> str | None:
-    """Who a change is recorded under: the key's user, or the key itself for organisation keys."""
-    if caller is None:
-        return None
-    return caller.user_id or f"key:{caller.key_id}"
-
-
-def service_caller(org_id: str) -> Caller:
-    """The caller annotation's own jobs act as, inside the organisation that started them."""
-    return Caller(org_id=org_id, key_id="annotation", is_admin=True)
-
-
 async def label_schema(rt: Runtime, project_id: str, caller: Caller | None) -> LabelSchema:
     """The project's whole schema, archived items included: labels that use them stay valid."""
     return await rt.nats.request(

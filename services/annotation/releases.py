@@ -53,9 +53,10 @@ from services.annotation import labelsets
 from services.annotation.formats import coco, hasty, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
 from services.annotation.formats.target import ExportTarget
-from services.annotation.refs import actor, label_schema, service_caller
+from services.annotation.refs import label_schema
 from shared import object_keys, outbox
 from shared.bus import RequestContext, encoder
+from shared.callers import actor, service_caller
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
 from shared.paging import keyset_page
@@ -216,7 +217,7 @@ async def build(rt: Runtime, job: BuildRelease) -> None:
     await rt.db.execute("UPDATE releases SET state = 'RUNNING' WHERE id = $1", row["id"])
     project_id = str(row["project_id"])
     try:
-        caller = service_caller(str(row["org_id"]))
+        caller = service_caller("annotation", str(row["org_id"]))
         schema = await label_schema(rt, project_id, caller)
         project, datasets = await project_facts(rt, project_id, caller)
         key = object_keys.release_snapshot(project_id, row["id"])

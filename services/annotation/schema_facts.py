@@ -41,9 +41,10 @@ from proto.schema import (
     TagClassChanged,
     TagGroupChanged,
 )
-from services.annotation.refs import label_schema, service_caller
+from services.annotation.refs import label_schema
 from services.annotation.validation import SchemaIndex
 from shared.bus import RequestContext, encoder
+from shared.callers import service_caller
 from shared.consumers import Delivery
 from shared.errors import LoupeError, not_found
 from shared.ids import parse_uuid
@@ -165,7 +166,7 @@ async def on_changed(rt: Runtime, project_id: str | None, event: SchemaEvent, de
     if row is None:
         return
     try:
-        rt.state[SCHEMAS].held.put(project, await _fetch(rt, project, service_caller(str(row["org_id"]))))
+        rt.state[SCHEMAS].held.put(project, await _fetch(rt, project, service_caller("annotation", str(row["org_id"]))))
     except LoupeError as error:
         # Not retried here, where it would hold up the sample events behind it: the project's next write
         # finds the stored schema behind the catalog's version and asks for it itself.

@@ -3,7 +3,6 @@ read, cancelled, and their per-sample results read a page at a time."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
@@ -35,8 +34,10 @@ from services.inference.state import TRITON
 from services.inference.versions import ServedVersion, resolve
 from shared import outbox
 from shared.bus import RequestContext
+from shared.callers import actor
 from shared.errors import LoupeError, conflict, invalid, not_found
 from shared.ids import parse_uuid
+from shared.paging import keyset_page
 from shared.predictions import TaskSpec
 from shared.rows import from_row
 from shared.service import Answers, Runtime
@@ -84,10 +85,6 @@ def served_of(row: asyncpg.Record) -> ServedVersion:
 
 def kind_of(spec: JobSpec) -> str:
     return str(type(spec).__struct_config__.tag)
-
-
-def actor(caller: Caller) -> str:
-    return caller.user_id or f"key:{caller.key_id}"
 
 
 async def fetch(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, job_id: str) -> asyncpg.Record:
@@ -233,18 +230,17 @@ async def cancel(rt: Runtime, request: JobRef, ctx: RequestContext) -> Inference
 async def results(rt: Runtime, request: ResultsRequest, ctx: RequestContext) -> JobResults:
     """Ranking: its picks, best first; other jobs: every sample gone through, in order."""
     row = await fetch(rt.db, request.project_id, request.job_id)
-    after = _decode_cursor(request.query.cursor)
-    ranked = row["kind"] == "ranking"
-    order = "rank" if ranked else "seq"
-    rows = await rt.db.fetch(
-        f"SELECT seq, rank, sample_id, score, predictions FROM job_results "
-        f"WHERE job_id = $1 AND phase = 'pool' AND {order} > $2 {'AND rank IS NOT NULL' if ranked else ''} "
-        f"ORDER BY {order} LIMIT $3",
-        row["id"],
-        after,
-        request.query.limit + 1,
+    order = "rank" if row["kind"] == "ranking" else "seq"
+    page, next_cursor = await keyset_page(
+        rt.db,
+        "SELECT seq, rank, sample_id, score, predictions FROM job_results "
+        f"WHERE job_id = $1 AND phase = 'pool' AND {order} IS NOT NULL",
+        [row["id"]],
+        request.query.cursor,
+        request.query.limit,
+        key=(order,),
+        types=(int,),
     )
-    page = rows[: request.query.limit]
     items = [
         JobResult(
             sample_id=str(r["sample_id"]),
@@ -254,20 +250,4 @@ async def results(rt: Runtime, request: ResultsRequest, ctx: RequestContext) -> 
         )
         for r in page
     ]
-    more = len(rows) > request.query.limit
-    return JobResults(items=items, next_cursor=_encode_cursor(page[-1][order]) if more else None)
-
-
-def _encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return -1
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except ValueError:
-        raise invalid(
-            "cursor is not one this listing gave out; pass next_cursor back unchanged", path="cursor"
-        ) from None
+    return JobResults(items=items, next_cursor=next_cursor)

@@ -72,6 +72,7 @@ from services.inference import heuristics, jobs, shapes
 from services.inference.state import DECODER, TRITON
 from services.inference.versions import ServedVersion
 from shared import object_keys, outbox
+from shared.callers import service_caller
 from shared.consumers import Delivery
 from shared.errors import LoupeError
 from shared.predictions import Prediction, decode, softmax
@@ -94,11 +95,6 @@ PRIORITY_CHUNK = 1000
 
 class Cancelled(Exception):
     pass
-
-
-def service_caller(org_id: str) -> Caller:
-    """The caller inference's jobs act as, inside the organisation that started them."""
-    return Caller(org_id=org_id, key_id="inference", is_admin=True)
 
 
 @dataclass
@@ -132,7 +128,7 @@ async def run_job(rt: Runtime, message: InferenceJobRun, delivery: Delivery) -> 
             "resumed = resumed + CASE WHEN state = 'RUNNING' THEN 1 ELSE 0 END",
         )
         await outbox.emit(conn, subjects.INFERENCE_JOB_CHANGED, job, job.project_id)
-    caller = service_caller(str(row["org_id"]))
+    caller = service_caller("inference", str(row["org_id"]))
     served = jobs.served_of(row)
     try:
         work = await make_work(rt, row, served, caller)

@@ -57,7 +57,7 @@ class TritonModels:
         """Load the version unless Triton serves it already; returns the model's output names."""
         async with self.locks.setdefault(name, asyncio.Lock()):
             model = self.models.setdefault(name, LoadedModel())
-            if version in model.versions and await self._ready(name, version):
+            if version in model.versions:  # an inference that finds it gone since loads it again
                 return model.outputs
             try:
                 config = await self._config(name)

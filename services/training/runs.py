@@ -39,6 +39,7 @@ from proto.training import (
 from services.training import configs, registry, release_data
 from shared import object_keys, outbox
 from shared.bus import RequestContext
+from shared.callers import actor
 from shared.consumers import Delivery
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
@@ -58,10 +59,6 @@ def to_run(row: asyncpg.Record) -> TrainingRun:
     config = msgspec.convert(row["config"], TrainingConfig)
     pretrained = msgspec.convert(row["pretrained"], PretrainedVersion | None)
     return from_row(TrainingRun, row, config=config, epochs=config.epochs, pretrained=pretrained)
-
-
-def actor(caller: Caller) -> str:
-    return caller.user_id or f"key:{caller.key_id}"
 
 
 async def fetch(

@@ -22,8 +22,8 @@ from services.annotation.label_imports.records import (
     to_item,
     upload_key,
 )
-from services.annotation.refs import actor
 from shared.bus import RequestContext, encoder
+from shared.callers import actor
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
 from shared.service import Answers, Runtime

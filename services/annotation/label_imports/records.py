@@ -9,8 +9,8 @@ import asyncpg
 from proto import subjects
 from proto.common import Caller
 from proto.releases import ImageSource, Import, ImportItem, ImportRef, LabelImportJob, LabelImportStep
-from services.annotation.refs import service_caller
 from shared import object_keys, outbox
+from shared.callers import service_caller
 from shared.rows import from_row, one_of_project
 from shared.service import Runtime
 
@@ -65,7 +65,7 @@ async def load(db: asyncpg.Pool, import_id: uuid.UUID) -> asyncpg.Record | None:
 
 def caller_of(row: asyncpg.Record) -> Caller:
     """Who the job asks other services as: annotation, inside the import's organisation."""
-    return service_caller(str(row["org_id"]))
+    return service_caller("annotation", str(row["org_id"]))
 
 
 async def submit_job(conn: asyncpg.Connection, import_id: uuid.UUID, step: LabelImportStep) -> None:
