@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 LINTED := proto shared services
 
-.PHONY: install run lint test bench asyncapi clean
+.PHONY: install run lint test browser bench compat asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,22 @@ lint: install
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest $(ARGS)
+
+# The console's browser tests drive Debian's Chromium (Playwright's own download is not used): installed
+# with apt when missing, through sudo unless already root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+# The real Segments.ai and Hasty SDKs (tests/compat/sdk.py) against a stack `make run` started with the
+# default data folder and ports.
+GATEWAY ?= http://127.0.0.1:7400
+SEGMENTS ?= http://127.0.0.1:7420
+KEY ?= $(shell cat .loupe/admin-key 2>/dev/null)
+compat: install
+	$(BIN)/python -m tests.compat.sdk --gateway $(GATEWAY) --segments $(SEGMENTS) --key $(KEY)
 
 bench: install
 	$(BIN)/python -m bench.gateway --quick

@@ -53,7 +53,7 @@ import aiohttp
 import uvloop
 from PIL import Image, ImageDraw
 
-from bench.report import arguments, cpu_seconds, figure, local_stack, table, time_requests
+from bench.report import arguments, cpu_seconds, figure, local_stack, put_slots, table, time_requests
 from loupe.stack import Stack
 from proto.samples import sample_id_for
 from proto.subjects import SERVICES
@@ -254,15 +254,7 @@ async def upload(
     (a run is finished once ingest has recorded it; the catalog registers its samples a moment later)."""
     files = [{"name": p.name, "metadata": {"weather": p.weather}} for p in pictures]
     slots = await call(api, "POST", f"{project.base}/datasets/{project.dataset_id}/uploads", {"files": files})
-    queue = [(slot["url"], pictures[slot["index"]].data) for slot in slots["slots"]]
-
-    async def put_worker() -> None:
-        while queue:
-            url, data = queue.pop()
-            async with s3.put(url, data=data) as response:
-                response.raise_for_status()
-
-    await asyncio.gather(*(put_worker() for _ in range(PUTS_IN_FLIGHT)))
+    await put_slots(s3, slots["slots"], [p.data for p in pictures], PUTS_IN_FLIGHT)
     await call(api, "POST", slots["complete_url"], {})
     run = await poll(
         lambda: call(api, "GET", f"{project.base}/imports/{slots['run_id']}"), lambda run: run["state"] in RUN_FINISHED

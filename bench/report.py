@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -111,3 +112,18 @@ async def time_requests(gateway_url: str, admin_key: str, requests: int,
             rows[name] = {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
                           "max_ms": max(latencies) * 1000, "items/req": hits / len(latencies)}
     return rows
+
+
+async def put_slots(s3: aiohttp.ClientSession, slots: Sequence[dict[str, Any]], data: Sequence[bytes],
+                    in_flight: int = 16) -> None:
+    """PUT to each presigned upload slot (`{"index", "url"}` of `POST …/uploads`) the bytes of file `index`,
+    `in_flight` at a time, as a client with many files would."""
+    queue = [(slot["url"], data[slot["index"]]) for slot in slots]
+
+    async def put_worker() -> None:
+        while queue:
+            url, body = queue.pop()
+            async with s3.put(url, data=body) as response:
+                response.raise_for_status()
+
+    await asyncio.gather(*(put_worker() for _ in range(in_flight)))

@@ -50,6 +50,7 @@ def run_until_signal(stack: Stack) -> None:
         stack.start()  # a Ctrl-C while starting stops what was started
         print(f"Loupe is up ({time.monotonic() - began:.1f} s)\n"
               f"  gateway    {stack.gateway_url}\n"
+              f"  segments   {stack.segments_url}\n"
               f"  admin key  {stack.admin_key}\n"
               f"  data       {stack.data_dir}\n"
               f"  logs       {stack.log_dir}\n"

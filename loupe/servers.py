@@ -73,6 +73,7 @@ class StackPorts(msgspec.Struct, frozen=True, kw_only=True):
     triton_http: int
     triton_grpc: int
     triton_metrics: int
+    segments: int  # the gateway's Segments.ai dialect (its SDK needs a listener of its own)
 
     @classmethod
     def from_base(cls, base: int = 7400) -> StackPorts:

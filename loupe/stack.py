@@ -68,6 +68,7 @@ class Stack:
         self.triton = triton
         self.log_dir = Path(log_dir or self.data_dir / "logs").resolve()
         self.gateway_url = f"http://127.0.0.1:{ports.gateway}"
+        self.segments_url = f"http://127.0.0.1:{ports.segments}"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Prefixed as the catalog's own keys are: a key starting with "-" is taken for an option on a command line.
         self.admin_key = self._secret("admin-key", prefix="lp_")
@@ -89,6 +90,8 @@ class Stack:
             http_host="127.0.0.1",
             http_port=ports.gateway,
             public_url=from_env.public_url or self.gateway_url,
+            segments_port=ports.segments,
+            segments_public_url=from_env.segments_public_url or self.segments_url,
             bootstrap_admin_key="",
             secrets_key=from_env.secrets_key or self._secret("secrets-key"),
         )

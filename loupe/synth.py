@@ -491,7 +491,7 @@ async def ensure_dataset(api: Api, project: str, name: str) -> str:
     while True:
         page = await api.call("GET", path, params={"limit": 500, **({"cursor": cursor} if cursor else {})})
         for dataset in page["items"]:
-            if dataset["name"].lower() == name:
+            if dataset["name"].lower() == name.lower():  # dataset names are unique regardless of case
                 return dataset["id"]
         cursor = page.get("next_cursor")
         if not cursor:

@@ -310,6 +310,7 @@ class ListObjects(msgspec.Struct, frozen=True, kw_only=True):
 
     class_id: Uuid | None = None
     sample_id: Uuid | None = None
+    object_id: Uuid | None = None  # the one object with this id (the Hasty dialect finds a label by its id)
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
     cursor: str | None = None
 

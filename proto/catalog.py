@@ -70,6 +70,10 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
 class ListProjects(Page, frozen=True, kw_only=True):
     """Query parameters of listing projects."""
 
+    # Only the project of this name (names are unique in an organisation, whatever their case): how a
+    # client that knows projects by name, as Segments.ai's `owner/name` does, finds one in one query.
+    name: ProjectName | None = None
+
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -192,6 +196,8 @@ class Me(msgspec.Struct, frozen=True, kw_only=True):
     key_id: str
     user: User | None  # None for an organisation key (the bootstrap admin key)
     is_admin: bool
+    org_name: str = ""  # the organisation's name (the owner of its projects in the Segments.ai dialect)
+    org_created_at: datetime | None = None
 
 
 class CheckAccess(msgspec.Struct, frozen=True, kw_only=True):

@@ -154,10 +154,24 @@ class BucketSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     secret_key: str = ""
 
 
-class ImportBucket(BucketSource, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Import every image under `prefix` of `bucket` on the S3 at `endpoint`, read with the keys given (they
-    are stored encrypted, for resuming). `endpoint` is required: Loupe never imports from its own storage."""
+ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=1024, examples=["cams/front/0001.jpg"])]
 
+
+class ImportBucket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Import every image under `prefix` (or only the objects `keys` names) of a bucket: one of the project's
+    stored buckets (`bucket_id`, whose keys Loupe keeps), or one named here by `endpoint` and `bucket` with the
+    keys that read it (stored encrypted for this import, for resuming). `endpoint` is required for the latter:
+    Loupe never imports from its own storage."""
+
+    bucket_id: Uuid | None = None  # a stored bucket of the project: give no bucket, endpoint or keys with it
+    bucket: BucketName | None = None
+    prefix: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    keys: Annotated[list[ObjectKey], msgspec.Meta(max_length=1000)] = []  # these objects only, not the prefix
+    endpoint: Endpoint | None = None  # host[:port]; missing is refused with a hint, by ingest
+    secure: bool = True
+    region: str = ""
+    access_key: str = ""
+    secret_key: str = ""
     metadata: dict[str, Any] = {}  # recorded on every sample (plus the S3 key as `s3_key`)
 
 
@@ -178,6 +192,57 @@ class ImportBucketRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Set by a Loupe service, never from a request body: the source's keys as ingest sealed them earlier
     # (SEAL_BUCKET_KEYS; `source` then carries none), so that no other service keeps them or their key.
     credentials: str | None = None
+
+
+# -- stored buckets: a project's S3 buckets with the keys that read them, kept encrypted -----------------
+
+
+StoredBucketName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["dashcam frames"])]
+
+
+class NewStoredBucket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bucket on your S3 at `endpoint` (never Loupe's own storage) and the keys that read it, kept for the
+    project so that imports name it by id. The keys are stored encrypted and never shown again."""
+
+    name: StoredBucketName
+    bucket: BucketName
+    endpoint: Endpoint
+    secure: bool = True
+    region: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    access_key: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    secret_key: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class CreateStoredBucketRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    bucket: NewStoredBucket
+
+
+class StoredBucket(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored bucket as anyone sees it: where it is, never its keys."""
+
+    id: str
+    project_id: str
+    name: str
+    bucket: str
+    endpoint: str
+    secure: bool
+    region: str
+    created_by: str
+    created_at: datetime
+
+
+class StoredBucketRef(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    id: str
+
+
+class ListStoredBucketsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+
+
+class StoredBucketList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[StoredBucket]
 
 
 class MediaRef(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):

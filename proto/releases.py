@@ -19,6 +19,7 @@ from proto.annotation import AttributeValues, LabelObject, LabelsetName, LabelSt
 from proto.catalog import Description, Page
 from proto.common import Uuid
 from proto.ingest import BucketSource
+from proto.samples import SampleStatus
 from proto.schema import LabelSchema
 
 JobState = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
@@ -77,6 +78,7 @@ class ReleaseSample(msgspec.Struct, frozen=True, kw_only=True):
     media_url: str | None = None  # external media
     external_id: str | None = None
     metadata: dict[str, object] = {}
+    status: SampleStatus | None = None  # None in release files written before releases kept it
     labels: dict[str, ReleaseLabel] = {}  # by labelset name; a labelset without a label is left out
 
 
@@ -130,8 +132,18 @@ class ReleasePage(msgspec.Struct, frozen=True, kw_only=True):
 
 # -- exports ----------------------------------------------------------------------------------------
 
-ExportFormat = Literal["native", "coco", "yolo", "voc", "semantic_png", "segments", "hasty"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("native", "coco", "yolo", "voc", "semantic_png", "segments", "hasty")
+# `images`: a zip of the release's original images, no labels (services/annotation/formats/images.py).
+ExportFormat = Literal["native", "coco", "yolo", "voc", "semantic_png", "segments", "hasty", "images"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = (
+    "native",
+    "coco",
+    "yolo",
+    "voc",
+    "semantic_png",
+    "segments",
+    "hasty",
+    "images",
+)
 
 
 class ExportFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,6 +152,8 @@ class ExportFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     dataset_ids: list[str] = []
     statuses: list[LabelStatus] = []  # of the exported labelset's label (UNLABELED: samples without one)
     class_ids: list[str] = []  # objects of other classes are left out (the samples stay)
+    # Of the sample itself when the release was cut; a release that does not know them matches none.
+    sample_statuses: list[SampleStatus] = []
 
 
 class CreateExport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -148,6 +162,7 @@ class CreateExport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     filter: ExportFilter = ExportFilter()
     # coco/yolo: "detection" exports boxes, "segmentation" polygons and masks (coco: RLE for masks).
     task: Literal["detection", "segmentation"] = "detection"
+    archive: bool = False  # a zip even when the format writes one file (which is otherwise downloaded as it is)
 
 
 class CreateExportRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +179,7 @@ class Export(msgspec.Struct, frozen=True, kw_only=True):
     labelset: str
     filter: ExportFilter
     task: str
+    archive: bool = False
     state: JobState
     samples: int
     objects: int

@@ -170,6 +170,12 @@ class SampleRef(msgspec.Struct, frozen=True, kw_only=True):
     sample_id: str
 
 
+class LocateSample(msgspec.Struct, frozen=True, kw_only=True):
+    """Which project a sample is in, for APIs that name a sample by its id alone (Segments.ai's)."""
+
+    sample_id: str
+
+
 class SampleChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Fields left out stay as they are; `null` clears the nullable ones. `metadata` replaces the
     whole object, `metadata_patch` merges into it (RFC 7396: a `null` value removes that key); send
@@ -374,4 +380,33 @@ class SampleUrls(msgspec.Struct, frozen=True, kw_only=True):
     sample_id: str
     original_url: str
     thumbnail_url: str | None  # None while no thumbnail exists yet
+    expires_in: int  # seconds
+
+
+MAX_SIGNED = 500  # sample ids per bulk URL request: a few pages of a grid
+
+
+class SignMediaBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Presigned URLs of many samples' originals or thumbnails at once, signed without looking at the
+    bucket: a thumbnail URL answers 404 until ingest has made the thumbnail (seconds after the image is
+    stored; the single-sample `…/urls` tells which). A sample with external media has no thumbnail,
+    so it gets its external URL for either variant."""
+
+    sample_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SIGNED)]
+    variant: MediaVariant = "thumbnail"
+
+
+class SignMediaBatchRequest(msgspec.Struct, frozen=True, kw_only=True):
+    project_id: str
+    body: SignMediaBatch
+
+
+class SampleUrl(msgspec.Struct, frozen=True, kw_only=True):
+    sample_id: str
+    url: str
+
+
+class SampleUrlList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[SampleUrl]  # in the order asked, a repeated id once
+    missing: list[str]  # ids that are no sample of the project (deleted, say): left out of `items`
     expires_in: int  # seconds

@@ -351,6 +351,12 @@ CREATE_SAMPLES = Command(
     "Create up to 10,000 samples in a dataset, all or nothing; an image already in it is reported as existing",
 )
 GET_SAMPLE = Command("loupe.catalog.sample.get", samples.SampleRef, samples.Sample, "Get one sample")
+LOCATE_SAMPLE = Command(
+    "loupe.catalog.sample.locate",
+    samples.LocateSample,
+    samples.SampleRef,
+    "The project of a sample the caller may see, by the sample's id alone",
+)
 UPDATE_SAMPLE = Command(
     "loupe.catalog.sample.update",
     samples.UpdateSampleRequest,
@@ -394,6 +400,12 @@ SIGN_MEDIA = Command(
     samples.SampleUrls,
     "Presigned URLs of a sample's original and thumbnail",
 )
+SIGN_MEDIA_BATCH = Command(
+    "loupe.catalog.media.signbatch",
+    samples.SignMediaBatchRequest,
+    samples.SampleUrlList,
+    "Presigned URLs of up to 500 samples' originals or thumbnails",
+)
 DATASET_CREATED = Event("loupe.evt.catalog.dataset.created", samples.Dataset, "A dataset was created")
 DATASET_UPDATED = Event(
     "loupe.evt.catalog.dataset.updated", samples.DatasetUpdated, "A dataset was renamed or its description changed"
@@ -425,6 +437,7 @@ SAMPLE_COMMANDS: tuple[Command, ...] = (
     DELETE_DATASET,
     CREATE_SAMPLES,
     GET_SAMPLE,
+    LOCATE_SAMPLE,
     UPDATE_SAMPLE,
     UPDATE_SAMPLES,
     DELETE_SAMPLE,
@@ -433,6 +446,7 @@ SAMPLE_COMMANDS: tuple[Command, ...] = (
     FIND_SAMPLES,
     LOCATE_MEDIA,
     SIGN_MEDIA,
+    SIGN_MEDIA_BATCH,
 )
 SAMPLE_EVENTS: tuple[Event, ...] = (
     DATASET_CREATED,
@@ -893,6 +907,27 @@ SEAL_BUCKET_KEYS = Command(
     ingest.SealedKeys,
     "Check a bucket source and encrypt its keys, for a service that starts its import later",
 )
+CREATE_STORED_BUCKET = Command(
+    "loupe.ingest.bucket.create",
+    ingest.CreateStoredBucketRequest,
+    ingest.StoredBucket,
+    "Keep a bucket of your S3 and the keys that read it (encrypted) for the project's imports",
+)
+LIST_STORED_BUCKETS = Command(
+    "loupe.ingest.bucket.list",
+    ingest.ListStoredBucketsRequest,
+    ingest.StoredBucketList,
+    "List the project's stored buckets (never their keys)",
+)
+GET_STORED_BUCKET = Command(
+    "loupe.ingest.bucket.get", ingest.StoredBucketRef, ingest.StoredBucket, "Get a stored bucket (never its keys)"
+)
+DELETE_STORED_BUCKET = Command(
+    "loupe.ingest.bucket.delete",
+    ingest.StoredBucketRef,
+    common.Empty,
+    "Forget a stored bucket and its keys; imports still reading it fail",
+)
 GET_RUN = Command("loupe.ingest.run.get", ingest.RunRef, ingest.Run, "Get an import run and its counts")
 LIST_RUNS = Command(
     "loupe.ingest.run.list", ingest.ListRunsRequest, ingest.RunList, "List a project's import runs, newest first"
@@ -922,6 +957,10 @@ INGEST_COMMANDS: tuple[Command, ...] = (
     REGISTER_MEDIA,
     OWNED_MEDIA,
     SEAL_BUCKET_KEYS,
+    CREATE_STORED_BUCKET,
+    LIST_STORED_BUCKETS,
+    GET_STORED_BUCKET,
+    DELETE_STORED_BUCKET,
     GET_RUN,
     LIST_RUNS,
     CANCEL_RUN,

@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = ""
+    segments_port: int = 8081
+    segments_public_url: str = ""
     log_level: str = "INFO"
     request_timeout_s: float = 10.0
     shutdown_grace_s: float = 20.0
@@ -79,6 +81,9 @@ DESCRIPTIONS: dict[str, str] = {
     "http_host": "address this process's HTTP server binds (health, metrics; the API on the gateway)",
     "http_port": "port of this process's HTTP server",
     "public_url": "base URL clients use to reach the gateway; empty = http://http_host:http_port",
+    "segments_port": "port of the gateway's Segments.ai dialect, served at the root of its own listener "
+    "(the Segments SDK drops path prefixes); 0 = not served",
+    "segments_public_url": "base URL clients use to reach the Segments.ai dialect; empty = http://http_host:segments_port",
     "log_level": "DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr",
     "request_timeout_s": "how long a bus request waits for its reply, and the gateway for a request body "
     "(for each read of an upload) before answering 408",

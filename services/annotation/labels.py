@@ -595,13 +595,14 @@ async def list_objects(rt: Runtime, request: ListObjectsRequest, ctx: RequestCon
     rows = await rt.db.fetch(
         "SELECT sample_id, seq, body::text FROM objects WHERE labelset_id = $1 AND (sample_id, seq) > ($2, $3) "
         "AND ($4::uuid IS NULL OR class_id = $4) AND ($5::uuid IS NULL OR sample_id = $5) "
-        "ORDER BY sample_id, seq LIMIT $6",
+        "AND ($7::uuid IS NULL OR id = $7) ORDER BY sample_id, seq LIMIT $6",
         scope.labelset_id,
         after_sample,
         after_seq,
         query.class_id and parse_uuid(query.class_id, "label class", "class_id"),
         query.sample_id and parse_uuid(query.sample_id, "sample", "sample_id"),
         query.limit + 1,
+        query.object_id and parse_uuid(query.object_id, "object", "object_id"),
     )
     more = len(rows) > query.limit
     rows = rows[: query.limit]

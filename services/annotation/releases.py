@@ -50,7 +50,7 @@ from proto.releases import (
 )
 from proto.samples import DatasetPage, ListDatasets, ListDatasetsRequest
 from services.annotation import labelsets
-from services.annotation.formats import coco, hasty, native_export, segments, semantic_png, voc, yolo
+from services.annotation.formats import coco, hasty, images, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
 from services.annotation.formats.target import ExportTarget
 from services.annotation.refs import label_schema
@@ -80,13 +80,15 @@ WRITERS: dict[str, Writer] = {
     "semantic_png": semantic_png.export,
     "segments": segments.export,
     "hasty": hasty.export,
+    "images": images.export,
 }
+ORIGINAL_CHUNK = 1024 * 1024
 
 RELEASE_COLUMNS = (
     "id, project_id, name, description, labelsets, state, samples, objects, error, created_by, created_at, finished_at"
 )
 EXPORT_COLUMNS = (
-    "id, project_id, release_id, format, labelset, filter, task, state, samples, objects, size_bytes, "
+    "id, project_id, release_id, format, labelset, filter, task, archive, state, samples, objects, size_bytes, "
     "error, created_at, finished_at, key"
 )
 
@@ -179,6 +181,7 @@ SNAPSHOT = """
 SELECT json_build_object(
     'id', s.id, 'dataset_id', s.dataset_id, 'name', s.name, 'width', s.width, 'height', s.height,
     'content_hash', s.content_hash, 'media_url', s.media_url, 'external_id', s.external_id, 'metadata', s.metadata,
+    'status', s.status,
     'labels', coalesce((
         SELECT json_object_agg(ls.name, json_build_object(
             'status', l.status, 'score', l.score, 'tag_class_ids', l.tag_class_ids, 'attributes', l.attributes,
@@ -340,14 +343,15 @@ async def create_export(rt: Runtime, request: CreateExportRequest, ctx: RequestC
                 path="$.labelset",
             )
         row = await conn.fetchrow(
-            f"INSERT INTO exports (release_id, project_id, format, labelset, filter, task) "
-            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EXPORT_COLUMNS}",
+            f"INSERT INTO exports (release_id, project_id, format, labelset, filter, task, archive) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {EXPORT_COLUMNS}",
             release["id"],
             release["project_id"],
             body.format,
             body.labelset,
             encoder.encode(body.filter).decode(),
             body.task,
+            body.archive,
         )
         if release["state"] == "SUCCEEDED":  # otherwise the release's job starts it when it is done
             await outbox.submit_job(conn, subjects.RELEASE_JOB, BuildExport(export_id=str(row["id"])), str(row["id"]))
@@ -385,8 +389,11 @@ async def list_exports(rt: Runtime, request: ListExportsRequest, ctx: RequestCon
 
 def filtered(samples: Iterator[ReleaseSample], rule: ExportFilter, labelset: str) -> Iterator[ReleaseSample]:
     datasets, statuses, classes = set(rule.dataset_ids), set(rule.statuses), set(rule.class_ids)
+    sample_statuses = set(rule.sample_statuses)
     for sample in samples:
         if datasets and sample.dataset_id not in datasets:
+            continue
+        if sample_statuses and sample.status not in sample_statuses:
             continue
         label = sample.labels.get(labelset)
         if statuses and (label.status if label else "UNLABELED") not in statuses:
@@ -397,17 +404,24 @@ def filtered(samples: Iterator[ReleaseSample], rule: ExportFilter, labelset: str
         yield sample
 
 
-def write_export(release_file: Path, out_dir: Path, export: asyncpg.Record, image_url) -> tuple[ExportStats, Path]:
+def write_export(
+    release_file: Path, out_dir: Path, export: asyncpg.Record, image_url, read_image
+) -> tuple[ExportStats, Path]:
     """Convert the release file with the export's writer; the file to upload (a zip when the format
-    wrote several)."""
+    wrote several, or the export asked for one)."""
     header, samples = native_export.read(release_file)
     rule = msgspec.json.decode(export["filter"], type=ExportFilter)
     target = ExportTarget(
-        header=header, out_dir=out_dir, labelset=export["labelset"], task=export["task"], image_url=image_url
+        header=header,
+        out_dir=out_dir,
+        labelset=export["labelset"],
+        task=export["task"],
+        image_url=image_url,
+        read_image=read_image,
     )
     stats = WRITERS[export["format"]](target, filtered(samples, rule, export["labelset"]))
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
-    if len(files) == 1:
+    if len(files) == 1 and (not export["archive"] or files[0].suffix == ".zip"):
         return stats, files[0]
     archive = out_dir.parent / f"{export['format']}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
@@ -428,6 +442,21 @@ async def run_export(rt: Runtime, job: BuildExport) -> None:
             return sample.media_url
         return rt.storage.presigned_get("media", object_keys.original(sample.content_hash), DOWNLOAD_EXPIRES_S * 24 * 7)
 
+    def read_image(sample: ReleaseSample) -> Iterator[bytes] | None:
+        """The original's bytes in chunks, read in the writer's thread with the synchronous S3 client."""
+        if sample.content_hash is None:
+            return None
+        response = rt.storage.client.get_object(rt.storage.bucket("media"), object_keys.original(sample.content_hash))
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.stream(ORIGINAL_CHUNK)
+            finally:
+                response.close()
+                response.release_conn()
+
+        return chunks()
+
     scratch = Path(tempfile.mkdtemp(prefix="loupe-export-"))
     try:
         release_file = scratch / "release.jsonl"
@@ -436,7 +465,7 @@ async def run_export(rt: Runtime, job: BuildExport) -> None:
         out_dir.mkdir()
         try:
             # A thread: the conversion is CPU work, and the loop must keep the job's heartbeat going.
-            stats, result = await asyncio.to_thread(write_export, release_file, out_dir, export, image_url)
+            stats, result = await asyncio.to_thread(write_export, release_file, out_dir, export, image_url, read_image)
         except LoupeError as exc:
             await finish_export(rt, export, error=exc.message)
             return

@@ -36,15 +36,17 @@ COLUMNS = (
 )
 
 UPSERT = f"""
-INSERT INTO samples ({COLUMNS})
+INSERT INTO samples ({COLUMNS}, status)
 SELECT s.id, $1, s.dataset_id, s.name, s.content_hash, s.media_url, s.width, s.height, s.external_id,
-       coalesce(s.metadata, '{{}}'), coalesce(s.priority, 0), s.labeler_id, s.reviewer_id
+       coalesce(s.metadata, '{{}}'), coalesce(s.priority, 0), s.labeler_id, s.reviewer_id, s.status
 FROM jsonb_to_recordset($2::text::jsonb) AS s (id uuid, dataset_id uuid, name text, content_hash text, media_url text,
-     width int, height int, external_id text, metadata jsonb, priority float8, labeler_id uuid, reviewer_id uuid)
+     width int, height int, external_id text, metadata jsonb, priority float8, labeler_id uuid, reviewer_id uuid,
+     status text)
 ON CONFLICT (id) DO UPDATE SET dataset_id = EXCLUDED.dataset_id, name = EXCLUDED.name,
     content_hash = EXCLUDED.content_hash, media_url = EXCLUDED.media_url, width = EXCLUDED.width,
     height = EXCLUDED.height, external_id = EXCLUDED.external_id, metadata = EXCLUDED.metadata,
-    priority = EXCLUDED.priority, labeler_id = EXCLUDED.labeler_id, reviewer_id = EXCLUDED.reviewer_id
+    priority = EXCLUDED.priority, labeler_id = EXCLUDED.labeler_id, reviewer_id = EXCLUDED.reviewer_id,
+    status = EXCLUDED.status
 """
 
 _encode = msgspec.json.Encoder().encode

@@ -40,6 +40,7 @@ from proto.catalog import (
     role_at_least,
 )
 from proto.common import Caller, Empty
+from proto.samples import LocateSample, SampleRef
 from services.catalog.apikeys import DEFAULT_ORG, key_hash, new_key
 from shared import outbox
 from shared.bus import RequestContext
@@ -114,6 +115,17 @@ async def check_access(rt: Runtime, request: CheckAccess, ctx: RequestContext) -
     return ProjectAccess(project_id=request.project_id, role=role)
 
 
+@ANSWERS(subjects.LOCATE_SAMPLE)
+async def locate_sample(rt: Runtime, request: LocateSample, ctx: RequestContext) -> SampleRef:
+    caller = ctx.require_caller()
+    project_id = await rt.db.fetchval(
+        "SELECT project_id FROM samples WHERE id = $1", parse_uuid(request.sample_id, "sample")
+    )
+    if project_id is None or await project_role(rt.db, caller, project_id) is None:
+        raise not_found("sample", request.sample_id)
+    return SampleRef(project_id=str(project_id), sample_id=request.sample_id)
+
+
 # -- organisations ------------------------------------------------------------------------------------
 
 
@@ -161,7 +173,15 @@ async def get_me(rt: Runtime, request: Empty, ctx: RequestContext) -> Me:
     if caller.user_id:
         row = await rt.db.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", uuid.UUID(caller.user_id))
         user = to_user(row, caller) if row else None
-    return Me(org_id=caller.org_id, key_id=caller.key_id, user=user, is_admin=caller.is_admin)
+    org = await rt.db.fetchrow("SELECT name, created_at FROM orgs WHERE id = $1", uuid.UUID(caller.org_id))
+    return Me(
+        org_id=caller.org_id,
+        key_id=caller.key_id,
+        user=user,
+        is_admin=caller.is_admin,
+        org_name=org["name"],
+        org_created_at=org["created_at"],
+    )
 
 
 # -- users ---------------------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ import asyncpg
 
 from proto import subjects
 from proto.common import Redirect
-from proto.samples import SampleMediaRef, SampleRef, SampleUrls
+from proto.samples import SampleMediaRef, SampleRef, SampleUrl, SampleUrlList, SampleUrls, SignMediaBatchRequest
 from shared import object_keys
 from shared.bus import RequestContext
 from shared.errors import LoupeError
+from shared.ids import parse_uuid
 from shared.rows import one_of_project
 from shared.service import Answers, Runtime
 from shared.storage import Storage
@@ -72,5 +73,32 @@ async def sign(rt: Runtime, request: SampleRef, ctx: RequestContext) -> SampleUr
         sample_id=request.sample_id,
         original_url=original_url(rt.storage, row["content_hash"], row["media_url"]),
         thumbnail_url=await thumbnail_url(rt.storage, row["content_hash"]),
+        expires_in=EXPIRES_S,
+    )
+
+
+@ANSWERS(subjects.SIGN_MEDIA_BATCH)
+async def sign_batch(rt: Runtime, request: SignMediaBatchRequest, ctx: RequestContext) -> SampleUrlList:
+    # Signing is local, so a grid's page of thumbnails costs one query; whether each thumbnail exists
+    # yet is not asked (that would be an S3 round trip per sample).
+    ids = list(dict.fromkeys(str(sample_id) for sample_id in request.body.sample_ids))
+    rows = {
+        str(row["id"]): row
+        for row in await rt.db.fetch(
+            "SELECT id, content_hash, media_url FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[])",
+            parse_uuid(request.project_id, "project"),
+            ids,
+        )
+    }
+    thumbnail = request.body.variant == "thumbnail"
+
+    def url(row: asyncpg.Record) -> str:
+        if thumbnail and row["content_hash"] is not None:
+            return rt.storage.presigned_get("thumbs", object_keys.thumbnail(row["content_hash"]), EXPIRES_S)
+        return original_url(rt.storage, row["content_hash"], row["media_url"])
+
+    return SampleUrlList(
+        items=[SampleUrl(sample_id=i, url=url(rows[i])) for i in ids if i in rows],
+        missing=[i for i in ids if i not in rows],
         expires_in=EXPIRES_S,
     )

@@ -91,8 +91,12 @@ async def create(rt: Runtime, request: CreateProject, ctx: RequestContext) -> Pr
 @ANSWERS(subjects.LIST_PROJECTS)
 async def list_page(rt: Runtime, request: ListProjects, ctx: RequestContext) -> ProjectPage:
     caller = ctx.require_caller()
+    query, args = VISIBLE, list[object](visibility_args(caller))
+    if request.name is not None:
+        query = f"{query} AND lower(p.name) = lower($4)"
+        args.append(request.name.strip())
     rows, next_cursor = await keyset_page(
-        rt.db, VISIBLE, visibility_args(caller), request.cursor, request.limit, key=("p.created_at", "p.id")
+        rt.db, query, args, request.cursor, request.limit, key=("p.created_at", "p.id")
     )
     return ProjectPage(items=[to_project(row) for row in rows], next_cursor=next_cursor)
 

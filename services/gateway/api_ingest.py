@@ -1,4 +1,4 @@
-"""REST operations of ingest: presigned uploads, URL and bucket imports, registrations, and runs."""
+"""REST operations of ingest: presigned uploads, URL and bucket imports, stored buckets, registrations, and runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from services.gateway.operations import Operation, route
 DATASET = "/v1/projects/{project_id}/datasets/{dataset_id}"
 IMPORTS = "/v1/projects/{project_id}/imports"
 RUN = IMPORTS + "/{run_id}"
+BUCKETS = "/v1/projects/{project_id}/buckets"
 
 # A table reads best one entry to a line.
 # fmt: off
@@ -27,5 +28,12 @@ OPERATIONS: tuple[Operation, ...] = (
     route("GET", RUN + "/items", "listImportItems", subjects.LIST_RUN_ITEMS, tag="ingest", role="viewer",
           query="query"),
     route("POST", RUN + "/cancel", "cancelImport", subjects.CANCEL_RUN, tag="ingest", role="manager"),
+    route("POST", BUCKETS, "createStoredBucket", subjects.CREATE_STORED_BUCKET, tag="ingest", role="manager",
+          status=201, body="bucket"),
+    route("GET", BUCKETS, "listStoredBuckets", subjects.LIST_STORED_BUCKETS, tag="ingest", role="manager"),
+    route("GET", BUCKETS + "/{bucket_id}", "getStoredBucket", subjects.GET_STORED_BUCKET, tag="ingest",
+          role="manager"),
+    route("DELETE", BUCKETS + "/{bucket_id}", "deleteStoredBucket", subjects.DELETE_STORED_BUCKET, tag="ingest",
+          role="manager"),
 )
 # fmt: on

@@ -58,5 +58,8 @@ OPERATIONS: tuple[Operation, ...] = (
           summary="Redirect (302) to the sample's thumbnail; 404 while it has none", to_request=media_ref("thumbnail")),
     route("GET", SAMPLE + "/urls", "getSampleUrls", subjects.SIGN_MEDIA, tag="samples", role="viewer",
           summary=subjects.SIGN_MEDIA.summary + ", usable without an API key until they expire"),
+    # POST, since 500 ids do not fit a URL; it changes nothing.
+    route("POST", SAMPLES + "/urls", "listSampleUrls", subjects.SIGN_MEDIA_BATCH, tag="samples", role="viewer",
+          body="body", summary=subjects.SIGN_MEDIA_BATCH.summary + ", usable without an API key until they expire"),
 )
 # fmt: on

@@ -18,8 +18,10 @@ from shared.bus import Bus
 from shared.errors import LoupeError
 from shared.service import RUNTIME
 
-# Paths anyone may read: probes, metrics and the API description.
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+# Paths anyone may read: probes, metrics, the API description and the web console's static files (the
+# console then signs in with an API key like any client).
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/console/")
+PUBLIC_PATHS = ("/",)
 
 CALLER = web.RequestKey("caller", Caller)
 # The role cache's generation when the request came in: a role learned from its reply is kept only if
@@ -147,7 +149,7 @@ def api_key_of(request: web.Request) -> str | None:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path.startswith(PUBLIC_PREFIXES):
+    if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     rt = request.app[RUNTIME]
     if not rt.ready:

@@ -10,7 +10,7 @@ the event arrives. An event missed while NATS reconnects is covered by the cache
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
@@ -53,7 +53,9 @@ class Caches(NamedTuple):
 CACHES = StateKey("auth caches", Caches)
 
 
-def caches_of(app: web.Application) -> Caches:
+def caches_of(app: web.Application | Mapping[Any, Any]) -> Caches:
+    """The caches of an app, or of the app chain a request runs in (`request.config_dict`), which is where a
+    dialect's sub-application finds them."""
     return Caches(app[CALLER_CACHE], app[ROLE_CACHE])
 
 
@@ -164,4 +166,4 @@ ON_REPLY: dict[str, Callable[[Caches, web.Request, Any, bytes], None]] = {
 def after_reply(request: web.Request, command: Command, sent: msgspec.Struct, reply: bytes) -> None:
     react = ON_REPLY.get(command.subject)
     if react is not None:
-        react(caches_of(request.app), request, sent, reply)
+        react(caches_of(request.config_dict), request, sent, reply)

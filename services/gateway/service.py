@@ -12,6 +12,9 @@ from proto.common import Redirect
 from proto.ingest import UploadedFiles
 from services.gateway import auth_events, backends, events, uploads
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
+from services.gateway.console.serve import mount_console
+from services.gateway.dialects.hasty.app import create_app as create_hasty_app
+from services.gateway.dialects.segments.listener import segments_listener
 from services.gateway.openapi import openapi_document
 from services.gateway.operations import Operation
 from services.gateway.problems import BODY_LIMITS, BodyLimits, read_body, request_context
@@ -88,9 +91,12 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get(events.PATH, events.stream_project_events, name=events.OPERATION_ID)
     app.router.add_post(uploads.PATH, uploads.upload_files, name=uploads.OPERATION_ID)
     app.cleanup_ctx.append(uploads.http_client)
+    app.add_subapp("/hasty", create_hasty_app())
+    app.cleanup_ctx.append(segments_listener)
     app.router.add_get("/openapi.json", openapi, name="openapi")
     app.router.add_get("/docs", docs, name="docs")
     app.router.add_static("/docs/static", SWAGGER_UI_PY_ROOT / "static")
+    mount_console(app)
     return app
 
 

@@ -1,5 +1,6 @@
-"""Bucket imports: list an S3 prefix a page at a time (remembering how far it got) and read its objects, from
-the user's S3, reached with the stored, encrypted credentials through the same address guard as URL imports.
+"""Bucket imports: list an S3 prefix a page at a time (remembering how far it got), or take the keys given, and read
+its objects, from the user's S3, reached with the stored, encrypted credentials (the run's own, or a stored bucket's,
+looked up at each step) through the same address guard as URL imports.
 
 Loupe's own storage is never a source: the guard refuses every address it answers on. The one exception is a
 run a Loupe service staged files for (annotation's label imports), which ingest checked when it made the run.
@@ -9,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import posixpath
+from typing import Any
 
 import asyncpg
 from minio import Minio
 from minio.error import S3Error
 
-from proto.ingest import FileSpec
-from services.ingest import credentials
+from services.ingest import buckets, credentials
 from services.ingest.pipeline import Reader
 from services.ingest.rejection import FileRejected
-from services.ingest.runs import add_items
+from services.ingest.runs import add_items, key_entry
 from shared import fetch
+from shared.errors import LoupeError
 from shared.service import Runtime
 
 LIST_PAGE = 1000
@@ -46,9 +47,29 @@ def client_for(rt: Runtime, bucket: dict) -> Minio:
     )
 
 
+async def source_of(rt: Runtime, run: asyncpg.Record) -> dict[str, Any]:
+    """Where the run reads: as it recorded, or, for a stored bucket, as stored now (gone: FetchError)."""
+    bucket = run["bucket"]
+    if "bucket_id" not in bucket:
+        return bucket
+    try:
+        row = await buckets.stored_row(rt.db, str(run["project_id"]), bucket["bucket_id"])
+    except LoupeError as error:
+        if error.code != "not_found":
+            raise
+        raise fetch.FetchError(
+            "bucket_deleted", f"stored bucket {bucket['bucket_id']} was deleted, and its keys with it; store it again"
+        ) from None
+    return bucket | buckets.run_source(row)
+
+
 async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
     """Add the next page of the prefix's keys to the run; the last page marks the run listed."""
-    bucket = run["bucket"]
+    try:
+        bucket = await source_of(rt, run)
+    except fetch.FetchError as exc:
+        await fail_listing(rt, run, exc.message)
+        return
 
     def page() -> list[str]:
         objects = client_for(rt, bucket).list_objects(
@@ -73,11 +94,7 @@ async def list_more(rt: Runtime, run: asyncpg.Record) -> None:
         current = await conn.fetchrow("SELECT total, list_after FROM runs WHERE id = $1 FOR UPDATE", run["id"])
         if current["list_after"] != run["list_after"]:
             return  # another replica listed this page meanwhile
-        entries = [
-            (key, FileSpec(name=posixpath.basename(key), metadata={**bucket["metadata"], "s3_key": key}))
-            for key in keys
-            if not key.endswith("/")
-        ]
+        entries = [key_entry(key, bucket["metadata"]) for key in keys if not key.endswith("/")]
         await add_items(conn, run["id"], current["total"], entries, "PENDING")
         await conn.execute(
             "UPDATE runs SET list_after = $2, listed = $3 WHERE id = $1",
@@ -102,11 +119,11 @@ async def fail_listing(rt: Runtime, run: asyncpg.Record, reason: str) -> None:
 
 
 def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
-    bucket = run["bucket"]
-    clients: list[Minio] = []  # made on the first read, then reused
+    places: list[tuple[Minio, str]] = []  # the client and bucket, made on the first read, then reused
 
     def read_object(key: str) -> bytes:
-        response = clients[0].get_object(bucket["bucket"], key)
+        client, bucket = places[0]
+        response = client.get_object(bucket, key)
         try:
             return response.read()
         finally:
@@ -114,8 +131,9 @@ def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
             response.release_conn()
 
     async def read(row: asyncpg.Record) -> bytes:
-        if not clients:
-            clients.append(client_for(rt, bucket))
+        if not places:
+            bucket = await source_of(rt, run)
+            places.append((client_for(rt, bucket), bucket["bucket"]))
         try:
             return await asyncio.to_thread(read_object, row["source"])
         except S3Error as exc:

@@ -7,6 +7,7 @@ DUPLICATE or FAILED. The work itself is done by `pipeline` in bounded steps driv
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from proto.ingest import (
     CompleteUploadRequest,
     CreateUploadRequest,
     FileSpec,
+    ImportBucket,
     ImportBucketRequest,
     ImportUrlsRequest,
     ListRunItemsRequest,
@@ -34,7 +36,7 @@ from proto.ingest import (
     UploadSlot,
 )
 from proto.samples import DatasetRef
-from services.ingest import credentials
+from services.ingest import buckets, credentials
 from shared import object_keys, outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid
@@ -78,8 +80,10 @@ async def create_run(
     created_by: str,
     state: str = "RUNNING",
     bucket: dict[str, Any] | None = None,
+    listed: bool = False,
 ) -> uuid.UUID:
-    """A new run for the organisation `org_id`, which owns the project: the images it reads become theirs."""
+    """A new run for the organisation `org_id`, which owns the project: the images it reads become theirs. A
+    bucket run lists its bucket in steps unless it is `listed` already (given its keys)."""
     return await conn.fetchval(
         "INSERT INTO runs (project_id, dataset_id, kind, state, source, org_id, created_by, bucket, listed) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -91,7 +95,7 @@ async def create_run(
         uuid.UUID(org_id),
         created_by,
         bucket,
-        bucket is None,
+        bucket is None or listed,
     )
 
 
@@ -236,32 +240,64 @@ async def import_urls(rt: Runtime, request: ImportUrlsRequest, ctx: RequestConte
 async def import_bucket(rt: Runtime, request: ImportBucketRequest, ctx: RequestContext) -> Run:
     caller = ctx.require_caller()
     source = request.source
-    bucket = {
-        "bucket": source.bucket,
-        "prefix": source.prefix,
-        "endpoint": source.endpoint,
-        "secure": source.secure,
-        "region": source.region,
-        "metadata": source.metadata,
-    }
-    if request.staged:
-        check_staged(rt, request)
-        bucket["staged"] = True
+    if source.keys and source.prefix:
+        raise invalid("give `prefix` (import everything under it) or `keys` (only those), not both", path="$.keys")
+    bucket: dict[str, Any] = {"prefix": source.prefix, "metadata": source.metadata}
+    if source.bucket_id is not None:
+        check_no_inline_source(source)
+        stored = await buckets.stored_row(rt.db, request.project_id, source.bucket_id)
+        # Only the id: the keys are looked up at each step, so deleting the stored bucket stops the import.
+        bucket["bucket_id"] = source.bucket_id
+        where = f"s3://{stored['endpoint']}/{stored['bucket']}/{source.prefix}"
     else:
-        check_source(source, keys_sealed=request.credentials is not None)
-        if request.credentials is not None:  # sealed earlier: a LOUPE_SECRETS_KEY changed since fails now, not later
-            credentials.unseal(rt.settings, request.credentials)
-        bucket["credentials"] = request.credentials or credentials.seal(
-            rt.settings, source.access_key, source.secret_key
-        )
+        bucket |= {
+            "bucket": source.bucket,
+            "endpoint": source.endpoint,
+            "secure": source.secure,
+            "region": source.region,
+        }
+        if request.staged:
+            check_staged(rt, request)
+            bucket["staged"] = True
+        else:
+            check_source(source, keys_sealed=request.credentials is not None)
+            if request.credentials is not None:  # sealed earlier: a LOUPE_SECRETS_KEY changed since fails now
+                credentials.unseal(rt.settings, request.credentials)
+            bucket["credentials"] = request.credentials or credentials.seal(
+                rt.settings, source.access_key, source.secret_key
+            )
+        where = f"s3://{source.endpoint + '/' if source.endpoint else ''}{source.bucket}/{source.prefix}"
     await check_dataset(rt, request.project_id, request.dataset_id)
-    where = f"s3://{source.endpoint + '/' if source.endpoint else ''}{source.bucket}/{source.prefix}"
     async with rt.db.acquire() as conn, conn.transaction():
         run_id = await create_run(
-            conn, request.project_id, request.dataset_id, "bucket", where, caller.org_id, caller.key_id, bucket=bucket
+            conn,
+            request.project_id,
+            request.dataset_id,
+            "bucket",
+            where,
+            caller.org_id,
+            caller.key_id,
+            bucket=bucket,
+            listed=bool(source.keys),
         )
+        await add_items(conn, run_id, 0, [key_entry(key, source.metadata) for key in source.keys], "PENDING")
         await start_job(conn, run_id)
         return await report(conn, run_id)
+
+
+def key_entry(key: str, metadata: dict[str, Any]) -> tuple[str, FileSpec]:
+    """A bucket import's item for the object at `key`: named after it, with the key in its metadata."""
+    return key, FileSpec(name=posixpath.basename(key), metadata={**metadata, "s3_key": key})
+
+
+def check_no_inline_source(source: ImportBucket) -> None:
+    """A stored bucket brings its own place and keys; naming others beside it would be ambiguous."""
+    for field in ("bucket", "endpoint", "region", "access_key", "secret_key"):
+        if getattr(source, field):
+            raise invalid(
+                f"`bucket_id` names a stored bucket, which has its own {field.replace('_', ' ')}; leave `{field}` out",
+                path=f"$.{field}",
+            )
 
 
 @ANSWERS(subjects.SEAL_BUCKET_KEYS)
@@ -272,8 +308,10 @@ async def seal_bucket_keys(rt: Runtime, source: BucketSource, ctx: RequestContex
     return SealedKeys(credentials=credentials.seal(rt.settings, source.access_key, source.secret_key))
 
 
-def check_source(source: BucketSource, keys_sealed: bool = False) -> None:
-    """An endpoint (never Loupe's own storage) and, unless they were sealed before, the keys that read it."""
+def check_source(source: BucketSource | ImportBucket, keys_sealed: bool = False) -> None:
+    """A bucket, an endpoint (never Loupe's own storage) and, unless they were sealed before, the keys that read it."""
+    if not source.bucket:
+        raise invalid("name the `bucket` to import from, or a stored bucket's `bucket_id`", path="$.bucket")
     if not source.endpoint:
         raise invalid(
             'give the `endpoint` of the S3 that holds the bucket, such as "s3.amazonaws.com" or '

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from proto import subjects
+from proto.catalog import ProjectDeleted
 from proto.ingest import MediaImportJob
-from services.ingest import bucket, feeds, pipeline, runs, samples_made
+from services.ingest import bucket, buckets, feeds, pipeline, runs, samples_made
 from shared import fetch
 from shared.consumers import Delivery
 from shared.ids import parse_uuid
@@ -51,6 +52,12 @@ service.consumer("bus", subjects.JOBS_STREAM, subjects.BUS_MEDIA.subject, subjec
 service.on_event(subjects.SAMPLES_DELETED)(samples_made.on_samples_gone)
 service.on_event(subjects.SAMPLES_MOVED)(samples_made.on_samples_gone)
 service.on_event(subjects.DATASET_DELETED)(samples_made.on_dataset_deleted)
-service.on_event(subjects.PROJECT_DELETED)(samples_made.on_project_deleted)
 
-service.answer([*runs.ANSWERS, *feeds.ANSWERS])
+
+@service.on_event(subjects.PROJECT_DELETED)
+async def project_deleted(rt: Runtime, project_id: str | None, event: ProjectDeleted, delivery: Delivery) -> None:
+    await samples_made.on_project_deleted(rt, project_id, event, delivery)
+    await buckets.on_project_deleted(rt, project_id, event, delivery)
+
+
+service.answer([*runs.ANSWERS, *feeds.ANSWERS, *buckets.ANSWERS])

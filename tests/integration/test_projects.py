@@ -67,6 +67,17 @@ async def test_list_pages_through_every_project_once(api: aiohttp.ClientSession,
     assert made <= set(seen) and len(seen) == len(set(seen))
 
 
+async def test_list_finds_one_project_by_its_name_whatever_its_case(
+        api: aiohttp.ClientSession, unique: str, user_client) -> None:
+    made = await create(api, f"Named {unique}")
+    await create(api, f"Named {unique} too")
+    async with api.get("/v1/projects", params={"name": f"named {unique.upper()}"}) as response:
+        assert [item["id"] for item in (await response.json())["items"]] == [made["id"]]
+    _, outsider = await user_client()
+    async with outsider.get("/v1/projects", params={"name": f"Named {unique}"}) as response:
+        assert (await response.json())["items"] == []  # a private project's name does not leak
+
+
 @pytest.mark.parametrize(("body", "path", "status"), [
     ({"name": 42}, "$.name", 422),
     ({}, "$", 422),

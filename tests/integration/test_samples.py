@@ -408,7 +408,14 @@ def jpeg(colour: str, size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
-async def test_media_and_thumbnail_redirect_to_presigned_urls(api, anonymous, project, settings: Settings) -> None:
+class Media(msgspec.Struct, frozen=True):
+    ids: list[str]  # a sample with a thumbnail, one whose thumbnail is not made yet, one with external media
+    original: bytes
+    thumbnail: bytes
+    no_thumb: bytes
+
+
+async def three_kinds_of_media(api: aiohttp.ClientSession, project: dict, settings: Settings) -> Media:
     split = await dataset(api, project["id"], "train")
     original, thumbnail = jpeg("red", (64, 48)), jpeg("red", (16, 12))
     content_hash = hashlib.sha256(original).hexdigest()
@@ -422,6 +429,12 @@ async def test_media_and_thumbnail_redirect_to_presigned_urls(api, anonymous, pr
         {"content_hash": content_hash, "name": "red.jpg", "width": 64, "height": 48},
         {"content_hash": hashlib.sha256(no_thumb).hexdigest(), "name": "blue.jpg", "width": 8, "height": 8},
         {"media_url": "https://images.example.com/cat.jpg", "name": "cat.jpg", "width": 8, "height": 8}]))["items"]]
+    return Media(ids, original, thumbnail, no_thumb)
+
+
+async def test_media_and_thumbnail_redirect_to_presigned_urls(api, anonymous, project, settings: Settings) -> None:
+    media = await three_kinds_of_media(api, project, settings)
+    ids, original, thumbnail, no_thumb = media.ids, media.original, media.thumbnail, media.no_thumb
     base = f"/v1/projects/{project['id']}/samples"
 
     async with aiohttp.ClientSession() as plain:  # presigned URLs need no API key
@@ -454,3 +467,32 @@ async def test_media_and_thumbnail_redirect_to_presigned_urls(api, anonymous, pr
         document = await response.json()
     redirect = document["paths"]["/v1/projects/{project_id}/samples/{sample_id}/media"]["get"]
     assert redirect["operationId"] == "redirectSampleMedia" and "Location" in redirect["responses"]["302"]["headers"]
+
+
+async def test_urls_of_many_samples_in_one_call(api, project, settings: Settings, user_client) -> None:
+    media = await three_kinds_of_media(api, project, settings)
+    a_thumb, not_made, external = media.ids
+    gone = str(uuid.uuid4())
+    _, viewer = await user_client(project["id"], "viewer")
+    url = f"/v1/projects/{project['id']}/samples/urls"
+
+    thumbs = await call(viewer, "POST", url, json={"sample_ids": [external, a_thumb, gone, a_thumb, not_made]})
+    assert [i["sample_id"] for i in thumbs["items"]] == [external, a_thumb, not_made]  # as asked, once each
+    assert thumbs["missing"] == [gone] and thumbs["expires_in"] > 0
+    originals = await call(viewer, "POST", url, json={"sample_ids": [a_thumb, not_made], "variant": "original"})
+    async with aiohttp.ClientSession() as plain:  # presigned URLs need no API key
+        for signed, expected in ((thumbs["items"][1], media.thumbnail), (originals["items"][0], media.original),
+                                 (originals["items"][1], media.no_thumb)):
+            async with plain.get(signed["url"]) as response:
+                assert response.status == 200 and await response.read() == expected
+        # Signed without asking the bucket: a thumbnail not made yet answers 404 until ingest makes it.
+        async with plain.get(thumbs["items"][2]["url"]) as response:
+            assert response.status == 404
+    assert thumbs["items"][0]["url"] == "https://images.example.com/cat.jpg"  # external media has no thumbnail
+
+    assert (await call(api, "POST", url, 422, json={"sample_ids": []}))["path"] == "$.sample_ids"
+    too_many = [str(uuid.uuid4()) for _ in range(501)]
+    assert (await call(api, "POST", url, 422, json={"sample_ids": too_many}))["path"] == "$.sample_ids"
+    assert (await call(api, "POST", url, 422, json={"sample_ids": [a_thumb], "variant": "big"}))["path"] == "$.variant"
+    _, outsider = await user_client()
+    await call(outsider, "POST", url, 404, json={"sample_ids": [a_thumb]})

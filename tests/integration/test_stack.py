@@ -31,7 +31,8 @@ from loupe.servers import seaweedfs_sockets
 from loupe.stack import REPO_ROOT, Stack, StackError, StackPorts
 from shared.settings import Settings
 
-SERVICE_PORTS = {"gateway", "catalog", "annotation", "ingest", "training", "inference"}
+# The services' own ports, and the gateway's second listener (the Segments.ai dialect).
+SERVICE_PORTS = {"gateway", "catalog", "annotation", "ingest", "training", "inference", "segments"}
 
 
 @pytest.fixture(scope="module")

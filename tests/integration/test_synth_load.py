@@ -72,3 +72,14 @@ def test_the_command_adds_shifted_images_to_a_project(stack: Stack, unique: str,
     out, err = capsys.readouterr()
     assert out.startswith("loaded 3 images with ") and "into project " in out
     assert "3/3" in err  # the progress bar
+
+
+async def test_a_dataset_named_with_capitals_is_found_again_not_made_twice(
+    api: aiohttp.ClientSession, stack: Stack, unique: str
+) -> None:
+    project = await call(api, "POST", "/v1/projects", 201, json={"name": f"synth case {unique}", "task_type": "vector"})
+    async with aiohttp.ClientSession() as http:
+        client = synth.Api(http, stack.gateway_url, stack.admin_key)
+        first = await synth.ensure_dataset(client, project["id"], "Night Shots")
+        assert await synth.ensure_dataset(client, project["id"], "Night Shots") == first
+        assert await synth.ensure_dataset(client, project["id"], "night shots") == first

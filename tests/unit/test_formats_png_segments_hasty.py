@@ -23,6 +23,7 @@ from proto.schema import Attribute, AttributeValue, KeypointSchema, LabelClass, 
 from services.annotation.formats import hasty, native_export, segments, semantic_png
 from services.annotation.formats.jsonstream import STREAMED_ARRAY, streamed_json
 from services.annotation.formats.target import ExportTarget
+from shared import hasty_format
 from shared.errors import LoupeError
 
 SIZE = 20
@@ -208,7 +209,7 @@ def test_segments_vector_release_file(tmp_path: Path) -> None:
     task_attributes = dataset["task_attributes"]
     assert task_attributes["format_version"] == "0.1"
     assert [(category["id"], category["name"]) for category in task_attributes["categories"]] == [
-        (1, "car"), (2, "person"), (3, "road")]
+        (0, "car"), (1, "person"), (2, "road")]
     assert task_attributes["categories"][0]["color"] == [255, 128, 0]
     assert task_attributes["categories"][0]["attributes"] == [
         {"name": "color", "input_type": "select", "values": ["red"]}, {"name": "note", "input_type": "text"}]
@@ -227,12 +228,12 @@ def test_segments_vector_release_file(tmp_path: Path) -> None:
     assert label["attributes"]["image_attributes"] == {"weather": "sunny"}
     annotations = label["attributes"]["annotations"]
     assert [annotation["id"] for annotation in annotations] == [1, 2, 3, 4, 5, 6]
-    assert annotations[0] == {"id": 1, "category_id": 1, "type": "bbox", "points": [[0, 0], [10, 10]],
+    assert annotations[0] == {"id": 1, "category_id": 0, "type": "bbox", "points": [[0, 0], [10, 10]],
                               "attributes": {"color": "red", "note": "dented"}}
     assert annotations[1]["type"] == "polygon" and annotations[1]["points"] == [[5, 5], [15, 5], [15, 15], [5, 15]]
     # keypoints: one point per labelled keypoint (the unlabelled second one is left out)
     assert [(item["type"], item["category_id"], item["points"]) for item in annotations[2:]] == [
-        ("point", 2, [[1, 1]]), ("point", 2, [[3, 3]]), ("polyline", 1, [[0, 19], [19, 19]]), ("point", 1, [[4, 4]])]
+        ("point", 1, [[1, 1]]), ("point", 1, [[3, 3]]), ("polyline", 0, [[0, 19], [19, 19]]), ("point", 0, [[4, 4]])]
     assert stats.samples == 3 and stats.objects == 6 and stats.skipped == 1
     assert stats.skipped_reasons == {"mask: Segments vector labels have no such annotation": 1}
 
@@ -249,9 +250,9 @@ def test_segments_bitmap_ids_decode_to_the_objects_masks(tmp_path: Path) -> None
     release = json.loads((tmp_path / "release.json").read_bytes())
     label = release["dataset"]["samples"][0]["labels"]["ground-truth"]["attributes"]
     assert label["segmentation_bitmap"] == {"url": "bitmaps/ground-truth/s-a.png"}
-    assert label["annotations"] == [{"id": 1, "category_id": 1, "attributes": {"color": "red", "note": "dented"}},
-                                    {"id": 2, "category_id": 2, "attributes": {}},
-                                    {"id": 3, "category_id": 3, "attributes": {}}]
+    assert label["annotations"] == [{"id": 1, "category_id": 0, "attributes": {"color": "red", "note": "dented"}},
+                                    {"id": 2, "category_id": 1, "attributes": {}},
+                                    {"id": 3, "category_id": 2, "attributes": {}}]
     ids = instance_ids(tmp_path / "bitmaps" / "ground-truth" / "s-a.png")
     masks = expected_masks()
     # painted by ascending z_index: road (3), then the box (1), then the polygon (2)
@@ -302,9 +303,9 @@ def test_hasty_json_v1_1(tmp_path: Path) -> None:
     masks = expected_masks()
     # a polygon with a hole becomes a mask
     assert polygon["bbox"] == [5, 5, 15, 15] and polygon["polygon"] is None and polygon["z_index"] == 1
-    assert np.array_equal(decode_counts(polygon["mask"]), masks["polygon"])
+    assert np.array_equal(decode_hasty_mask(polygon), masks["polygon"])
     assert road["bbox"] == [0, 0, SIZE, 3] and road["z_index"] == -1
-    assert np.array_equal(decode_counts(road["mask"]), masks["road"])
+    assert np.array_equal(decode_hasty_mask(road), masks["road"])
     assert stats.samples == 3 and stats.objects == 3 and stats.skipped == 3
 
 
@@ -319,8 +320,10 @@ def test_hasty_plain_polygon_keeps_its_points(tmp_path: Path) -> None:
     assert image["labels"][0]["bbox"] == [1, 1, 9, 7] and image["labels"][0]["mask"] is None
 
 
-def decode_counts(counts: list[int]) -> np.ndarray:
-    return coco_mask.decode(coco_mask.frPyObjects({"size": [SIZE, SIZE], "counts": counts}, SIZE, SIZE)).astype(bool)
+def decode_hasty_mask(label: dict) -> np.ndarray:
+    """The whole image's mask of a Hasty label: runs inside its bbox, row by row, 1-based starts."""
+    rle = hasty_format.to_coco(tuple(label["bbox"]), label["mask"], SIZE, SIZE, "label")
+    return coco_mask.decode({"size": [SIZE, SIZE], "counts": rle.counts.encode()}).astype(bool)
 
 
 # -- native -----------------------------------------------------------------------------------------
@@ -380,3 +383,30 @@ def test_streamed_json_puts_the_array_where_the_placeholder_is(tmp_path: Path) -
     with streamed_json(path, {"items": STREAMED_ARRAY}):
         pass
     assert json.loads(path.read_bytes()) == {"items": []}
+
+
+def test_hasty_masks_are_runs_inside_their_tight_bbox(tmp_path: Path) -> None:
+    """As Hasty writes them (the SDK's `rle_encoding`): row by row inside the bbox, 1-based starts."""
+    pixels = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    pixels[1:3, 2:5] = 1  # 3 wide, 2 high at (2, 1)
+    pixels[2, 2] = 0
+    counts = coco_mask.encode(np.asfortranarray(pixels))["counts"].decode()
+    square = obj("o-m", PERSON, MaskShape(rle=Rle(size=(SIZE, SIZE), counts=counts)))
+    sample = ReleaseSample(id="s-m", dataset_id="d-1", name="m.jpg", width=SIZE, height=SIZE,
+                           labels={"ground-truth": ReleaseLabel(status="LABELED", objects=[square])})
+    run_export(hasty, tmp_path, sample_list=[sample])
+    [label] = json.loads((tmp_path / "export.json").read_bytes())["images"][0]["labels"]
+    assert (label["bbox"], label["mask"]) == ([2, 1, 5, 3], [1, 3, 5, 2])
+
+
+def test_hasty_image_status_is_the_samples_status(tmp_path: Path) -> None:
+    """Hasty's image statuses are Loupe's sample statuses; the label's status only stands in for a release
+    file that does not know the sample's."""
+    labelled = ReleaseLabel(status="LABELED", objects=[])
+    known = ReleaseSample(id="s-k", dataset_id="d-1", name="k.jpg", width=SIZE, height=SIZE, status="TO_REVIEW",
+                          labels={"ground-truth": labelled})
+    older = ReleaseSample(id="s-o", dataset_id="d-1", name="o.jpg", width=SIZE, height=SIZE,
+                          labels={"ground-truth": labelled})
+    run_export(hasty, tmp_path, sample_list=[known, older])
+    images = json.loads((tmp_path / "export.json").read_bytes())["images"]
+    assert [image["image_status"] for image in images] == ["TO REVIEW", "DONE"]

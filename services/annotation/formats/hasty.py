@@ -2,9 +2,11 @@
 attributes and, streamed, every image with its status, tags and labels.
 
 Labels carry `bbox` as [x1, y1, x2, y2] (Hasty's order, and Loupe's), `polygon` as the outer ring
-[[x, y], ...], and `mask` as COCO's uncompressed RLE counts of the whole image (column-major runs,
-background first); a polygon with holes is written as a mask, since Hasty polygons have none.
-Polylines, points and keypoints have no json_v1.1 form and are skipped; so are image-level attribute
+[[x, y], ...], and `mask` as Hasty writes it: runs inside the bbox, row by row, as [start, length, ...] with
+1-based starts (shared/hasty_format.py); a mask's bbox is the tight box of its pixels. A polygon with holes is
+written as a mask, since Hasty polygons have none; an empty mask is skipped.
+An image's `image_status` is its sample's status as Hasty spells it (Hasty's image statuses are Loupe's sample
+statuses). Polylines, points and keypoints have no json_v1.1 form and are skipped; so are image-level attribute
 values. Attribute values are keyed by attribute name, selection values by their text.
 """
 
@@ -25,10 +27,12 @@ from services.annotation.formats.segments import AttributeNames
 from services.annotation.formats.semantic_png import ClassIndex, ObjectRef, area_rle, shape_type
 from services.annotation.formats.stats import ExportStats
 from services.annotation.formats.target import ExportTarget
+from shared import hasty_format
 
 EXPORT_FORMAT_VERSION = "1.1"
-# Hasty's image statuses; Loupe statuses missing here (UNLABELED, REJECTED) are NEW.
-IMAGE_STATUSES: dict[LabelStatus, str] = {
+# An image's status where the release does not know its sample's (a release file written before releases kept
+# it): derived from its label's. Label statuses missing here (UNLABELED, REJECTED) are NEW.
+LABEL_IMAGE_STATUSES: dict[LabelStatus, str] = {
     "LABELED": "DONE",
     "REVIEWED": "COMPLETED",
     "VERIFIED": "COMPLETED",
@@ -112,13 +116,20 @@ def export(target: ExportTarget, samples: Iterable[ReleaseSample]) -> ExportStat
                     dataset_name=dataset_names.get(sample.dataset_id, sample.dataset_id),
                     width=sample.width,
                     height=sample.height,
-                    image_status=IMAGE_STATUSES.get(label.status, NEW_STATUS) if label else NEW_STATUS,
+                    image_status=_image_status(sample, label),
                     tags=[tag_names.get(tag_id, tag_id) for tag_id in label.tag_class_ids] if label else [],
                     labels=_labels(sample, target.labelset, label, classes, attribute_names, stats) if label else [],
                 )
             )
     stats.samples = images.count
     return stats
+
+
+def _image_status(sample: ReleaseSample, label: ReleaseLabel | None) -> str:
+    """The sample's status as Hasty spells it (Hasty's image statuses are Loupe's sample statuses)."""
+    if sample.status is not None:
+        return hasty_format.IMAGE_STATUSES[sample.status]
+    return LABEL_IMAGE_STATUSES.get(label.status, NEW_STATUS) if label else NEW_STATUS
 
 
 def _label_classes(schema: LabelSchema, classes: ClassIndex) -> list[HastyLabelClass]:
@@ -151,7 +162,7 @@ def _labels(
         ref = classes.ref(sample, labelset, index, obj)
         parts = _geometry(obj, ref)
         if parts is None:
-            stats.skip(f"{shape_type(obj.shape)}: no Hasty json_v1.1 form")
+            stats.skip(f"{shape_type(obj.shape)}: no Hasty json_v1.1 form (or an empty mask)")
             continue
         bbox, polygon, mask = parts
         labels.append(
@@ -178,7 +189,11 @@ def _geometry(obj: LabelObject, ref: ObjectRef) -> tuple[Box, list[Point] | None
             return _bbox(obj.shape, ref), points, None
         case PolygonShape() | MaskShape():
             rle = area_rle(obj.shape, ref)
-            return _bbox(obj.shape, ref), None, geometry.rle_counts(Rle(size=tuple(rle["size"]), counts=rle["counts"]))
+            found = hasty_format.from_coco(Rle(size=tuple(rle["size"]), counts=rle["counts"]))
+            if found is None:
+                return None
+            bbox, runs = found
+            return bbox, None, runs
     return None
 
 

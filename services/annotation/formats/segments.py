@@ -1,7 +1,8 @@
 """Segments.ai release file export: `release.json` shaped like the file Segments.ai serves for a
 dataset release, so its SDK and tools read a Loupe export as their own.
 
-Category ids are 1-based in export order. Every labelset of the release is written for every sample
+Category ids are the label classes' `order` (the Segments.ai dialect's rule, so that a label read through it
+and its release agree). Every labelset of the release is written for every sample
 (null where the sample has no label in it). Projects of task type "segmentation-bitmap" get
 Segments' segmentation labels: annotations `{id, category_id, attributes}` and one RGBA PNG per label
 under `bitmaps/<labelset>/<sample id>.png` whose pixels hold the annotation id little-endian in R, G
@@ -194,6 +195,7 @@ class _LabelWriter:
     def __init__(self, header: ReleaseHeader, out_dir: Path) -> None:
         self.schema = header.label_schema
         self.classes = ClassIndex(self.schema)
+        self.category_ids = {label_class.id: label_class.order for label_class in self.classes.classes}
         self.attribute_names = AttributeNames(self.schema)
         self.bitmaps = header.project.task_type == BITMAP_TASK_TYPE
         self.out_dir = out_dir
@@ -203,7 +205,7 @@ class _LabelWriter:
         label_attributes = [attribute for attribute in self.schema.attributes if attribute.subject == "LABEL"]
         return [
             SegmentsCategory(
-                id=number,
+                id=label_class.order,
                 name=label_class.name,
                 color=_rgb(label_class.color),
                 attributes=[
@@ -212,7 +214,7 @@ class _LabelWriter:
                     if not attribute.class_ids or label_class.id in attribute.class_ids
                 ],
             )
-            for number, label_class in enumerate(self.classes.classes, start=1)
+            for label_class in self.classes.classes
         ]
 
     def image_attributes(self) -> list[SegmentsAttribute]:
@@ -265,7 +267,7 @@ class _LabelWriter:
                 annotations.append(
                     VectorAnnotation(
                         id=len(annotations) + 1,
-                        category_id=self.classes.numbers[obj.class_id],
+                        category_id=self.category_ids[obj.class_id],
                         type=annotation_type,
                         points=points,
                         attributes=attributes,
@@ -289,7 +291,7 @@ class _LabelWriter:
             annotations.append(
                 BitmapAnnotation(
                     id=len(annotations) + 1,
-                    category_id=self.classes.numbers[obj.class_id],
+                    category_id=self.category_ids[obj.class_id],
                     attributes=self.attribute_names.named(obj.attributes),
                 )
             )

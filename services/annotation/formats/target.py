@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -16,14 +16,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, kw_only=True)
 class ExportTarget:
-    """`image_url` says where a sample's image can be fetched (None: nowhere); `task` is COCO's and
-    YOLO's choice between boxes and masks."""
+    """`image_url` says where a sample's image can be fetched (None: nowhere); `read_image` reads the original
+    Loupe stores, a chunk at a time (None: it stores none); `task` is COCO's and YOLO's choice between boxes and
+    masks."""
 
     header: ReleaseHeader
     out_dir: Path
     labelset: str
     task: Literal["detection", "segmentation"]
     image_url: Callable[[ReleaseSample], str | None]
+    read_image: Callable[[ReleaseSample], Iterable[bytes] | None] = lambda sample: None
 
     def objects(
         self, sample: ReleaseSample, classes: Mapping[str, T], stats: ExportStats

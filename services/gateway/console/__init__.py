@@ -1,0 +1,1 @@
+"""The web console: static files the gateway serves at `/`, talking only to the public REST API."""

@@ -1,0 +1,1 @@
+"""The Hasty dialect, served by the gateway under `/hasty` (the Hasty SDK's `base_url`)."""

@@ -1,0 +1,50 @@
+"""Parts of Hasty's API Loupe does not serve through this dialect: each answers 501 with what to do instead."""
+
+from __future__ import annotations
+
+from services.gateway.dialects.hasty.common import PROJECT, Routes, not_implemented
+
+INFERENCE_LATER = (
+    "{what} is not served by Loupe's Hasty dialect yet; use Loupe's native inference API "
+    "(POST /v1/projects/{{project_id}}/inference/jobs, see /docs)"
+)
+NO_VIDEOS = "Loupe has no video projects: videos, their segments and activity types are not available"
+WORKSPACES = "a workspace is your Loupe organisation, which Loupe's operators manage; it cannot be changed here"
+REPLACE_IMAGE = (
+    "an image cannot be replaced in Loupe (its id follows from its content): upload the new image and delete the old"
+)
+BUCKETS = (
+    "Loupe keeps stored bucket keys sealed and does not change them, nor list a bucket's objects: delete the "
+    "credentials and create them again (or POST /v1/projects/{project_id}/buckets natively), and import a prefix "
+    "with POST .../credentials/{bucket_id}/import"
+)
+
+
+def later(what: str) -> str:
+    return INFERENCE_LATER.format(what=what)
+
+
+ROUTES: Routes = [
+    ("*", PROJECT + "/automated_labeling{tail:.*}", not_implemented(later("automated labeling"))),
+    ("*", PROJECT + "/active_learning{tail:.*}", not_implemented(later("active learning"))),
+    *(
+        ("*", f"{PROJECT}/{path}", not_implemented(later("model inference")))
+        for path in (
+            "object_detector",
+            "object_detection",
+            "instance_segmentor",
+            "instance_segmentation",
+            "semantic_segmentor",
+            "semantic_segmentation",
+            "attributer",
+            "attribute_prediction",
+        )
+    ),
+    *(
+        ("*", f"{PROJECT}/{path}{{tail:.*}}", not_implemented(NO_VIDEOS))
+        for path in ("videos", "segments", "activity_types")
+    ),
+    ("*", "/v1/buckets{tail:.*}", not_implemented(BUCKETS)),
+    ("PUT", "/v1/workspaces/{workspace_id}", not_implemented(WORKSPACES)),
+    ("PUT", PROJECT + "/images/{image_id}", not_implemented(REPLACE_IMAGE)),
+]
