@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 LINTED := proto shared services
 
-.PHONY: install run lint test browser bench compat asyncapi clean
+.PHONY: install run lint test system-packages bench compat asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,16 @@ lint: install
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
-test: lint browser
+test: lint system-packages
 	$(BIN)/python -m pytest $(ARGS)
 
-# The console's browser tests drive Debian's Chromium (Playwright's own download is not used): installed
-# with apt when missing, through sudo unless already root.
+# What the tests need from Debian besides Python: Chromium for the console's browser tests (Playwright's own
+# download is not used) and Mosquitto, the MQTT broker the pipeline tests publish to. Installed with apt when
+# missing, through sudo unless already root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+system-packages:
+	@missing="$$(command -v chromium >/dev/null || echo chromium) $$(command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || echo mosquitto)"; \
+	if [ -n "$$(echo $$missing)" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; fi
 
 # The real Segments.ai and Hasty SDKs (tests/compat/sdk.py) against a stack `make run` started with the
 # default data folder and ports.

@@ -18,6 +18,7 @@ from proto import (
     embeddings,
     inference,
     ingest,
+    pipelines,
     releases,
     review,
     samples,
@@ -1154,6 +1155,79 @@ INFERENCE_COMMANDS: tuple[Command, ...] = (
 INFERENCE_EVENTS: tuple[Event, ...] = (INFERENCE_JOB_CHANGED, INFERENCE_JOB_PROGRESSED)
 INFERENCE_JOBS: tuple[Job, ...] = (INFERENCE_JOB,)
 
+# -- pipelines (proto/pipelines.py), run by inference -------------------------------------------------
+CREATE_PIPELINE = Command(
+    "loupe.inference.pipeline.create",
+    pipelines.CreatePipelineRequest,
+    pipelines.Pipeline,
+    "Create a live pipeline: a source, a model version, sinks",
+)
+LIST_PIPELINES = Command(
+    "loupe.inference.pipeline.list", pipelines.ProjectPipelines, pipelines.PipelineList, "List a project's pipelines"
+)
+GET_PIPELINE = Command(
+    "loupe.inference.pipeline.get", pipelines.PipelineRef, pipelines.Pipeline, "Get a pipeline and its state"
+)
+UPDATE_PIPELINE = Command(
+    "loupe.inference.pipeline.update",
+    pipelines.UpdatePipelineRequest,
+    pipelines.Pipeline,
+    "Change a pipeline; a running one restarts with the changes",
+)
+DELETE_PIPELINE = Command(
+    "loupe.inference.pipeline.delete", pipelines.PipelineRef, common.Empty, "Stop and delete a pipeline"
+)
+ENABLE_PIPELINE = Command(
+    "loupe.inference.pipeline.enable", pipelines.PipelineRef, pipelines.Pipeline, "Start a pipeline (and on restarts)"
+)
+DISABLE_PIPELINE = Command(
+    "loupe.inference.pipeline.disable", pipelines.PipelineRef, pipelines.Pipeline, "Stop a pipeline"
+)
+PUSH_PIPELINE_FRAME = Command(
+    "loupe.inference.pipeline.frame",
+    pipelines.PushFrameRequest,
+    pipelines.FrameAccepted,
+    "Push one frame into a running pipeline with an HTTP source; a full queue drops it (counted)",
+)
+CAPTURE_PIPELINE_FRAME = Command(
+    "loupe.inference.pipeline.capture",
+    pipelines.CaptureRequest,
+    pipelines.Pipeline,
+    "Put the pipeline's next frame into a dataset as a sample",
+)
+PIPELINE_METRICS = Command(
+    "loupe.inference.pipeline.metrics",
+    pipelines.PipelineRef,
+    pipelines.PipelineMetrics,
+    "A pipeline's live metrics: latency p50/p95, throughput, dropped frames over 1, 5 and 15 minutes",
+)
+EXPORT_PIPELINE_CONFIG = Command(
+    "loupe.inference.pipeline.export",
+    pipelines.PipelineRef,
+    pipelines.PipelineConfig,
+    "A pipeline's source and sinks as YAML",
+)
+IMPORT_PIPELINE_CONFIG = Command(
+    "loupe.inference.pipeline.import",
+    pipelines.ImportConfigRequest,
+    pipelines.Pipeline,
+    "Replace a pipeline's source and sinks from YAML",
+)
+PIPELINE_COMMANDS: tuple[Command, ...] = (
+    CREATE_PIPELINE,
+    LIST_PIPELINES,
+    GET_PIPELINE,
+    UPDATE_PIPELINE,
+    DELETE_PIPELINE,
+    ENABLE_PIPELINE,
+    DISABLE_PIPELINE,
+    PUSH_PIPELINE_FRAME,
+    CAPTURE_PIPELINE_FRAME,
+    PIPELINE_METRICS,
+    EXPORT_PIPELINE_CONFIG,
+    IMPORT_PIPELINE_CONFIG,
+)
+
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]
 
@@ -1175,6 +1249,7 @@ COMMANDS: tuple[Command, ...] = (
     *RELEASE_COMMANDS,
     *TRAINING_COMMANDS,
     *INFERENCE_COMMANDS,
+    *PIPELINE_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )

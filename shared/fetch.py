@@ -110,6 +110,35 @@ async def download(rt: Runtime, url: str, timeout_s: float | None = None) -> Fet
     return await fetch_url(rt.state[SESSION], url, policy)
 
 
+def check_target(rt: Runtime, url: str) -> None:
+    """Refuse at once (FetchError) a URL `post` would refuse without connecting: not http(s), with
+    credentials, or a forbidden IP literal. Names are checked when they are resolved."""
+    _check_literal(_guard_of(rt.state[SESSION], rt.state[POLICY]), _checked_url(url))
+
+
+async def post(rt: Runtime, url: str, body: bytes, content_type: str = "application/json") -> None:
+    """POST `body` to `url` under the service's policy (never to a private address or Loupe's own storage),
+    following no redirect; FetchError unless it answers 2xx."""
+    policy = rt.state[POLICY]
+    session = rt.state[SESSION]
+    target = _checked_url(url)
+    _check_literal(_guard_of(session, policy), target)
+    timeout = aiohttp.ClientTimeout(total=None, connect=policy.connect_timeout_s)
+    try:
+        async with (
+            asyncio.timeout(policy.timeout_s),
+            session.post(
+                target, data=body, headers={"Content-Type": content_type}, allow_redirects=False, timeout=timeout
+            ) as response,
+        ):
+            if not 200 <= response.status < 300:
+                raise FetchError("http_error", f"{target} answered HTTP {response.status} {response.reason}")
+    except TimeoutError as e:
+        raise FetchError("timeout", f"{target} did not answer within {policy.timeout_s:g} s") from e
+    except aiohttp.ClientError as e:
+        raise FetchError("connection_failed", f"could not POST to {target}: {e}") from e
+
+
 def policy_from(settings: Settings, internal: tuple[str, ...]) -> FetchPolicy:
     """The settings' policy, refusing `internal` (`resolve_own_storage`): every service fetches within the
     same one, as large as an image file ingest accepts."""

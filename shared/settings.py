@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inference_in_flight: int = 4
     inference_idle_unload_s: float = 600.0
     inference_decode_threads: int = 4
+    pipeline_folders: str = ""
+    pipeline_mqtt_url: str = ""
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -114,6 +116,8 @@ DESCRIPTIONS: dict[str, str] = {
     "inference_in_flight": "requests to Triton in flight per inference process, all models together",
     "inference_idle_unload_s": "a model version no request or job used for this long is unloaded from Triton",
     "inference_decode_threads": "threads per inference process that decode and resize images",
+    "pipeline_folders": "comma separated folders of this server that pipelines may read frames from and write results to",
+    "pipeline_mqtt_url": "the MQTT broker (mqtt://host:port) pipelines' mqtt sinks publish to; none: no mqtt sinks",
 }
 
 

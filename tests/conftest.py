@@ -53,6 +53,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_server: MediaServer, e
         "job_ack_wait_s": 6.0,
         # Work-queue locks expire while a test waits for it.
         "label_lock_s": 2.0,
+        # Pipelines read and write folders only under these.
+        "pipeline_folders": str(tmp_path_factory.mktemp("pipelines")),
+        # The pipeline tests start a broker on this free port (tests/integration/test_pipelines.py).
+        "pipeline_mqtt_url": f"mqtt://127.0.0.1:{StackPorts.free().s3}",
     }
     with Stack(tmp_path_factory.mktemp("stack"), ports, overrides=overrides) as running:
         helpers.database_url = running.settings.database_url

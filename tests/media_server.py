@@ -38,7 +38,8 @@ def png_bomb(side: int = 30_000) -> bytes:
 
 
 class MediaServer:
-    """`/img/<seed>.jpg` serves `jpeg(seed)`; `/redirect?to=<url>` answers 302 to it."""
+    """`/img/<seed>.jpg` serves `jpeg(seed)`; `/redirect?to=<url>` answers 302 to it; a POST to
+    `/hooks/<name>` is kept in `hooks[name]` (webhooks)."""
 
     PUBLIC_NAME = "images.example.com"
 
@@ -49,6 +50,8 @@ class MediaServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+        self.files: dict[str, bytes] = {}  # `/files/<name>` serves these, for tests that bring their own images
+        self.hooks: dict[str, list[bytes]] = {}
 
     def url(self, path: str, public: bool = False) -> str:
         host = self.PUBLIC_NAME if public else "127.0.0.1"
@@ -61,12 +64,21 @@ class MediaServer:
         async def redirect(request: web.Request) -> web.Response:
             raise web.HTTPFound(request.query["to"])
 
+        async def hook(request: web.Request) -> web.Response:
+            self.hooks.setdefault(request.match_info["name"], []).append(await request.read())
+            return web.Response(status=204)
+
         app = web.Application()
+        app.router.add_post("/hooks/{name}", hook)
         app.router.add_get("/img/{seed:\\d+}.jpg", image)
         app.router.add_get("/redirect", redirect)
+        app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _file(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.files[request.match_info["name"]])
 
     def __enter__(self) -> MediaServer:
         self._thread.start()

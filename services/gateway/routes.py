@@ -9,6 +9,7 @@ from services.gateway import (
     api_inference,
     api_ingest,
     api_labels,
+    api_pipelines,
     api_projects,
     api_qa,
     api_releases,
@@ -35,4 +36,5 @@ OPERATIONS: tuple[Operation, ...] = (
     *api_review.OPERATIONS,
     *api_training.OPERATIONS,
     *api_inference.OPERATIONS,
+    *api_pipelines.OPERATIONS,
 )

@@ -15,6 +15,7 @@ from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache,
 from services.gateway.console.serve import mount_console
 from services.gateway.dialects.hasty.app import create_app as create_hasty_app
 from services.gateway.dialects.segments.listener import segments_listener
+from services.gateway.dialects.sieve.app import create_app as create_sieve_app
 from services.gateway.openapi import openapi_document
 from services.gateway.operations import Operation
 from services.gateway.problems import BODY_LIMITS, BodyLimits, read_body, request_context
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(uploads.PATH, uploads.upload_files, name=uploads.OPERATION_ID)
     app.cleanup_ctx.append(uploads.http_client)
     app.add_subapp("/hasty", create_hasty_app())
+    app.add_subapp("/sieve", create_sieve_app())
     app.cleanup_ctx.append(segments_listener)
     app.router.add_get("/openapi.json", openapi, name="openapi")
     app.router.add_get("/docs", docs, name="docs")

@@ -12,7 +12,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from proto import subjects
 from proto.inference import InferenceJobRun
-from services.inference import jobs, predict, runner
+from services.inference import jobs, pipelines, predict, runner
 from services.inference.images import Decoder
 from services.inference.state import DECODER, TRITON
 from services.inference.triton import TritonModels
@@ -21,8 +21,9 @@ from shared.service import Runtime, Service
 
 service = Service("inference", migrations=Path(__file__).parent / "migrations")
 
-service.answer([*predict.ANSWERS, *jobs.ANSWERS])
+service.answer([*predict.ANSWERS, *jobs.ANSWERS, *pipelines.ANSWERS])
 service.consumer("job", subjects.JOBS_STREAM, subjects.INFERENCE_JOB.subject, InferenceJobRun)(runner.run_job)
+service.on_event(subjects.PROJECT_DELETED)(pipelines.on_project_deleted)
 
 
 @service.context
@@ -56,6 +57,8 @@ async def triton_models(rt: Runtime) -> AsyncIterator[None]:
 
 # The guarded HTTP client predict by URL fetches with, under the rules of ingest's URL imports.
 service.context(fetch.fetching)
+# After Triton and fetching: the enabled pipelines start with the service and use both.
+service.context(pipelines.running_pipelines)
 
 
 @service.ready_check("triton")

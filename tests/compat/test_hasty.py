@@ -205,9 +205,7 @@ async def test_what_loupe_does_not_serve_answers_501_saying_what_to_do(
     project_id, dataset_id = await hasty_project(hasty, f"hasty 501 {unique}")
     project = f"v1/projects/{project_id}"
     for method, path, body, hint in (
-        ("GET", f"{project}/automated_labeling", None, "inference"),
-        ("POST", f"{project}/automated_labeling", {"experiment_id": str(uuid.uuid4())}, "inference"),
-        ("POST", f"{project}/active_learning/sessions", {}, "inference"),
+        ("POST", f"{project}/object_detection", {}, "inference"),
         ("GET", f"{project}/videos", None, "video"),
         ("GET", f"{project}/activity_types", None, "video"),
         ("PUT", f"v1/buckets/{uuid.uuid4()}/credentials/{uuid.uuid4()}", {}, "create them again"),

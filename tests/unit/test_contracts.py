@@ -10,7 +10,7 @@ from proto import releases, subjects
 from services.gateway.openapi import openapi_document
 from services.gateway.routes import OPERATIONS
 
-OPERATION_ID = re.compile(r"^(create|list|get|update|delete|replace|replay|search|count|add|remove|move|merge|register|upload|import|fetch|cancel|resume|download|redirect|upsert|start|next|resolve)[A-Z][A-Za-z]+$")
+OPERATION_ID = re.compile(r"^(create|list|get|update|delete|enable|disable|replace|replay|search|count|add|remove|move|merge|register|upload|import|fetch|cancel|resume|download|redirect|upsert|start|next|resolve)[A-Z][A-Za-z]+$")
 
 
 def test_every_operation_has_a_unique_verb_noun_operation_id() -> None:

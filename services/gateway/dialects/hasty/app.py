@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.dialects.hasty import buckets, exports, images, labels, projects, qa, schema, unsupported
+from services.gateway.dialects.hasty import buckets, exports, images, labels, ml, projects, qa, schema, unsupported
 from services.gateway.dialects.hasty.common import hasty_errors
 
 
 def create_app() -> web.Application:
     app = web.Application(middlewares=[hasty_errors])
     routes = [
-        route for part in (projects, images, labels, schema, exports, qa, buckets, unsupported) for route in part.ROUTES
+        route
+        for part in (projects, images, labels, schema, exports, qa, buckets, ml, unsupported)
+        for route in part.ROUTES
     ]
     for index, (method, path, handler) in enumerate(routes):
         # Named, so that the gateway's request metrics tell the dialect's operations apart.

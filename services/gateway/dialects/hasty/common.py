@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 
 from proto.samples import SampleStatus
+from services.gateway.dialects.errors import answering_errors
 from services.gateway.dialects.native import ask
 from shared.bus import decode
 from shared.errors import LoupeError, invalid
@@ -40,7 +41,6 @@ STATUS: dict[str, int] = {
     "unavailable": 503,
     "internal": 500,
 }
-_HTTP_CODES = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "invalid"}
 
 SAMPLE_STATUSES: dict[str, SampleStatus] = {hasty: native for native, hasty in IMAGE_STATUSES.items()}
 
@@ -52,20 +52,14 @@ def error_response(status: int, code: str, message: str, path: str | None = None
     return web.json_response(body, status=status)
 
 
-@web.middleware
-async def hasty_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def hasty_error(error: LoupeError, http_status: int | None) -> web.Response:
     """Every failure as Hasty's JSON `{"message": ...}` with the status its SDK maps to an exception."""
-    try:
-        return await handler(request)
-    except LoupeError as error:
-        path = error.details.get("path")
-        message = error.message if not path or path in error.message else f"{error.message} (field `{path}`)"
-        return error_response(STATUS[error.code], error.code, message, body_path(path))
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = _HTTP_CODES.get(error.status, "invalid")
-        return error_response(error.status, code, f"{request.method} {request.path}: {error.reason}")
+    path = error.details.get("path")
+    message = error.message if not path or path in error.message else f"{error.message} (field `{path}`)"
+    return error_response(http_status or STATUS[error.code], error.code, message, body_path(path))
+
+
+hasty_errors = answering_errors(hasty_error)
 
 
 def body_path(path: str | None) -> str | None:

@@ -25,8 +25,6 @@ def later(what: str) -> str:
 
 
 ROUTES: Routes = [
-    ("*", PROJECT + "/automated_labeling{tail:.*}", not_implemented(later("automated labeling"))),
-    ("*", PROJECT + "/active_learning{tail:.*}", not_implemented(later("active learning"))),
     *(
         ("*", f"{PROJECT}/{path}", not_implemented(later("model inference")))
         for path in (

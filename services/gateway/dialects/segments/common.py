@@ -21,6 +21,7 @@ from proto.catalog import ListProjects, Me, Project, Role, User
 from proto.common import Empty
 from proto.samples import LocateSample, SampleRef
 from services.gateway.auth import CALLER, ROLE_CACHE
+from services.gateway.dialects.errors import answering_errors
 from services.gateway.dialects.native import ask, ask_all
 from shared.bus import decode
 from shared.errors import LoupeError
@@ -46,19 +47,13 @@ def error_body(exc: LoupeError) -> tuple[int, dict[str, Any]]:
     return STATUS.get(exc.code, exc.http_status), body
 
 
-@web.middleware
-async def segments_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+def segments_error(exc: LoupeError, http_status: int | None) -> web.Response:
     """Errors as Segments answers them: `{"detail": ...}` (DRF's shape), with the words its SDK reads."""
-    try:
-        return await handler(request)
-    except LoupeError as exc:
-        status, body = error_body(exc)
-        return web.json_response(body, status=status)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        detail = f"{request.method} {request.path} not found" if exc.status == 404 else (exc.text or exc.reason)
-        return web.json_response({"detail": detail}, status=exc.status)
+    status, body = error_body(exc)
+    return web.json_response(body, status=http_status or status)
+
+
+segments_errors = answering_errors(segments_error)
 
 
 @contextlib.contextmanager
