@@ -100,6 +100,21 @@ async def finished(client: aiohttp.ClientSession, path: str, timeout: float = 60
     return await eventually(done, timeout=timeout, interval=0.1)
 
 
+# A detector trained in seconds: bad, but a real model version that Triton serves.
+TINY_DETECTOR = {"epochs": 1, "batch_size": 8, "image_size": 32, "workers": 0}
+
+
+async def train(client: aiohttp.ClientSession, project_id: str, family: str = "detection", model: str = "tiny",
+                config: dict | None = None) -> dict:
+    """A training run of the project (by default the tiny detector), once it SUCCEEDED."""
+    base = f"/v1/projects/{project_id}/training/runs"
+    run = await call(client, "POST", base, 202,
+                     json={"family": family, "model": model, "config": TINY_DETECTOR if config is None else config})
+    done = await finished(client, f"{base}/{run['id']}", 300)
+    assert done["state"] == "SUCCEEDED", done
+    return done
+
+
 # -- samples ----------------------------------------------------------------------------------------
 
 def image_hash(seed: str) -> str:

@@ -205,7 +205,7 @@ async def test_what_loupe_does_not_serve_answers_501_saying_what_to_do(
     project_id, dataset_id = await hasty_project(hasty, f"hasty 501 {unique}")
     project = f"v1/projects/{project_id}"
     for method, path, body, hint in (
-        ("POST", f"{project}/object_detection", {}, "inference"),
+        ("POST", f"{project}/attribute_prediction", {}, "attribute-prediction"),
         ("GET", f"{project}/videos", None, "video"),
         ("GET", f"{project}/activity_types", None, "video"),
         ("PUT", f"v1/buckets/{uuid.uuid4()}/credentials/{uuid.uuid4()}", {}, "create them again"),

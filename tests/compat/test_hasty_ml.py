@@ -16,8 +16,7 @@ from loupe import synth
 from loupe.stack import Stack
 from tests.compat.sdk import flow_env, run_flow
 from tests.compat.test_hasty import hasty_call
-from tests.console.test_console import TINY_DETECTOR
-from tests.helpers import call, eventually, finished
+from tests.helpers import call, eventually, train
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -39,15 +38,7 @@ async def trained(stack: Stack, api: aiohttp.ClientSession) -> Trained:
         name=f"hasty ml {uuid.uuid4().hex[:8]}",
         progress=False,
     )
-    base = f"/v1/projects/{loaded.project_id}"
-    run = await call(
-        api,
-        "POST",
-        f"{base}/training/runs",
-        202,
-        json={"family": "detection", "model": "tiny", "config": TINY_DETECTOR},
-    )
-    assert (await finished(api, f"{base}/training/runs/{run['id']}", 300))["state"] == "SUCCEEDED"
+    run = await train(api, loaded.project_id)
     incoming = await synth.upload_unlabelled(
         synth.generate(10, size=32, seed=6),
         stack.gateway_url,

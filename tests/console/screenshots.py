@@ -16,7 +16,8 @@ from bench.console import call
 from bench.report import local_stack
 from loupe import synth
 from tests.console.seed import PREDICTIONS, seed_project, sign_in
-from tests.console.test_console import CHROMIUM, TINY_DETECTOR, VIEWPORT
+from tests.console.test_console import CHROMIUM, VIEWPORT
+from tests.helpers import TINY_DETECTOR
 
 
 async def finished(api: aiohttp.ClientSession, path: str) -> None:

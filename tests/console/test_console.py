@@ -18,7 +18,7 @@ from bench.console import bulk_load, call, make_pictures, upload
 from loupe import synth
 from loupe.stack import Stack
 from tests.console.seed import PREDICTIONS, Seeded, box, seed_project, sign_in
-from tests.helpers import eventually, finished
+from tests.helpers import eventually, train
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 860}
@@ -526,10 +526,6 @@ async def copies_of_the_images(api: aiohttp.ClientSession, base: str, datasets: 
         await call(api, "POST", f"{base}/datasets/{dataset['id']}/samples", {"items": items})
 
 
-# A detector trained in seconds: bad, but a real model version that Triton serves.
-TINY_DETECTOR = {"epochs": 1, "batch_size": 8, "image_size": 32, "workers": 0}
-
-
 @pytest.mark.timeout(420)
 async def test_start_follow_and_cancel_inference_jobs_and_activate_a_version(
     page: Page, stack: Stack, api: aiohttp.ClientSession
@@ -538,9 +534,7 @@ async def test_start_follow_and_cancel_inference_jobs_and_activate_a_version(
                               name=f"console inference {uuid.uuid4().hex[:8]}", progress=False)
     base = f"/v1/projects/{loaded.project_id}"
     for _ in range(2):  # two versions, so one can be activated
-        run = await call(api, "POST", f"{base}/training/runs",
-                         {"family": "detection", "model": "tiny", "config": TINY_DETECTOR})
-        assert (await finished(api, f"{base}/training/runs/{run['id']}", 300))["state"] == "SUCCEEDED"
+        await train(api, loaded.project_id)
 
     await open_signed_in(page, stack, f"/p/{loaded.project_id}/inference")
     versions = page.locator("#models [data-model=tiny] tr")

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway.dialects.hasty import buckets, exports, images, labels, ml, projects, qa, schema, unsupported
+from services.gateway.dialects.hasty import (
+    buckets,
+    exports,
+    images,
+    inference,
+    labels,
+    ml,
+    projects,
+    qa,
+    schema,
+    unsupported,
+)
 from services.gateway.dialects.hasty.common import hasty_errors
 
 
@@ -13,7 +24,7 @@ def create_app() -> web.Application:
     app = web.Application(middlewares=[hasty_errors])
     routes = [
         route
-        for part in (projects, images, labels, schema, exports, qa, buckets, ml, unsupported)
+        for part in (projects, images, labels, schema, exports, qa, buckets, ml, inference, unsupported)
         for route in part.ROUTES
     ]
     for index, (method, path, handler) in enumerate(routes):

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from services.gateway.dialects.hasty.common import PROJECT, Routes, not_implemented
 
-INFERENCE_LATER = (
-    "{what} is not served by Loupe's Hasty dialect yet; use Loupe's native inference API "
-    "(POST /v1/projects/{{project_id}}/inference/jobs, see /docs)"
-)
 NO_VIDEOS = "Loupe has no video projects: videos, their segments and activity types are not available"
 WORKSPACES = "a workspace is your Loupe organisation, which Loupe's operators manage; it cannot be changed here"
 REPLACE_IMAGE = (
@@ -20,24 +16,7 @@ BUCKETS = (
 )
 
 
-def later(what: str) -> str:
-    return INFERENCE_LATER.format(what=what)
-
-
 ROUTES: Routes = [
-    *(
-        ("*", f"{PROJECT}/{path}", not_implemented(later("model inference")))
-        for path in (
-            "object_detector",
-            "object_detection",
-            "instance_segmentor",
-            "instance_segmentation",
-            "semantic_segmentor",
-            "semantic_segmentation",
-            "attributer",
-            "attribute_prediction",
-        )
-    ),
     *(
         ("*", f"{PROJECT}/{path}{{tail:.*}}", not_implemented(NO_VIDEOS))
         for path in ("videos", "segments", "activity_types")
