@@ -254,11 +254,12 @@ function renderBulk(ctx, selection, bar, grid) {
   if (!selection.size) return;
   const ids = [...selection];
   const action = (tag, label, run) => h(tag, { onclick: () => attempt(run) }, label);
-  // Shows the outcome, then the grid again (statuses, datasets and membership have changed).
-  const done = (text) => {
+  // The grid again (statuses, datasets and membership have changed), then the outcome: once it shows, the
+  // new grid is the one on screen, so a click that follows the message cannot land on the old one.
+  const done = async (text) => {
     selection.clear();
+    await gridPage(ctx.project.id, new URLSearchParams(location.hash.split("?")[1] || ""));
     message(text, { kind: "info" });
-    return gridPage(ctx.project.id, new URLSearchParams(location.hash.split("?")[1] || ""));
   };
   const status = h("select", { name: "bulk-status" }, SAMPLE_STATUSES.map((st) => h("option", {}, st)));
   const dataset = h("select", { name: "bulk-dataset" }, ctx.datasets.map((d) => h("option", { value: d.id }, d.name)));
