@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from proto.catalog import Role
+from proto import subjects
+from proto.catalog import ListProjects, Project, Role
 from proto.subjects import Command
 from services.gateway import auth_events
 from services.gateway.auth import CALLER, ROLE_CACHE
@@ -56,3 +57,14 @@ async def ask_all(
         cursor = reply.next_cursor
         if cursor is None or not reply.items:
             return items
+
+
+async def visible_projects(request: web.Request) -> list[Project]:
+    """Every project the caller may see."""
+    return await ask_all(request, subjects.LIST_PROJECTS, lambda cursor: ListProjects(limit=500, cursor=cursor))
+
+
+async def project_named(request: web.Request, name: str) -> Project | None:
+    """The project the caller sees by this name (names are unique in an organisation, whatever their case)."""
+    found = await ask(request, subjects.LIST_PROJECTS, ListProjects(limit=1, name=name))
+    return found.items[0] if found.items else None

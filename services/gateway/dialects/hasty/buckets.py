@@ -18,7 +18,8 @@ from aiohttp import web
 from proto import ingest, subjects
 from proto.common import Uuid
 from services.gateway.dialects.hasty.common import Routes, ask, body, json, no_content, page_of, timestamp, uuid_param
-from services.gateway.dialects.hasty.projects import all_projects, own_workspace
+from services.gateway.dialects.hasty.projects import own_workspace
+from services.gateway.dialects.native import visible_projects
 from shared.errors import LoupeError, invalid
 
 CREDENTIALS = "/v1/buckets/{workspace_id}/credentials"
@@ -79,7 +80,7 @@ async def managed_buckets(request: web.Request, project_id: str) -> list[ingest.
 
 async def workspace_buckets(request: web.Request) -> list[ingest.StoredBucket]:
     await own_workspace(request, uuid_param(request, "workspace_id"), "workspace_id")
-    projects = await all_projects(request)
+    projects = await visible_projects(request)
     found = await asyncio.gather(*(managed_buckets(request, project.id) for project in projects))
     return sorted((stored for each in found for stored in each), key=lambda stored: stored.created_at)
 

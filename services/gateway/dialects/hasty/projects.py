@@ -21,7 +21,7 @@ from services.gateway.dialects.hasty.common import (
     timestamp,
     uuid_param,
 )
-from services.gateway.dialects.native import ask_all
+from services.gateway.dialects.native import ask_all, visible_projects
 from shared.errors import LoupeError, invalid
 
 # Hasty projects hold any shape; `vector` is the native task type that says so.
@@ -92,13 +92,9 @@ def project_json(project: catalog.Project) -> dict[str, Any]:
     }
 
 
-async def all_projects(request: web.Request) -> list[catalog.Project]:
-    return await ask_all(request, subjects.LIST_PROJECTS, lambda cursor: catalog.ListProjects(limit=500, cursor=cursor))
-
-
 async def list_projects(request: web.Request) -> web.Response:
     name = request.query.get("name", "").lower()
-    projects = [p for p in await all_projects(request) if name in p.name.lower()]
+    projects = [p for p in await visible_projects(request) if name in p.name.lower()]
     return page_of(request, [project_json(p) for p in projects])
 
 

@@ -17,12 +17,12 @@ import msgspec
 from aiohttp import web
 
 from proto import subjects
-from proto.catalog import ListProjects, Me, Project, Role, User
+from proto.catalog import Me, Project, Role, User
 from proto.common import Empty
 from proto.samples import LocateSample, SampleRef
 from services.gateway.auth import CALLER, ROLE_CACHE
 from services.gateway.dialects.errors import answering_errors
-from services.gateway.dialects.native import ask, ask_all
+from services.gateway.dialects.native import ask, project_named
 from shared.bus import decode
 from shared.errors import LoupeError
 from shared.service import RUNTIME
@@ -143,10 +143,6 @@ async def user_named(request: web.Request, username: str, path: str = "user") ->
 # -- datasets (projects) --------------------------------------------------------------------------
 
 
-async def visible_projects(request: web.Request) -> list[Project]:
-    return await ask_all(request, subjects.LIST_PROJECTS, lambda cursor: ListProjects(limit=PAGE, cursor=cursor))
-
-
 def check_owner(caller: Me, owner: str) -> None:
     names = {caller.org_name.lower()} | ({caller.user.name.lower()} if caller.user else set())
     if owner.lower() not in names:
@@ -162,8 +158,8 @@ async def dataset(request: web.Request, role: Role = "viewer") -> tuple[Me, Proj
     owner, name = request.match_info["owner"], request.match_info["name"]
     caller = await me(request)
     check_owner(caller, owner)
-    found = await ask(request, subjects.LIST_PROJECTS, ListProjects(limit=1, name=name))
-    for project in found.items:
+    project = await project_named(request, name)
+    if project is not None:
         await authorize(request, project.id, role)
         return caller, project
     raise LoupeError("not_found", f"dataset {owner}/{name} does not exist", path="dataset")

@@ -50,7 +50,7 @@ from proto.schema import (
     UpdateSchemaItem,
 )
 from proto.search import CountSamples, LabelFilter, SampleFilter, SearchQuery, SearchSamples
-from services.gateway.dialects.native import ask, ask_all
+from services.gateway.dialects.native import ask, ask_all, visible_projects
 from services.gateway.dialects.segments.common import (
     PAGE,
     body_of,
@@ -65,7 +65,6 @@ from services.gateway.dialects.segments.common import (
     segments_settings,
     user_json,
     user_named,
-    visible_projects,
 )
 from services.gateway.dialects.segments.labels import Schema, status_steps
 from services.gateway.dialects.segments.samples import default_dataset

@@ -33,7 +33,7 @@ from proto.review import (
     UpdateIssue,
     UpdateIssueRequest,
 )
-from services.gateway.dialects.native import ask, ask_all
+from services.gateway.dialects.native import ask, ask_all, visible_projects
 from services.gateway.dialects.segments import files
 from services.gateway.dialects.segments.common import (
     PAGE,
@@ -44,7 +44,6 @@ from services.gateway.dialects.segments.common import (
     named,
     page_slice,
     reply,
-    visible_projects,
 )
 from services.gateway.dialects.segments.samples import samples_by_id
 from shared.errors import LoupeError

@@ -9,9 +9,10 @@ import msgspec
 from aiohttp import web
 
 from proto import subjects
-from proto.catalog import ListProjects, Project
+from proto.catalog import Project
 from proto.samples import CreateDataset, CreateDatasetRequest, ListDatasets, ListDatasetsRequest
 from proto.schema import ListSchemaItems, TagGroup
+from services.gateway.dialects import native
 from services.gateway.dialects.native import ask, ask_all
 from shared.bus import decode
 from shared.errors import LoupeError, invalid
@@ -45,12 +46,12 @@ async def body(request: web.Request, kind: type) -> Any:
 
 
 async def project_named(request: web.Request, name: str) -> Project:
-    found = await ask(request, subjects.LIST_PROJECTS, ListProjects(name=name, limit=1))
-    if not found.items:
+    project = await native.project_named(request, name)
+    if project is None:
         raise LoupeError(
             "not_found", f"no project is called {name!r}: create it with init_project", path="project_name"
         )
-    return found.items[0]
+    return project
 
 
 async def dataset_id(request: web.Request, project_id: str, name: str) -> str:

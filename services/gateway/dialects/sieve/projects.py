@@ -9,9 +9,10 @@ import msgspec
 from aiohttp import web
 
 from proto import subjects
-from proto.catalog import CreateProject, ListProjects
+from proto.catalog import CreateProject
 from proto.inference import TaggingScope
 from proto.schema import CreateSchemaItem, CreateTagGroup, SchemaItemRef
+from services.gateway.dialects.native import visible_projects
 from services.gateway.dialects.sieve.common import (
     TAG_DATASET,
     TRAIN_DATASET,
@@ -19,7 +20,6 @@ from services.gateway.dialects.sieve.common import (
     ProjectName,
     answer,
     ask,
-    ask_all,
     body,
     dataset_id,
     project_named,
@@ -57,7 +57,7 @@ async def init_project(request: web.Request) -> web.Response:
 
 
 async def get_projects(request: web.Request) -> web.Response:
-    projects = await ask_all(request, subjects.LIST_PROJECTS, lambda cursor: ListProjects(limit=200, cursor=cursor))
+    projects = await visible_projects(request)
     return successful(projects=[project.name for project in projects])
 
 
