@@ -6,6 +6,10 @@ or an exact version), resolved when the pipeline starts. Sources: `http` (frames
 one of the server's pipeline folders), `video` (a video file there, every `stride`-th frame). Sinks: `nats` (each
 frame's result as JSON on a subject), `folder` (one JSON per frame, and an overlay PNG when asked),
 `webhook` (POST the JSON, under the rules of URL imports), `mqtt` (publish the JSON to the server's broker).
+An `s3` source reads the objects appearing under a prefix of a bucket on the user's S3, with keys kept sealed.
+
+Each enabled pipeline runs in exactly one inference process (its runner, which holds the pipeline's Postgres
+advisory lock); the others answer commands by asking the runner on `runner_subject(pipeline_id, op)`.
 
 A frame that does not fit the pipeline's queue (`queue_size`) is dropped and counted: push sources
 (`http`, `nats`) cannot be slowed; a folder or a video waits for room instead, so it loses nothing.
@@ -21,6 +25,7 @@ from msgspec import Meta
 
 from proto.common import Uuid
 from proto.inference import ModelChoice, Predictions, Thresholds
+from proto.ingest import BucketName, Endpoint
 
 PipelineName = Annotated[str, Meta(min_length=1, max_length=200)]
 # A plain subject (no wildcards) outside Loupe's own (`loupe.…`: commands, events, jobs) and NATS's replies.
@@ -58,7 +63,23 @@ class VideoSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     stride: Annotated[int, Meta(ge=1, le=10_000)] = 1
 
 
-Source = HttpSource | NatsSource | FolderSource | VideoSource
+class S3Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="s3", tag_field="kind"):
+    """Objects appearing under `prefix` of `bucket` on the user's S3 at `endpoint` (never Loupe's own storage, nor
+    a private address: the rules of bucket imports), in key order, polled every `poll_s`. `secret_key` is
+    stored sealed and reads back empty; left empty in a change, the stored one is kept while the endpoint and
+    access key stay the same."""
+
+    endpoint: Endpoint
+    bucket: BucketName
+    prefix: Annotated[str, Meta(max_length=1024)] = ""
+    secure: bool = True
+    region: Annotated[str, Meta(max_length=100)] = ""
+    access_key: Annotated[str, Meta(min_length=1, max_length=1000)]
+    secret_key: Annotated[str, Meta(max_length=1000)] = ""
+    poll_s: Annotated[float, Meta(ge=0.1, le=3600)] = 1.0
+
+
+Source = HttpSource | NatsSource | FolderSource | VideoSource | S3Source
 
 
 class NatsSink(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="nats", tag_field="kind"):
@@ -128,9 +149,10 @@ class Pipeline(msgspec.Struct, frozen=True, kw_only=True):
     thresholds: Thresholds
     queue_size: int
     enabled: bool
-    state: PipelineState  # in this inference process
+    state: PipelineState  # in the inference process that runs it
     error: str | None  # why it failed, when it did
     serving: str | None  # the version it runs, `<model>:<version>`, once started
+    runner: str | None  # the inference process that runs it, `<host>:<pid>`
     capture_dataset_id: str | None  # the next frame goes into this dataset
     created_by: str | None
     created_at: datetime
@@ -239,3 +261,21 @@ class ImportConfigRequest(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     pipeline_id: str
     config: PipelineConfig
+
+
+# -- between inference processes: the one that runs a pipeline answers for it ---------------------------
+
+RunnerOp = Literal["status", "sync", "frame", "capture", "metrics"]
+
+
+def runner_subject(pipeline_id: str, op: RunnerOp | Literal["*"]) -> str:
+    """Only the process that runs the pipeline listens here: `sync` (its row changed: restart or stop as it
+    says now; body empty), `status`, `metrics` (body empty), `frame` (a `Frame`), `capture` (a `Capture`)."""
+    return f"loupe.inference.pipeline.runner.{pipeline_id}.{op}"
+
+
+class RunnerStatus(msgspec.Struct, frozen=True, kw_only=True):
+    state: PipelineState
+    error: str | None
+    serving: str | None
+    runner: str  # `<host>:<pid>`

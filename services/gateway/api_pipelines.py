@@ -1,4 +1,5 @@
-"""REST operations for live pipelines: managers change them, viewers read them and their metrics."""
+"""REST operations for live pipelines: managers change them, viewers read them and their metrics. Saved
+sources and sinks belong to the organisation: its admins change them, any of its keys reads them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from services.gateway.operations import Operation, route
 
 PIPELINES = "/v1/projects/{project_id}/pipelines"
 PIPELINE = PIPELINES + "/{pipeline_id}"
+SOURCES = "/v1/pipeline-sources"
+SINKS = "/v1/pipeline-sinks"
 
 # A table reads best one entry to a line.
 # fmt: off
@@ -31,5 +34,24 @@ OPERATIONS: tuple[Operation, ...] = (
           role="viewer"),
     route("PUT", PIPELINE + "/config", "importPipelineConfig", subjects.IMPORT_PIPELINE_CONFIG, tag="pipelines",
           role="manager", body="config"),
+    route("GET", PIPELINE + "/saved", "getPipelineSaved", subjects.GET_PIPELINE_SAVED_IO, tag="pipelines",
+          role="viewer"),
+    route("PUT", PIPELINE + "/saved", "replacePipelineSaved", subjects.USE_SAVED_IO, tag="pipelines", role="manager",
+          body="use"),
+    route("POST", SOURCES, "createSavedSource", subjects.CREATE_SAVED_SOURCE, tag="pipelines", admin=True,
+          status=201, body="source"),
+    route("GET", SOURCES, "listSavedSources", subjects.LIST_SAVED_SOURCES, tag="pipelines"),
+    route("GET", SOURCES + "/{id}", "getSavedSource", subjects.GET_SAVED_SOURCE, tag="pipelines"),
+    route("PATCH", SOURCES + "/{id}", "updateSavedSource", subjects.UPDATE_SAVED_SOURCE, tag="pipelines", admin=True,
+          body="changes"),
+    route("DELETE", SOURCES + "/{id}", "deleteSavedSource", subjects.DELETE_SAVED_SOURCE, tag="pipelines",
+          admin=True),
+    route("POST", SINKS, "createSavedSink", subjects.CREATE_SAVED_SINK, tag="pipelines", admin=True, status=201,
+          body="sink"),
+    route("GET", SINKS, "listSavedSinks", subjects.LIST_SAVED_SINKS, tag="pipelines"),
+    route("GET", SINKS + "/{id}", "getSavedSink", subjects.GET_SAVED_SINK, tag="pipelines"),
+    route("PATCH", SINKS + "/{id}", "updateSavedSink", subjects.UPDATE_SAVED_SINK, tag="pipelines", admin=True,
+          body="changes"),
+    route("DELETE", SINKS + "/{id}", "deleteSavedSink", subjects.DELETE_SAVED_SINK, tag="pipelines", admin=True),
 )
 # fmt: on

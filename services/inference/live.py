@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 import time
 from collections import deque
@@ -20,6 +21,9 @@ import aiomqtt
 import av
 import msgspec
 import numpy as np
+import urllib3
+from minio import Minio
+from minio.error import MinioException
 from PIL import Image, ImageDraw
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -35,6 +39,7 @@ from proto.pipelines import (
     NatsSink,
     NatsSource,
     PipelineState,
+    S3Source,
     Sink,
     Source,
     VideoSource,
@@ -46,10 +51,11 @@ from proto.schema import GetSchema
 from services.inference import shapes
 from services.inference.state import DECODER, TRITON
 from services.inference.versions import ServedVersion, resolve
-from shared import fetch, object_keys
+from shared import credentials, fetch, object_keys
 from shared.callers import service_caller
 from shared.predictions import decode
 from shared.service import Runtime
+from shared.storage import read_object
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".t
 MQTT_TIMEOUT_S = 10.0
 # Events kept for the 15-minute windows; beyond this many the oldest go (≈ 550 frames a second).
 MAX_EVENTS = 500_000
+# Keys an s3 source lists at most per poll; the rest come at the next.
+S3_PAGE = 1000
 
 
 @dataclass
@@ -84,6 +92,7 @@ class Spec:
     thresholds: Thresholds
     queue_size: int
     capture_dataset_id: str | None
+    credentials: str | None  # an s3 source's keys, sealed
 
 
 @dataclass(frozen=True)
@@ -285,6 +294,7 @@ class Running:
 
     async def _run(self) -> None:
         try:
+            bucket = self._bucket_client()
             served = await resolve(self.rt, self.spec.project_id, self.spec.model, self.caller)
             await self.rt.state[TRITON].ensure(served.triton_model, served.version, served.image_size)
             schema = await self.rt.nats.request(
@@ -306,6 +316,8 @@ class Running:
             self.tasks.append(asyncio.create_task(self._watch(source)))
         elif isinstance(source, VideoSource):
             self.tasks.append(asyncio.create_task(self._play(source)))
+        elif isinstance(source, S3Source) and bucket is not None:
+            self.tasks.append(asyncio.create_task(self._poll_bucket(source, bucket)))
         self.state = "running"
         await self._work(served, shapes.Vocabulary.of(schema))
 
@@ -329,6 +341,41 @@ class Running:
                 data = await asyncio.to_thread(path.read_bytes)
                 await self.queue.put(incoming(data, name))
                 QUEUED.labels(self.spec.pipeline_id).set(self.queue.qsize())
+            await asyncio.sleep(source.poll_s)
+
+    def _bucket_client(self) -> Minio | None:
+        """An s3 source's client, through the address guard of bucket imports; None for other sources."""
+        source = self.spec.source
+        if not isinstance(source, S3Source):
+            return None
+        if self.spec.credentials is None:
+            raise ValueError("the s3 source has no stored keys: give its `secret_key` again")
+        access_key, secret_key = credentials.unseal(self.rt.settings, self.spec.credentials)
+        return Minio(
+            source.endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=source.secure,
+            region=source.region or None,
+            http_client=fetch.guarded_http(self.rt.state[fetch.POLICY]),
+        )
+
+    async def _poll_bucket(self, source: S3Source, client: Minio) -> None:
+        """Objects under the prefix in key order, each once: each poll lists the keys after the last one listed.
+        A failing S3 is the pipeline's `error` until a poll succeeds again."""
+        after = ""
+        while True:
+            try:
+                for key in await asyncio.to_thread(keys_after, client, source, after):
+                    if Path(key).suffix.lower() in IMAGE_SUFFIXES:
+                        data = await asyncio.to_thread(read_object, client, source.bucket, key)
+                        await self.queue.put(incoming(data, key))
+                        QUEUED.labels(self.spec.pipeline_id).set(self.queue.qsize())
+                    after = key
+                self.error = None
+            except (MinioException, fetch.FetchError, urllib3.exceptions.HTTPError, OSError) as error:
+                self.error = f"reading s3://{source.endpoint}/{source.bucket}/{source.prefix} failed: {error}"
+                log.warning("pipeline source failed", extra={"pipeline": self.spec.pipeline_id, "error": self.error})
             await asyncio.sleep(source.poll_s)
 
     async def _play(self, source: VideoSource) -> None:
@@ -454,6 +501,12 @@ def next_frame(frames: Iterator[tuple[int, av.VideoFrame]], stride: int) -> tupl
             frame.to_image().save(buffer, format="PNG", compress_level=1)
             return index, buffer.getvalue()
     return None
+
+
+def keys_after(client: Minio, source: S3Source, after: str) -> list[str]:
+    """The keys under the source's prefix after `after`, in key order, up to a page."""
+    objects = client.list_objects(source.bucket, prefix=source.prefix, recursive=True, start_after=after or None)
+    return list(itertools.islice((o.object_name for o in objects if o.object_name and not o.is_dir), S3_PAGE))
 
 
 def listing(folder: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from proto import subjects
 from proto.inference import InferenceJobRun
-from services.inference import jobs, pipelines, predict, runner
+from services.inference import jobs, pipelines, predict, runner, saved_io
 from services.inference.images import Decoder
 from services.inference.state import DECODER, TRITON
 from services.inference.triton import TritonModels
@@ -21,7 +21,7 @@ from shared.service import Runtime, Service
 
 service = Service("inference", migrations=Path(__file__).parent / "migrations")
 
-service.answer([*predict.ANSWERS, *jobs.ANSWERS, *pipelines.ANSWERS])
+service.answer([*predict.ANSWERS, *jobs.ANSWERS, *pipelines.ANSWERS, *saved_io.ANSWERS])
 service.consumer("job", subjects.JOBS_STREAM, subjects.INFERENCE_JOB.subject, InferenceJobRun)(runner.run_job)
 service.on_event(subjects.PROJECT_DELETED)(pipelines.on_project_deleted)
 

@@ -1,5 +1,5 @@
 """A project's stored buckets: an S3 bucket outside Loupe and the keys that read it, sealed with
-LOUPE_SECRETS_KEY (credentials.py) and never shown again, so that imports name the bucket by id.
+LOUPE_SECRETS_KEY (shared/credentials.py) and never shown again, so that imports name the bucket by id.
 
 A run that reads a stored bucket records only its id; the keys are looked up at each step, so deleting the
 bucket stops every import still reading it.
@@ -22,7 +22,7 @@ from proto.ingest import (
     StoredBucketList,
     StoredBucketRef,
 )
-from services.ingest import credentials
+from shared import credentials
 from shared.bus import RequestContext
 from shared.consumers import Delivery
 from shared.errors import conflict

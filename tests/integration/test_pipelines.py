@@ -1,5 +1,6 @@
-"""Live pipelines on the real stack, through Triton: frames pushed over HTTP, published on NATS or dropped
-into a folder go through a small detector to NATS, folder, webhook and MQTT sinks; a full queue drops and
+"""Live pipelines on the real stack, through Triton: frames pushed over HTTP, published on NATS, dropped
+into a folder or put under an S3 prefix go through a small detector to NATS, folder, webhook and MQTT sinks;
+an S3 source's secret is kept sealed and never answered; a full queue drops and
 counts; disabling stops a pipeline and an enabled one runs again after its service restarts; metrics in the
 API and in Prometheus; source and sinks as YAML; capture puts the next frame into a dataset."""
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import aiomqtt
+import asyncpg
 import av
 import pytest
 import yaml
@@ -29,6 +31,7 @@ from PIL import Image
 from loupe import synth
 from loupe.stack import Stack
 from shared.bus import Bus
+from tests.external_s3 import ExternalS3
 from tests.helpers import call, eventually, finished
 from tests.media_server import MediaServer
 
@@ -73,7 +76,9 @@ def folders(stack: Stack) -> Path:
     return Path(stack.settings.pipeline_folders)
 
 
-async def create(api: aiohttp.ClientSession, trained: Trained, source: dict, sinks: list[dict], **extra: object) -> dict:
+async def create(
+    api: aiohttp.ClientSession, trained: Trained, source: dict, sinks: list[dict], **extra: object
+) -> dict:
     body = {"name": f"p-{uuid.uuid4().hex[:6]}", "model": {"family": "detection"}, "source": source, "sinks": sinks}
     return await call(api, "POST", f"{trained.path}/pipelines", 201, json={**body, "enabled": True, **extra})
 
@@ -185,6 +190,79 @@ async def test_a_watched_folder_goes_to_a_folder_with_overlays_and_to_a_webhook(
     await call(api, "DELETE", f"{trained.path}/pipelines/{pipeline['id']}", 204)
 
 
+async def put_objects(external_s3: ExternalS3, bucket: str, objects: dict[str, bytes]) -> None:
+    client = external_s3.client()
+
+    def put() -> None:
+        if not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+        for key, data in objects.items():
+            client.put_object(bucket, key, io.BytesIO(data), len(data))
+
+    await asyncio.to_thread(put)
+
+
+async def test_objects_under_an_s3_prefix_go_through_in_key_order_and_the_secret_stays_sealed(
+    api: aiohttp.ClientSession, bus: Bus, stack: Stack, trained: Trained, external_s3: ExternalS3
+) -> None:
+    bucket, subject = f"pipes-{uuid.uuid4().hex[:8]}", f"tests.pipelines.{uuid.uuid4().hex[:8]}"
+    images = trained.images
+    await put_objects(
+        external_s3,
+        bucket,
+        {
+            "cams/0002.png": images[2],
+            "cams/0001.png": images[1],
+            "cams/0002-notes.txt": b"not an image",
+            "other/0.png": images[0],
+        },
+    )
+    source = {
+        "kind": "s3",
+        "endpoint": external_s3.endpoint,
+        "bucket": bucket,
+        "prefix": "cams/",
+        "secure": False,
+        "access_key": external_s3.access_key,
+        "secret_key": external_s3.secret_key,
+        "poll_s": 0.2,
+    }
+    async with collected(bus, subject) as received:
+        pipeline = await create(api, trained, source, [{"kind": "nats", "subject": subject}])
+        await count_of(received, 2)
+        await put_objects(external_s3, bucket, {"cams/0004.png": images[4], "cams/0003.png": images[3]})
+        await count_of(received, 4)
+        await asyncio.sleep(1)
+    assert [r["name"] for r in received] == [f"cams/000{i}.png" for i in range(1, 5)]
+
+    # The secret is never answered, nor stored in the clear.
+    path = f"{trained.path}/pipelines/{pipeline['id']}"
+    exported = await call(api, "GET", f"{path}/config")
+    answers = [pipeline, await call(api, "GET", path), await call(api, "GET", f"{trained.path}/pipelines"), exported]
+    assert all(external_s3.secret_key not in json.dumps(answer) for answer in answers)
+    assert pipeline["source"] == {**source, "secret_key": "", "region": ""}
+    db = await asyncpg.connect(stack.settings.database_url)
+    try:
+        stored = await db.fetchrow(
+            "SELECT source::text, credentials FROM inference.pipelines WHERE id = $1", uuid.UUID(pipeline["id"])
+        )
+    finally:
+        await db.close()
+    assert stored["credentials"] and external_s3.secret_key not in stored["credentials"] + stored["source"]
+
+    # An exported config imports back as it is, keeping the sealed keys; a new access key needs its secret.
+    await call(api, "PUT", f"{path}/config", json=exported)
+    await running(api, trained, pipeline)
+    other_key = {"source": {**source, "access_key": "someone-else", "secret_key": ""}}
+    refused = await call(api, "PATCH", path, 422, json=other_key)
+    assert refused["path"] == "$.source.secret_key", refused
+    # Loupe's own storage is never a source, even where LOUPE_FETCH_ALLOW lets imports reach it.
+    own = {"source": {**source, "endpoint": stack.settings.s3_endpoint}}
+    refused = await call(api, "PATCH", path, 422, json=own)
+    assert refused["path"] == "$.source.endpoint", refused
+    await call(api, "DELETE", path, 204)
+
+
 def write_video(path: Path, images: list[Image.Image]) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=10)
@@ -210,7 +288,10 @@ async def test_every_strideth_frame_of_a_video_goes_through_in_order(
     assert [r["name"] for r in received] == [f"{video.name}#{i}" for i in range(0, 30, 3)]
     assert all(r["predictions"]["width"] == 64 for r in received)
     missing = await call(
-        api, "PATCH", f"{trained.path}/pipelines/{pipeline['id']}", 422,
+        api,
+        "PATCH",
+        f"{trained.path}/pipelines/{pipeline['id']}",
+        422,
         json={"source": {"kind": "video", "path": str(video) + ".gone"}},
     )
     assert missing["path"] == "$.source.path", missing
@@ -222,9 +303,7 @@ async def test_a_full_queue_drops_frames_and_counts_them(
 ) -> None:
     subject = f"tests.pipelines.{uuid.uuid4().hex[:8]}"
     async with collected(bus, subject) as received:
-        pipeline = await create(
-            api, trained, {"kind": "http"}, [{"kind": "nats", "subject": subject}], queue_size=1
-        )
+        pipeline = await create(api, trained, {"kind": "http"}, [{"kind": "nats", "subject": subject}], queue_size=1)
         await running(api, trained, pipeline)
         pushed = 60
         accepted = await asyncio.gather(
@@ -273,7 +352,10 @@ async def test_source_and_sinks_export_and_import_as_yaml(
     incoming = folders(stack) / f"yaml-{uuid.uuid4().hex[:8]}"
     incoming.mkdir()
     pipeline = await create(
-        api, trained, {"kind": "folder", "path": str(incoming)}, [{"kind": "nats", "subject": "tests.yaml.a"}],
+        api,
+        trained,
+        {"kind": "folder", "path": str(incoming)},
+        [{"kind": "nats", "subject": "tests.yaml.a"}],
         enabled=False,
     )
     exported = await call(api, "GET", f"{trained.path}/pipelines/{pipeline['id']}/config")
@@ -291,9 +373,7 @@ async def test_source_and_sinks_export_and_import_as_yaml(
     assert yaml.safe_load(again["yaml"]) == config
 
     for text, detail in (("source: [", "not YAML"), ("source: {kind: ftp}\nsinks: []", "not a pipeline config")):
-        refused = await call(
-            api, "PUT", f"{trained.path}/pipelines/{pipeline['id']}/config", 422, json={"yaml": text}
-        )
+        refused = await call(api, "PUT", f"{trained.path}/pipelines/{pipeline['id']}/config", 422, json={"yaml": text})
         assert detail in refused["detail"] and refused["path"] == "$.yaml", refused
     outside = yaml.safe_dump({"source": {"kind": "folder", "path": "/etc"}, "sinks": config["sinks"]})
     refused = await call(api, "PUT", f"{trained.path}/pipelines/{pipeline['id']}/config", 422, json={"yaml": outside})
@@ -302,7 +382,9 @@ async def test_source_and_sinks_export_and_import_as_yaml(
 
 
 async def test_capture_puts_the_next_frame_into_a_dataset(api: aiohttp.ClientSession, trained: Trained) -> None:
-    dataset = await call(api, "POST", f"{trained.path}/datasets", 201, json={"name": f"captured {uuid.uuid4().hex[:6]}"})
+    dataset = await call(
+        api, "POST", f"{trained.path}/datasets", 201, json={"name": f"captured {uuid.uuid4().hex[:6]}"}
+    )
     pipeline = await create(api, trained, {"kind": "http"}, [{"kind": "nats", "subject": "tests.capture"}])
     await running(api, trained, pipeline)
     asked = await call(
@@ -313,9 +395,7 @@ async def test_capture_puts_the_next_frame_into_a_dataset(api: aiohttp.ClientSes
     await push(api, trained, pipeline, trained.images[4], "not-captured.png")
 
     async def samples() -> list[dict]:
-        found = await call(
-            api, "POST", f"{trained.path}/samples/search", json={"dataset_ids": [dataset["id"]]}
-        )
+        found = await call(api, "POST", f"{trained.path}/samples/search", json={"dataset_ids": [dataset["id"]]})
         assert found["items"], found
         return found["items"]
 
@@ -402,8 +482,10 @@ async def test_bad_pipelines_are_refused_with_the_field(
         ({**base, "sinks": [{"kind": "folder", "path": "/tmp/elsewhere"}]}, "$.sinks[0].path"),
         ({**base, "sinks": [{"kind": "webhook", "url": "http://127.0.0.1:1/hook"}]}, "$.sinks[0].url"),
         ({**base, "sinks": [{"kind": "webhook", "url": "ftp://example.com/x"}]}, "$.sinks[0].url"),
-        ({**base, "source": {"kind": "folder", "path": "/etc"}, "sinks": [{"kind": "nats", "subject": "a"}]},
-         "$.source.path"),
+        (
+            {**base, "source": {"kind": "folder", "path": "/etc"}, "sinks": [{"kind": "nats", "subject": "a"}]},
+            "$.source.path",
+        ),
         ({**base, "model": {"family": "tagging"}, "sinks": [{"kind": "nats", "subject": "a"}]}, "$.model"),
     ]
     for body, path in cases:

@@ -7,10 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from shared.errors import ErrorCode, LoupeError
+from shared.errors import HTTP_STATUS, ErrorCode, LoupeError
 
 # aiohttp's own refusals (no route, wrong method, body too large), as the error codes the dialects render.
 HTTP_CODES: dict[int, ErrorCode] = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 413: "too_large"}
+
+# The seed products answer a refused field with 400 where Loupe's native API answers 422.
+STATUS: dict[str, int] = {**HTTP_STATUS, "invalid": 400}
 
 # How a dialect answers a failure: the error, and the HTTP status aiohttp chose (None for a LoupeError,
 # whose status the dialect decides, since each product's SDK reads statuses its own way).

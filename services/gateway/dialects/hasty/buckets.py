@@ -17,9 +17,10 @@ from aiohttp import web
 
 from proto import ingest, subjects
 from proto.common import Uuid
-from services.gateway.dialects.hasty.common import Routes, ask, body, json, no_content, page_of, timestamp, uuid_param
+from services.gateway.dialects.hasty.common import Routes, ask, json, no_content, page_of, timestamp
 from services.gateway.dialects.hasty.projects import own_workspace
 from services.gateway.dialects.native import visible_projects
+from services.gateway.dialects.requests import body, uuid_param
 from shared.errors import LoupeError, invalid
 
 CREDENTIALS = "/v1/buckets/{workspace_id}/credentials"

@@ -4,7 +4,6 @@ translation of native sample statuses and ids."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,9 +12,9 @@ import msgspec
 from aiohttp import web
 
 from proto.samples import SampleStatus
+from services.gateway.dialects.errors import STATUS as DIALECT_STATUS
 from services.gateway.dialects.errors import answering_errors
 from services.gateway.dialects.native import ask
-from shared.bus import decode
 from shared.errors import LoupeError, invalid
 from shared.hasty_format import IMAGE_STATUSES
 
@@ -30,17 +29,7 @@ MAX_PAGE = 500  # the native search's page limit; a larger `limit` gets this man
 # Hasty answers a refused body with 400 and reads `message`. The SDK retries any status above 299 it does not
 # know for 14 s and then fails without the message, so a conflict (a duplicate name, a workflow step Loupe
 # refuses) is a 400 too; its `code` still says "conflict".
-STATUS: dict[str, int] = {
-    "malformed": 400,
-    "invalid": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 400,
-    "too_large": 413,
-    "unavailable": 503,
-    "internal": 500,
-}
+STATUS: dict[str, int] = {**DIALECT_STATUS, "conflict": 400}
 
 SAMPLE_STATUSES: dict[str, SampleStatus] = {hasty: native for native, hasty in IMAGE_STATUSES.items()}
 
@@ -80,27 +69,6 @@ def not_implemented(message: str) -> Handler:
         return error_response(501, "not_implemented", message)
 
     return answer
-
-
-async def body(request: web.Request, kind: type) -> Any:
-    """The request's JSON as `kind`; a mismatch is a 400 naming the field."""
-    data = await request.read()
-    if not data:
-        raise invalid("send a JSON body", path="$")
-    return decode(kind, data)
-
-
-def uuid_param(request: web.Request, name: str) -> str:
-    """A path parameter that must be a UUID; anything else names nothing (404)."""
-    value = request.match_info[name]
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise LoupeError("not_found", f"{name} {value!r} is not a UUID, so it names nothing", path=name) from None
-
-
-def project_id(request: web.Request) -> str:
-    return uuid_param(request, "project_id")
 
 
 def query_int(request: web.Request, name: str, default: int) -> int:

@@ -15,14 +15,12 @@ from services.gateway.dialects.hasty.common import (
     PROJECT,
     Routes,
     ask,
-    body,
     error_response,
     image_status,
     json,
-    project_id,
     timestamp,
-    uuid_param,
 )
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import invalid
 
 FORMATS: dict[str, releases.ExportFormat] = {

@@ -20,21 +20,19 @@ from services.gateway.dialects.hasty.common import (
     PROJECT,
     Routes,
     ask,
-    body,
     image_status,
     json,
     no_content,
     page,
     page_of,
     paging,
-    project_id,
     query_int,
     query_list,
     timestamp,
-    uuid_param,
 )
 from services.gateway.dialects.hasty.projects import all_datasets
 from services.gateway.dialects.hasty.qa import images_with_findings
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import LoupeError, invalid
 
 IMAGE = PROJECT + "/images/{image_id}"

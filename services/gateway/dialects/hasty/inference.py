@@ -17,8 +17,9 @@ from aiohttp import web
 from proto import ingest, subjects
 from proto.inference import ModelChoice, Predict, PredictedObject, PredictRequest, Thresholds
 from proto.training import Family, ModelRef, ProjectScope, VersionRef
-from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, body, json, not_implemented, project_id
+from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, json, not_implemented
 from services.gateway.dialects.hasty.labels import geometry
+from services.gateway.dialects.requests import body, project_id
 from shared import object_keys
 from shared.errors import LoupeError, invalid
 from shared.service import RUNTIME

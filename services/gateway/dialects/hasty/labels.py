@@ -18,17 +18,15 @@ from services.gateway.dialects.hasty.common import (
     PROJECT,
     Routes,
     ask,
-    body,
     item_path,
     json,
     no_content,
     page_of,
-    project_id,
     timestamp,
-    uuid_param,
 )
 from services.gateway.dialects.hasty.images import get_sample, ground_truth, image_ref
 from services.gateway.dialects.native import ask_all
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared import hasty_format
 from shared.errors import LoupeError, invalid
 

@@ -29,18 +29,9 @@ from proto.inference import (
 )
 from proto.search import LabelFilter, SampleFilter
 from proto.training import Family, ModelRef, TrainingRunRef, VersionRef
-from services.gateway.dialects.hasty.common import (
-    PROJECT,
-    Routes,
-    ask,
-    body,
-    json,
-    page_of,
-    project_id,
-    timestamp,
-    uuid_param,
-)
+from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, json, page_of, timestamp
 from services.gateway.dialects.native import ask_all
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import LoupeError, invalid
 
 AUTOMATED_LABELING = PROJECT + "/automated_labeling"

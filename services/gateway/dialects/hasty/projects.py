@@ -9,19 +9,9 @@ from aiohttp import web
 
 from proto import catalog, samples, subjects
 from proto.common import Empty
-from services.gateway.dialects.hasty.common import (
-    PROJECT,
-    Routes,
-    ask,
-    body,
-    json,
-    no_content,
-    page_of,
-    project_id,
-    timestamp,
-    uuid_param,
-)
+from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, json, no_content, page_of, timestamp
 from services.gateway.dialects.native import ask_all, visible_projects
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import LoupeError, invalid
 
 # Hasty projects hold any shape; `vector` is the native task type that says so.

@@ -9,19 +9,8 @@ import msgspec
 from aiohttp import web
 
 from proto import review, subjects
-from services.gateway.dialects.hasty.common import (
-    PROJECT,
-    Routes,
-    ask,
-    body,
-    json,
-    page,
-    page_of,
-    paging,
-    project_id,
-    timestamp,
-    uuid_param,
-)
+from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, json, page, page_of, paging, timestamp
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import invalid
 
 RUNS = PROJECT + "/error_finder/runs"

@@ -11,19 +11,9 @@ from aiohttp import web
 
 from proto import schema, subjects
 from proto.subjects import SchemaKind
-from services.gateway.dialects.hasty.common import (
-    PROJECT,
-    Routes,
-    ask,
-    body,
-    json,
-    no_content,
-    norder,
-    page_of,
-    project_id,
-    uuid_param,
-)
+from services.gateway.dialects.hasty.common import PROJECT, Routes, ask, json, no_content, norder, page_of
 from services.gateway.dialects.hasty.labels import keypoint_class_id
+from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import invalid
 
 UNSET = msgspec.UNSET

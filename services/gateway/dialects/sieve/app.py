@@ -10,23 +10,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.gateway.dialects.errors import answering_errors
+from services.gateway.dialects.errors import STATUS, answering_errors
 from services.gateway.dialects.sieve import data, projects
 from shared.errors import LoupeError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-STATUS = {
-    "malformed": 400,
-    "invalid": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "too_large": 413,
-    "unavailable": 503,
-    "internal": 500,
-}
 
 
 def error(status: int, code: str, message: str, path: str | None = None) -> web.Response:

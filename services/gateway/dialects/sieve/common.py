@@ -12,10 +12,9 @@ from proto import subjects
 from proto.catalog import Project
 from proto.samples import CreateDataset, CreateDatasetRequest, ListDatasets, ListDatasetsRequest
 from proto.schema import ListSchemaItems, TagGroup
-from services.gateway.dialects import native
+from services.gateway.dialects import native, requests
 from services.gateway.dialects.native import ask, ask_all
-from shared.bus import decode
-from shared.errors import LoupeError, invalid
+from shared.errors import LoupeError
 
 __all__ = ["ask", "ask_all"]
 
@@ -39,10 +38,7 @@ def successful(**data: Any) -> web.Response:
 
 async def body(request: web.Request, kind: type) -> Any:
     """The request's JSON as `kind`; a mismatch is a 400 naming the field."""
-    data = await request.read()
-    if not data:
-        raise invalid("send a JSON body with `project_name`", path="$")
-    return decode(kind, data)
+    return await requests.body(request, kind, missing="send a JSON body with `project_name`")
 
 
 async def project_named(request: web.Request, name: str) -> Project:

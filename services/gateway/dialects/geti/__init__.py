@@ -1,0 +1,1 @@
+"""The Geti Tune dialect: Geti Tune's REST API (`/api/...`) over Loupe's native services."""
