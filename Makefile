@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 LINTED := proto shared services
 
-.PHONY: install run lint test system-packages bench compat asyncapi clean
+.PHONY: install run lint test test-chaos system-packages bench compat asyncapi clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ lint: install
 
 test: lint system-packages
 	$(BIN)/python -m pytest $(ARGS)
+
+# The chaos suite (tests/chaos/): two replicas of each service under load, SIGKILLs and restarts of NATS, Postgres
+# and S3, then a check that nothing accepted was lost or done twice; it prints its report. CHAOS=quick is the short
+# form (about 45 s of load); full (the default) runs 3 minutes of load. CHAOS_SEED=n replays a run's victims.
+CHAOS ?= full
+test-chaos: install
+	CHAOS_PROFILE=$(CHAOS) $(BIN)/python -m pytest -s tests/chaos $(ARGS)
 
 # What the tests need from Debian besides Python: Chromium for the console's browser tests (Playwright's own
 # download is not used) and Mosquitto, the MQTT broker the pipeline tests publish to. Installed with apt when

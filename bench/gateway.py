@@ -18,7 +18,7 @@ import aiohttp
 import msgspec
 import uvloop
 
-from bench.report import arguments, figure, local_stack, summary, table
+from bench.report import arguments, cpu_seconds, figure, local_stack, summary, table
 from loupe.stack import Stack
 from proto import subjects
 from proto.catalog import CreateProject, Project, ProjectRef, VerifyApiKey
@@ -86,7 +86,9 @@ def main() -> None:
     clients, seconds = (2, 2.0) if args.quick else (args.clients, args.seconds)
 
     with local_stack("catalog", "gateway") as stack:
+        before = cpu_seconds(stack.pids())
         gateway_latencies, gateway_elapsed = uvloop.run(gateway_phase(stack, clients, seconds))
+        cpu = {name: spent - before[name] for name, spent in cpu_seconds(stack.pids()).items()}
         bus_latencies, bus_elapsed = uvloop.run(bus_phase(stack, clients, seconds))
 
     gateway = summary(gateway_latencies, gateway_elapsed)
@@ -95,6 +97,11 @@ def main() -> None:
     print(table(f"create+get project, {clients} concurrent clients, {seconds:g} s per phase",
                 {"gateway": gateway, "raw NATS": bus}))
     print(f"gateway overhead (p50 gateway / p50 bus): {ratio:.2f}  (target <= 1.5)")
+    # The warm-up's requests are not counted, so these are a little high; docs/scaling.md uses them per core.
+    print(
+        "CPU ms per request through the gateway, by process:",
+        ", ".join(f"{name} {seconds * 1000 / len(gateway_latencies):.3f}" for name, seconds in cpu.items()),
+    )
     n = len(gateway_latencies)
     print(figure("gateway_rps", gateway["rps"], "requests/s", n))
     print(figure("gateway_p99_ms", gateway["p99_ms"], "ms", n))

@@ -233,8 +233,14 @@ async def run(stack: Stack, args: dict[str, int]) -> dict[str, float]:
         dataset_id = await upload_new(api, path, new_images)
         print(f"uploaded {len(new_images):,} new images in {time.perf_counter() - started:.0f} s")
         await settle(stack)
+        before = cpu_seconds(stack.pids())
         job = await autolabel(api, path, dataset_id, len(new_images))
     await settle(stack)
+    used = {name: (spent - before[name]) * 1000 / len(new_images) for name, spent in cpu_seconds(stack.pids()).items()}
+    print(
+        "CPU ms per image of the auto-label job, by process (docs/scaling.md):",
+        ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(used.items(), key=lambda item: -item[1])),
+    )
     figures["autolabel_images_per_s"] = len(new_images) / job_wall_s(job)
     figures["job_images_per_s"] = job["images_per_s"]
     speeds = await compare_paths(stack, version, [synth.png(image) for image in new_images], args["rounds"])

@@ -1,6 +1,8 @@
 """Ingest end to end, and registration of media Loupe already stored.
 
-    python -m bench.ingest [--quick] [--images N] [--datasets D]
+    python -m bench.ingest [--quick] [--images N] [--datasets D] [--replicas R]
+
+`--replicas R` runs R processes of the catalog and of ingest (issue 17: two should not be slower than one).
 
 Starts NATS, Postgres, SeaweedFS, the catalog, ingest and the gateway on free ports in a temporary
 folder, makes N distinct 640×480 JPEGs, and measures:
@@ -170,11 +172,11 @@ async def run(stack: Stack, images: list[bytes], datasets: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "300 images, 2 datasets", images=5000, datasets=20)
+    parser = arguments(__doc__, "300 images, 2 datasets", images=5000, datasets=20, replicas=1)
     args = parser.parse_args()
     count, datasets = (300, 2) if args.quick else (args.images, args.datasets)
     images = make_jpegs(count)
-    with local_stack("catalog", "ingest", "gateway") as stack:
+    with local_stack("catalog", "ingest", "gateway", replicas=args.replicas) as stack:
         uvloop.run(run(stack, images, datasets))
 
 

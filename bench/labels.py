@@ -1,6 +1,8 @@
 """Bulk label writes through the REST API.
 
-    python -m bench.labels [--quick] [--objects N] [--per-call K] [--clients C]
+    python -m bench.labels [--quick] [--objects N] [--per-call K] [--clients C] [--replicas R]
+
+`--replicas R` runs R processes of the catalog and of annotation (issue 17: two should not be slower than one).
 
 Starts NATS, Postgres, SeaweedFS, the catalog, annotation and the gateway on free ports in a
 temporary folder, makes a project (two classes, an INT attribute) with N / 10 samples, waits until
@@ -126,10 +128,10 @@ async def run(stack: Stack, objects: int, per_call: int, clients: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__, "20,000 objects", objects=200_000, per_call=1000, clients=4)
+    parser = arguments(__doc__, "20,000 objects", objects=200_000, per_call=1000, clients=4, replicas=1)
     args = parser.parse_args()
     objects = 20_000 if args.quick else args.objects
-    with local_stack("catalog", "annotation", "gateway") as stack:
+    with local_stack("catalog", "annotation", "gateway", replicas=args.replicas) as stack:
         uvloop.run(run(stack, objects, args.per_call, args.clients))
 
 

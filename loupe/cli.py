@@ -28,7 +28,12 @@ def _up(args: argparse.Namespace) -> int:
 
     # The supervisor's restarts and give-ups, on the runner's stderr.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    stack = Stack(Path(args.data_dir).resolve(), StackPorts.from_base(args.base_port), triton=not args.no_triton)
+    try:
+        stack = Stack(Path(args.data_dir).resolve(), StackPorts.from_base(args.base_port),
+                      triton=not args.no_triton, replicas=args.replicas)
+    except ValueError as exc:  # what was asked for makes no stack: --replicas naming the gateway, say
+        print(f"loupe up: {exc}", file=sys.stderr)
+        return 2
     try:
         run_until_signal(stack)
     except StackError as exc:
@@ -54,6 +59,7 @@ def run_until_signal(stack: Stack) -> None:
               f"  admin key  {stack.admin_key}\n"
               f"  data       {stack.data_dir}\n"
               f"  logs       {stack.log_dir}\n"
+              f"{replica_lines(stack)}"
               "Ctrl-C stops everything.", flush=True)
         while True:
             signal.pause()
@@ -68,6 +74,28 @@ def run_until_signal(stack: Stack) -> None:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+def replica_lines(stack: Stack) -> str:
+    """The port of each extra replica (its /metrics, /healthz, /readyz); nothing when every service runs once."""
+    from loupe.stack import service_of
+
+    extra = [f"{name} :{port}" for name, port in stack.replica_ports.items() if name != service_of(name)]
+    return f"  replicas   {', '.join(extra)}\n" if extra else ""
+
+
+def replicas(text: str) -> int | dict[str, int]:
+    """An argparse type: ``N`` (every worker service) or ``service=N,...`` (those named; the rest run once)."""
+    if text.isdigit():
+        return int(text)
+    counts: dict[str, int] = {}
+    for item in text.split(","):
+        service, _, count = item.partition("=")
+        if not count.isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: write N, or service=N separated by commas "
+                                             "(e.g. ingest=2,annotation=3)")
+        counts[service.strip()] = int(count)
+    return counts
 
 
 def _asyncapi(args: argparse.Namespace) -> int:
@@ -129,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="first of the ports the stack uses; the gateway is on this port "
                          "(env LOUPE_STACK_BASE_PORT; default %(default)s)")
     up.add_argument("--no-triton", action="store_true", help="do not start Triton (inference reports not ready)")
+    up.add_argument("--replicas", type=replicas, default=1, metavar="N|SERVICE=N,...",
+                    help="processes of each worker service, as Kubernetes runs pods: N for every one, or e.g. "
+                         "ingest=2,annotation=3 (the others run once); replica k > 1 is SERVICE#k, on a port "
+                         "of its own that `loupe up` prints (default %(default)s)")
     up.set_defaults(run=_up)
 
     asyncapi = commands.add_parser("asyncapi", help="write the bus contract as an AsyncAPI 3.0 document")

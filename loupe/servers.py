@@ -23,7 +23,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,28 +83,37 @@ class StackPorts(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def free(cls) -> StackPorts:
         """Distinct ports that are free on 127.0.0.1 now, so a stack can run beside others."""
-        # Taken from below the kernel's ephemeral range rather than by binding port 0: the outgoing
-        # connections made while a stack starts (SeaweedFS's own gRPC clients, the probes) draw local
-        # ports from that range and could take one before the server meant for it binds it.
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-        top = max(low, 20_000)
-        names = cls.__struct_fields__
-        held: list[socket.socket] = []
-        try:
-            for port in random.sample(range(10_000, top), top - 10_000):
-                probe = socket.socket()
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    probe.close()
-                    continue
-                held.append(probe)
-                if len(held) == len(names):
-                    return cls(**{name: s.getsockname()[1] for name, s in zip(names, held)})
-        finally:
-            for probe in held:
+        return cls(**dict(zip(cls.__struct_fields__, free_ports(len(cls.__struct_fields__)), strict=True)))
+
+
+def free_ports(count: int, taken: Collection[int] = ()) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 now, none of them in ``taken``."""
+    # Taken from below the kernel's ephemeral range rather than by binding port 0: the outgoing
+    # connections made while a stack starts (SeaweedFS's own gRPC clients, the probes) draw local
+    # ports from that range and could take one before the server meant for it binds it.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    top = max(low, 20_000)
+    held: list[socket.socket] = []  # bound until all are found, so none is found twice
+    try:
+        for port in random.sample(range(10_000, top), top - 10_000):
+            if len(held) == count:
+                break
+            if port in taken:
+                continue
+            probe = socket.socket()
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
                 probe.close()
-        raise StackError(f"fewer than {len(names)} free ports between 10000 and {top}")
+                continue
+            held.append(probe)
+        found = [probe.getsockname()[1] for probe in held]
+    finally:
+        for probe in held:
+            probe.close()
+    if len(found) < count:
+        raise StackError(f"fewer than {count} free ports between 10000 and {top}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -271,6 +280,16 @@ def _pg_install() -> Path:
 
 # -- SeaweedFS ----------------------------------------------------------------------------------------
 
+# Go's collector lets the heap grow to twice what it counts as live before it runs, and SeaweedFS
+# counts about 250 MB live from its start: the filer's leveldb2 store preallocates a 16 MB write buffer
+# for each of its 8 partitions, and its metadata log keeps 2 × 42 MB of buffers. Those are mostly
+# pages never touched, so not resident, but the collector waits for ~500 MB, and the garbage of each
+# request's copies of the bytes is resident: 410–430 MB at its peak on bench.peers --quick. A soft limit
+# a little above what it counts as live makes it collect that garbage early: 150–175 MB, for the same
+# CPU. At 128 MiB, below what it counts as live, it collects all the time: 2.5× its CPU per image.
+SEAWEEDFS_ENV = {"GOMEMLIMIT": "300MiB"}
+
+
 def seaweedfs(data_dir: Path, ports: StackPorts, settings: Settings) -> Server:
     """SeaweedFS's S3 gateway on ``ports.s3``, accepting only the key pair of ``settings``."""
     root = data_dir / "seaweedfs"
@@ -301,7 +320,7 @@ def seaweedfs(data_dir: Path, ports: StackPorts, settings: Settings) -> Server:
         "-s3", f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.weed_s3_grpc}", f"-s3.config={root / 's3.json'}",
         # On by default on fixed ports (8181, 9101), which a second stack would collide on.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-    ], port=ports.s3, cwd=root, problem=lambda pid: _s3_problem(s3),
+    ], port=ports.s3, cwd=root, problem=lambda pid: _s3_problem(s3), env={**os.environ, **SEAWEEDFS_ENV},
         # SeaweedFS's filer waits 15 s for its own metadata subscriptions to drain before it stops.
         # Every write it acknowledged is already in its files (a restart after SIGKILL reads them
         # all back), so it gets a short grace and then SIGKILL.

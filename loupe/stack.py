@@ -4,7 +4,8 @@
 SeaweedFS as the S3 server, Triton (``loupe.servers`` says how each runs) and the services as child
 processes bound to 127.0.0.1; ``stop()`` ends them in order. A later start on the same folder reuses its
 data, passwords and admin key. While it runs, a service that exits unasked is started again
-(``loupe.supervisor``). docs/local-stack.md describes the layout of the folder and why each server runs
+(``loupe.supervisor``). ``replicas`` runs several processes of a worker service against the same servers, as
+Kubernetes runs several pods of it. docs/local-stack.md describes the layout of the folder and why each server runs
 the way it does.
 """
 
@@ -29,18 +30,20 @@ from typing import IO
 import msgspec
 
 from loupe import servers
-from loupe.servers import READY_TIMEOUT_S, Server, StackError, StackPorts, seaweedfs_sockets
+from loupe.servers import READY_TIMEOUT_S, Server, StackError, StackPorts, free_ports, seaweedfs_sockets
 from loupe.supervisor import Child, Supervisor, kill_group, log_tail, open_log, stop_children
-from proto.subjects import SERVICES
+from proto.subjects import SERVICES, WORKER_SERVICES
 from shared.settings import ENV_PREFIX, Settings, env_name, load_settings, settings_env
 
-__all__ = ["REPO_ROOT", "Stack", "StackError", "StackPorts"]
+__all__ = ["INFRASTRUCTURE", "REPO_ROOT", "Stack", "StackError", "StackPorts", "replica_names", "service_of"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 S3_ACCESS_KEY = "loupe"
 # Stop order, each group stopped together: the API first, so nothing new comes in, the bus last.
-STOP_ORDER = (("gateway",), tuple(s for s in SERVICES if s != "gateway"), ("triton",), ("seaweedfs",),
-              ("postgres",), ("nats",))
+STOP_ORDER = (("gateway",), WORKER_SERVICES, ("triton",), ("seaweedfs",), ("postgres",), ("nats",))
+INFRASTRUCTURE = ("nats", "postgres", "seaweedfs", "triton")
+# Between a service and the number of one of its replicas: "ingest#2". The first replica is the service's name.
+REPLICA_MARK = "#"
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -53,18 +56,29 @@ class Stack:
     from a thread the stack owns, because the kernel sends the parent-death signal when the *thread*
     that spawned a child ends, not the process. From the end of ``start()`` to ``stop()`` a supervisor
     thread restarts any service that exits without ``stop_service`` or ``stop`` having asked it to;
-    the infrastructure servers are not restarted.
+    the infrastructure servers are not restarted by it, only by ``restart_server``.
+
+    ``replicas`` is how many processes of each worker service run: one number for all, or a number by
+    service (those not named run one). Replica 1 of a service is named as the service and listens on
+    its port in ``ports``; replica k > 1 is named ``service#k`` and listens on a free port of its own
+    (``replica_ports``). Every method that takes a service's name takes a replica's.
     """
 
     def __init__(self, data_dir: Path, ports: StackPorts, services: Sequence[str] = SERVICES,
                  triton: bool = True, log_dir: Path | None = None,
-                 overrides: Mapping[str, object] | None = None) -> None:
+                 overrides: Mapping[str, object] | None = None, replicas: int | Mapping[str, int] = 1) -> None:
         unknown = sorted(set(services) - set(SERVICES))
         if unknown:
             raise ValueError(f"unknown services {unknown}; the services are {', '.join(SERVICES)}")
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports
         self.services = tuple(services)
+        self.replicas = replica_counts(replicas, self.services)
+        # Every process of every service by name, first replicas first, and the port each listens on.
+        names = [name for service in self.services for name in replica_names(service, self.replicas[service])]
+        extra = free_ports(len(names) - len(self.services), taken=set(msgspec.structs.astuple(ports)))
+        self.replica_ports = {name: getattr(ports, name) for name in self.services}
+        self.replica_ports.update(zip((n for n in names if REPLICA_MARK in n), extra, strict=True))
         self.triton = triton
         self.log_dir = Path(log_dir or self.data_dir / "logs").resolve()
         self.gateway_url = f"http://127.0.0.1:{ports.gateway}"
@@ -119,28 +133,26 @@ class Stack:
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="loupe-stack")
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            data, ports, settings = self.data_dir, self.ports, self.settings
-            seaweedfs = self._start_server(servers.seaweedfs(data, ports, settings))  # the slowest to come up
-            nats = self._start_server(servers.nats(data, ports))
-            postgres = self._start_server(servers.postgres(data, ports, self._pg_superuser_password, self.log_dir))
+            seaweedfs = self._start_server(self._server("seaweedfs"))  # the slowest to come up
+            nats = self._start_server(self._server("nats"))
+            postgres = self._start_server(self._server("postgres"))
             self._wait_server(nats)
             self._wait_server(postgres)
-            servers.bootstrap_postgres(ports, self._pg_superuser_password, self._pg_password)
+            servers.bootstrap_postgres(self.ports, self._pg_superuser_password, self._pg_password)
             self._wait_server(seaweedfs)
             # Triton reads its model repository from this bucket, so it must exist before Triton starts.
-            models = f"{settings.bucket_prefix}models"
-            s3 = servers.s3_client(settings)
-            if not s3.bucket_exists(models):
-                s3.make_bucket(models)
+            s3 = servers.s3_client(self.settings)
+            if not s3.bucket_exists(self._models_bucket):
+                s3.make_bucket(self._models_bucket)
             if self.triton:
-                self._wait_server(self._start_server(servers.triton(data, ports, settings, models)))
-            for name in self.services:
+                self._wait_server(self._start_server(self._server("triton")))
+            for name in self.replica_ports:
                 self._spawn_service(name)
-            for name in self.services:
+            for name in self.replica_ports:
                 self._wait_service(name)
-            self._supervisor = Supervisor(self.log_dir, self._service_process, self._service_problem,
+            self._supervisor = Supervisor(self.log_dir, self._service_process, self.service_problem,
                                           gave_up=lambda child: self._children.pop(child.name, None))
-            for name in self.services:
+            for name in self.replica_ports:
                 self._supervisor.watch(self._children[name])
             self._supervisor.start()
         except BaseException:
@@ -154,13 +166,10 @@ class Stack:
             self._supervisor.stop()
             self._supervisor = None
         for group in STOP_ORDER:
-            children = [self._children[name] for name in group if name in self._children]
+            children = [child for name, child in self._children.items() if service_of(name) in group]
             stop_children(children)
             for child in children:
-                del self._children[child.name]
-                if child.name == "seaweedfs":
-                    for path in seaweedfs_sockets(self.ports):
-                        path.unlink(missing_ok=True)
+                self._forget_child(child.name)
         if self._spawner is not None:
             self._spawner.shutdown()
             self._spawner = None
@@ -169,9 +178,8 @@ class Stack:
             self._lock = None
 
     def start_service(self, name: str) -> None:
-        """Start one service, wait until it is ready, and supervise it from then on."""
-        if name not in SERVICES:
-            raise ValueError(f"unknown service {name!r}; the services are {', '.join(SERVICES)}")
+        """Start one service (or replica), wait until it is ready, and supervise it from then on."""
+        self._port_of(name)  # refuses an unknown name
         if self._lock is None or self._supervisor is None:
             raise StackError("start the stack before its services")
         if name in self._children:
@@ -181,53 +189,94 @@ class Stack:
         self._supervisor.watch(self._children[name])
 
     def stop_service(self, name: str, kill: bool = False) -> None:
-        """Stop one service gracefully, or SIGKILL it (and whatever it spawned) with ``kill``; either
-        way it stays stopped until ``start_service``."""
-        if name not in SERVICES or name not in self._children:
+        """Stop one service (or replica) gracefully, or SIGKILL it (and whatever it spawned) with ``kill``;
+        either way it stays stopped until ``start_service``."""
+        if service_of(name) not in SERVICES or name not in self._children:
             raise StackError(f"{name} is not a running service")
         if self._supervisor is not None:
             self._supervisor.forget(name)
         child = self._children[name]
-        if kill:
-            kill_group(child)
-            child.process.wait()
-        else:
-            stop_children([child])
+        _end(child, kill)
         del self._children[name]
 
+    def restart_server(self, name: str, kill: bool = False) -> None:
+        """Stop one infrastructure server (its stop signal, or SIGKILL with ``kill``), start it again on
+        the same data and ports, and wait until it is ready. The services are left alone: they ride out
+        the outage and reconnect as they would to a restarted pod."""
+        if name not in INFRASTRUCTURE or name not in self._children:
+            raise StackError(f"{name} is not a running server; the servers are {', '.join(INFRASTRUCTURE)}")
+        _end(self._children[name], kill)
+        self._forget_child(name)
+        self._wait_server(self._start_server(self._server(name)))
+
     def service_env(self, name: str) -> dict[str, str]:
-        """The whole environment of service ``name``'s process."""
+        """The whole environment of the process of service (or replica) ``name``."""
         env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-        env.update(settings_env(msgspec.structs.replace(self.settings, http_port=getattr(self.ports, name))))
-        if name == "catalog":
+        env.update(settings_env(msgspec.structs.replace(self.settings, http_port=self._port_of(name))))
+        if service_of(name) == "catalog":
             env[env_name("bootstrap_admin_key")] = self.admin_key
         return env
 
     def pids(self) -> dict[str, int]:
-        """The process id of each running child, by name."""
-        return {name: child.process.pid for name, child in self._children.items()}
+        """The process id of each running child (server, service, replica), by name."""
+        # A copy first: the supervisor thread, or a restart on another thread, may change the children meanwhile.
+        return {name: child.process.pid for name, child in list(self._children.items())}
 
     # -- the processes -------------------------------------------------------------------------------
 
+    def _port_of(self, name: str) -> int:
+        """The port of a service or replica of this stack (or of a service it was not started with)."""
+        if name in self.replica_ports:
+            return self.replica_ports[name]
+        if name in SERVICES:
+            return int(getattr(self.ports, name))
+        raise ValueError(f"unknown service or replica {name!r}; this stack runs {', '.join(self.replica_ports)}")
+
     def _spawn_service(self, name: str) -> None:
-        self._children[name] = Child(name, self._service_process(name), getattr(self.ports, name),
+        self._children[name] = Child(name, self._service_process(name), self._port_of(name),
                                      signal.SIGTERM, self.settings.shutdown_grace_s + 5)
 
     def _service_process(self, name: str) -> subprocess.Popen[bytes]:
-        """A new process of service ``name``, with the settings as they are now."""
-        return self._popen(name, [sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT,
+        """A new process of service (or replica) ``name``, with the settings as they are now."""
+        return self._popen(name, [sys.executable, "-m", f"services.{service_of(name)}"], cwd=REPO_ROOT,
                            env=self.service_env(name))
 
     def _wait_service(self, name: str) -> None:
-        self._wait(name, lambda: self._service_problem(name))
+        self._wait(name, lambda: self.service_problem(name))
 
-    def _service_problem(self, name: str) -> str | None:
-        port = getattr(self.ports, name)
+    def service_problem(self, name: str) -> str | None:
+        """What keeps service (or replica) ``name`` from being ready; None once it is."""
         # Inference is ready only while Triton is: without Triton, being up (alive) is what can be had.
         # scope=self: the gateway's full readiness also needs the other services, which a stack of
         # some services only (benchmarks) never has.
-        check = "healthz" if name == "inference" and not self.triton else "readyz?scope=self"
-        return servers.http_problem(f"http://127.0.0.1:{port}/{check}")
+        check = "healthz" if service_of(name) == "inference" and not self.triton else "readyz?scope=self"
+        return servers.http_problem(f"http://127.0.0.1:{self._port_of(name)}/{check}")
+
+    @property
+    def _models_bucket(self) -> str:
+        return f"{self.settings.bucket_prefix}models"
+
+    def _server(self, name: str) -> Server:
+        """How infrastructure server ``name`` runs, made afresh for each start (a postgres killed
+        before leaves a postmaster.pid to clear, a Triton its model copies)."""
+        data, ports, settings = self.data_dir, self.ports, self.settings
+        match name:
+            case "nats":
+                return servers.nats(data, ports)
+            case "postgres":
+                return servers.postgres(data, ports, self._pg_superuser_password, self.log_dir)
+            case "seaweedfs":
+                return servers.seaweedfs(data, ports, settings)
+            case "triton":
+                return servers.triton(data, ports, settings, self._models_bucket)
+        raise ValueError(f"unknown server {name!r}; the servers are {', '.join(INFRASTRUCTURE)}")
+
+    def _forget_child(self, name: str) -> None:
+        """Drop an ended child; SeaweedFS's leaves its unix sockets in /tmp, which would block its next start."""
+        del self._children[name]
+        if name == "seaweedfs":
+            for path in seaweedfs_sockets(self.ports):
+                path.unlink(missing_ok=True)
 
     def _start_server(self, server: Server) -> Server:
         self._children[server.name] = Child(
@@ -265,7 +314,7 @@ class Stack:
 
     def _lock_data_dir(self) -> None:
         """One runner per data folder; the kernel drops the lock when the runner dies, however it dies."""
-        lock = open(self.data_dir / "stack.lock", "a+")
+        lock = open(self.data_dir / "stack.lock", "a+")  # noqa: SIM115 -- held open until stop(): it is the lock
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -284,6 +333,45 @@ class Stack:
         if not path.exists():
             servers.write_private(path, prefix + secrets.token_urlsafe(24), exclusive=True)
         return path.read_text().strip()
+
+
+def replica_counts(replicas: int | Mapping[str, int], services: Sequence[str]) -> dict[str, int]:
+    """How many processes of each of ``services`` run: ``replicas`` of each worker service, or as the mapping
+    says (1 for those it leaves out). The gateway runs once: it owns the stack's public ports."""
+    counts = dict.fromkeys(services, 1)
+    if isinstance(replicas, int):
+        asked = {name: replicas for name in services if name in WORKER_SERVICES}
+    else:
+        asked = dict(replicas)
+    for name, count in asked.items():
+        if name not in services:
+            raise ValueError(f"replicas of {name!r}, which this stack does not run; it runs {', '.join(services)}")
+        if count < 1:
+            raise ValueError(f"replicas of {name} must be at least 1, not {count}")
+        if name not in WORKER_SERVICES and count != 1:
+            raise ValueError(f"{name} runs once (it owns the stack's public ports); replicas are for "
+                             f"{', '.join(WORKER_SERVICES)}")
+        counts[name] = count
+    return counts
+
+
+def replica_names(service: str, count: int) -> list[str]:
+    """``ingest``, ``ingest#2``, ... : the names of ``count`` replicas of ``service``."""
+    return [service, *(f"{service}{REPLICA_MARK}{k}" for k in range(2, count + 1))]
+
+
+def service_of(name: str) -> str:
+    """The service a replica (or child) name belongs to: ``ingest#2`` → ``ingest``."""
+    return name.split(REPLICA_MARK, 1)[0]
+
+
+def _end(child: Child, kill: bool) -> None:
+    """Stop a child gracefully, or SIGKILL its whole process group with ``kill``; returns once it exited."""
+    if kill:
+        kill_group(child)
+        child.process.wait()
+    else:
+        stop_children([child])
 
 
 def _die_with_parent(runner_pid: int) -> None:

@@ -14,9 +14,12 @@ several) goes to the releases bucket and is handed out as a presigned URL.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
+import time
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -53,17 +56,21 @@ from services.annotation import labelsets
 from services.annotation.formats import coco, hasty, images, native_export, segments, semantic_png, voc, yolo
 from services.annotation.formats.stats import ExportStats
 from services.annotation.formats.target import ExportTarget
+from services.annotation.qa import TRANSIENT
 from services.annotation.refs import label_schema
 from shared import object_keys, outbox
 from shared.bus import RequestContext, encoder
 from shared.callers import actor, service_caller
+from shared.consumers import Delivery
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
 from shared.paging import keyset_page
+from shared.presign import PresignedGets
 from shared.rows import from_row, one_of_project
 from shared.service import Answers, Runtime
 
 ANSWERS = Answers()
+log = logging.getLogger(__name__)
 
 DOWNLOAD_EXPIRES_S = 3600
 
@@ -106,6 +113,54 @@ def to_export(rt: Runtime, row: asyncpg.Record) -> Export:
         download_url=rt.storage.presigned_get("releases", row["key"], DOWNLOAD_EXPIRES_S) if done else None,
         expires_in=DOWNLOAD_EXPIRES_S if done else None,
     )
+
+
+class Stopwatch:
+    """Seconds per step of a job, logged once it is done: where a release or export spends its time."""
+
+    def __init__(self, queued_s: float) -> None:
+        self.last = time.perf_counter()
+        self.steps = {"queued": round(queued_s, 4)}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps[step] = round(now - self.last, 4)
+        self.last = now
+
+    def log(self, what: str) -> None:
+        log.info("%s done in %.3f s: %s", what, sum(self.steps.values()), self.steps)
+
+
+class LatestRelease:
+    """The release file this process built last, kept on disk: its exports normally run right after, in this
+    process, and then skip downloading it back from S3. Releases never change, so it cannot be stale; only one
+    is kept, so the disk holds one release more at most, until the process exits."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.key: str | None = None
+
+    def keep(self, key: str, built: Path) -> None:
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="loupe-latest-release-"))
+            weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        self.key = None
+        built.replace(self.folder / "release.jsonl")
+        self.key = key
+
+    def link(self, key: str, to: Path) -> bool:
+        """Whether release `key` is the one kept, now linked at `to`: a link, so that keeping the next release
+        cannot pull the file away from an export still reading it."""
+        if self.folder is None or key != self.key:
+            return False
+        try:
+            to.hardlink_to(self.folder / "release.jsonl")
+        except OSError:  # another file system: S3 has it
+            return False
+        return True
+
+
+LATEST_RELEASE = LatestRelease()
 
 
 # -- releases ---------------------------------------------------------------------------------------
@@ -211,18 +266,29 @@ async def project_facts(rt: Runtime, project_id: str, caller: Caller) -> tuple[R
         cursor = page.next_cursor
 
 
-async def build(rt: Runtime, job: BuildRelease) -> None:
+def failed_for_good(rt: Runtime, exc: LoupeError, delivery: Delivery) -> bool:
+    """Whether a job's LoupeError ends it, or is a passing outage of another service (a replica killed mid-request,
+    the catalog restarting) that the next delivery, after the consumer's back-off, may not meet. The last delivery
+    ends it either way, so that the job always reaches a final state."""
+    return exc.code not in TRANSIENT or delivery.attempt >= rt.settings.job_max_deliveries
+
+
+async def build(rt: Runtime, job: BuildRelease, delivery: Delivery) -> None:
     row = await rt.db.fetchrow(
-        f"SELECT {RELEASE_COLUMNS}, org_id FROM releases WHERE id = $1", uuid.UUID(job.release_id)
+        f"SELECT {RELEASE_COLUMNS}, org_id, extract(epoch FROM clock_timestamp() - created_at) AS queued_s "
+        "FROM releases WHERE id = $1",
+        uuid.UUID(job.release_id),
     )
     if row is None or row["state"] in ("SUCCEEDED", "FAILED"):
         return  # deleted since, or a redelivery of a finished job
+    watch = Stopwatch(float(row["queued_s"]))
     await rt.db.execute("UPDATE releases SET state = 'RUNNING' WHERE id = $1", row["id"])
     project_id = str(row["project_id"])
     try:
         caller = service_caller("annotation", str(row["org_id"]))
         schema = await label_schema(rt, project_id, caller)
         project, datasets = await project_facts(rt, project_id, caller)
+        watch.lap("facts")
         key = object_keys.release_snapshot(project_id, row["id"])
         with tempfile.TemporaryDirectory(prefix="loupe-release-") as scratch:
             path = Path(scratch) / "release.jsonl"
@@ -246,11 +312,18 @@ async def build(rt: Runtime, job: BuildRelease) -> None:
                 ),
                 path,
             )
+            watch.lap("snapshot")
             await rt.storage.put_file("releases", key, path, "application/x-ndjson")
+            LATEST_RELEASE.keep(key, path)
+            watch.lap("upload")
     except LoupeError as exc:
+        if not failed_for_good(rt, exc, delivery):
+            raise
         await finish_release(rt, row["id"], project_id, error=exc.message)
         return
     await finish_release(rt, row["id"], project_id, key=key, samples=samples, objects=objects)
+    watch.lap("record")
+    watch.log(f"release {row['id']} ({samples} samples)")
 
 
 async def snapshot(rt: Runtime, release: asyncpg.Record, header: ReleaseHeader, path: Path) -> tuple[int, int]:
@@ -430,17 +503,25 @@ def write_export(
     return stats, archive
 
 
-async def run_export(rt: Runtime, job: BuildExport) -> None:
+async def run_export(rt: Runtime, job: BuildExport, delivery: Delivery) -> None:
     export = await rt.db.fetchrow(f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1", uuid.UUID(job.export_id))
     if export is None or export["state"] in ("SUCCEEDED", "FAILED"):
         return
-    release = await rt.db.fetchrow("SELECT key FROM releases WHERE id = $1", export["release_id"])
+    release = await rt.db.fetchrow(
+        "SELECT key, extract(epoch FROM clock_timestamp() - greatest(finished_at, $2)) AS queued_s "
+        "FROM releases WHERE id = $1",
+        export["release_id"],
+        export["created_at"],
+    )
+    watch = Stopwatch(float(release["queued_s"]))
     await rt.db.execute("UPDATE exports SET state = 'RUNNING' WHERE id = $1", export["id"])
+
+    originals = PresignedGets(rt.storage, rt.settings, "media", DOWNLOAD_EXPIRES_S * 24 * 7)
 
     def image_url(sample: ReleaseSample) -> str | None:
         if sample.content_hash is None:
             return sample.media_url
-        return rt.storage.presigned_get("media", object_keys.original(sample.content_hash), DOWNLOAD_EXPIRES_S * 24 * 7)
+        return originals(object_keys.original(sample.content_hash))
 
     def read_image(sample: ReleaseSample) -> Iterator[bytes] | None:
         """The original's bytes in chunks, read in the writer's thread with the synchronous S3 client."""
@@ -460,21 +541,29 @@ async def run_export(rt: Runtime, job: BuildExport) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="loupe-export-"))
     try:
         release_file = scratch / "release.jsonl"
-        await rt.storage.get_file("releases", release["key"], release_file)
+        if not LATEST_RELEASE.link(release["key"], release_file):
+            await rt.storage.get_file("releases", release["key"], release_file)
+        watch.lap("download")
         out_dir = scratch / "out"
         out_dir.mkdir()
         try:
             # A thread: the conversion is CPU work, and the loop must keep the job's heartbeat going.
             stats, result = await asyncio.to_thread(write_export, release_file, out_dir, export, image_url, read_image)
         except LoupeError as exc:
+            if not failed_for_good(rt, exc, delivery):
+                raise
             await finish_export(rt, export, error=exc.message)
             return
+        watch.lap("convert")
         key = object_keys.export_file(export["project_id"], export["id"], result.name)
         content_type = {".json": "application/json", ".jsonl": "application/x-ndjson", ".zip": "application/zip"}.get(
             result.suffix, "application/octet-stream"
         )
         await rt.storage.put_file("releases", key, result, content_type)
+        watch.lap("upload")
         await finish_export(rt, export, key=key, stats=stats, size=result.stat().st_size)
+        watch.lap("record")
+        watch.log(f"export {export['id']} ({export['format']}, {stats.objects} objects)")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -503,8 +592,8 @@ async def finish_export(
         await outbox.emit(conn, subjects.EXPORT_FINISHED, to_export(rt, row), str(export["project_id"]))
 
 
-async def run_job(rt: Runtime, job: BuildRelease | BuildExport) -> None:
+async def run_job(rt: Runtime, job: BuildRelease | BuildExport, delivery: Delivery) -> None:
     if isinstance(job, BuildRelease):
-        await build(rt, job)
+        await build(rt, job, delivery)
     else:
-        await run_export(rt, job)
+        await run_export(rt, job, delivery)

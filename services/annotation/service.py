@@ -44,7 +44,7 @@ service.answer(releases.ANSWERS)
 
 @service.consumer("release", subjects.JOBS_STREAM, subjects.RELEASE_JOB.subject, ReleaseJob)
 async def release_job(rt: Runtime, job: ReleaseJob, delivery: Delivery) -> None:
-    await releases.run_job(rt, job)
+    await releases.run_job(rt, job, delivery)
 
 
 # -- label imports: an images job, then a labels job, which the finish of ingest's run submits

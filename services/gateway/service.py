@@ -13,6 +13,7 @@ from proto.ingest import UploadedFiles
 from services.gateway import auth_events, backends, events, uploads
 from services.gateway.auth import CALLER, CALLER_CACHE, ROLE_CACHE, CallerCache, RoleCache, authenticate
 from services.gateway.console.serve import mount_console
+from services.gateway.dialects.geti.app import create_app as create_geti_app
 from services.gateway.dialects.hasty.app import create_app as create_hasty_app
 from services.gateway.dialects.segments.listener import segments_listener
 from services.gateway.dialects.sieve.app import create_app as create_sieve_app
@@ -89,11 +90,12 @@ def create_app(settings: Settings) -> web.Application:
 
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, handler_for(op), name=op.operation_id)
-    app.router.add_get(events.PATH, events.stream_project_events, name=events.OPERATION_ID)
+    events.mount(app)
     app.router.add_post(uploads.PATH, uploads.upload_files, name=uploads.OPERATION_ID)
     app.cleanup_ctx.append(uploads.http_client)
     app.add_subapp("/hasty", create_hasty_app())
     app.add_subapp("/sieve", create_sieve_app())
+    app.add_subapp("/api", create_geti_app())
     app.cleanup_ctx.append(segments_listener)
     app.router.add_get("/openapi.json", openapi, name="openapi")
     app.router.add_get("/docs", docs, name="docs")

@@ -304,11 +304,19 @@ async def create_missing_classes(
     if not missing or not row["create_classes"]:
         return schema
     for name in missing.values():
-        await rt.nats.request(
-            subjects.LABEL_CLASS.create,
-            CreateSchemaItem(project_id=str(row["project_id"]), item=CreateLabelClass(name=name)),
-            caller=caller_of(row),
-        )
+        try:
+            await rt.nats.request(
+                subjects.LABEL_CLASS.create,
+                CreateSchemaItem(project_id=str(row["project_id"]), item=CreateLabelClass(name=name)),
+                caller=caller_of(row),
+            )
+        except LoupeError:
+            # Another import into the project (run by another replica) may have made it meanwhile: then it is
+            # there to use, and it is that import's to record.
+            current = await label_schema(rt, str(row["project_id"]), caller_of(row))
+            if name.lower() not in {c.name.lower() for c in current.label_classes if not c.archived}:
+                raise
+            continue
         await rt.db.execute(
             "UPDATE imports SET classes_created = array_append(classes_created, $2) WHERE id = $1", row["id"], name
         )
