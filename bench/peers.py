@@ -2,6 +2,7 @@
 through the public REST API.
 
     python -m bench.peers [--quick] [--samples N] [--requests R] [--chunk C] [--in-flight F]
+                          [--way presigned|multipart|both]
 
 Starts the whole system as `loupe up --no-triton` runs it (NATS, Postgres, SeaweedFS and the six
 services; training and inference stay idle in this workload) on free ports in a temporary folder, makes
@@ -16,9 +17,17 @@ matches about 16 %), and measures:
    boxes are written (`POST …/labelsets/ground-truth/objects`, 3 × C boxes per call). The clock runs from
    the first upload call until the count of LABELED samples is N, i.e. until search sees every label.
    Sample ids are known beforehand: ingest names a sample `uuid5(dataset, sha256)` (`sample_id_for`).
+   The S3 requests ingest made meanwhile (its `loupe_s3_requests_total`) are printed per image.
+   `--way multipart` sends the images instead as multipart forms of 100 through the gateway
+   (`POST …/datasets/{d}/files`, 4 forms in flight; no staging), waits until they are queryable and sets their
+   `weather` in one bulk update (`PATCH …/samples`: a form carries only files), then writes the boxes:
+   `peers_samples_with_labels_multipart_per_s`, with images of its own. `--way both` measures the two ways
+   (the query and the export are of the first project; the memory figures then count a third project).
 2. `peers_samples_with_labels_stored_media_per_s`: the same for a second project whose images are already
    stored: samples are registered by SHA-256 (`POST …/datasets/{d}/samples` with `content_hash`, width,
    height and metadata; the call answers once its samples are queryable), then their boxes are written.
+   For 1. and 2. the CPU each process used per sample is printed, and the seconds a chunk spent in each step
+   (the calls above, and the waits until samples or labels are queryable), mean and max over chunks.
 3. `peers_filtered_count_median_ms` and `peers_first_page_median_ms`: the query through
    `POST …/samples/count` and the first page of 100 through `POST …/samples/search`, R times each from
    one client after R/10 to warm up; p50 and p99. The same count without a filter is timed beside them:
@@ -36,10 +45,12 @@ matches about 16 %), and measures:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import io
 import random
+import re
 import statistics
 import threading
 import time
@@ -70,12 +81,20 @@ RUN_FINISHED = ("SUCCEEDED", "PARTIAL", "FAILED", "CANCELLED")
 PUTS_IN_FLIGHT = 16
 SAMPLE_INTERVAL_S = 1.0
 POLL_S = 0.02
+FORM_FILES = 100  # the most files a multipart form may carry (services/gateway/uploads.py)
+FORMS_IN_FLIGHT = 4
+WAYS = {"presigned": ("presigned",), "multipart": ("multipart",), "both": ("presigned", "multipart")}
+UPLOADED_FIGURE = {
+    "presigned": "peers_samples_with_labels_per_s",
+    "multipart": "peers_samples_with_labels_multipart_per_s",
+}
 T = TypeVar("T")
 Rows = dict[str, dict[str, float]]  # a table: row name → column → value
 
 # metric: (unit, target as text, passes?, FiftyOne 1.22 and Loupe as measured in the issue)
 TARGETS: dict[str, tuple[str, str, Callable[[float], bool], str]] = {
     "peers_samples_with_labels_per_s": ("samples/s", ">= 700", lambda v: v >= 700, "FO 640-700; Loupe 300-360"),
+    "peers_samples_with_labels_multipart_per_s": ("samples/s", ">= 700", lambda v: v >= 700, "-"),
     "peers_samples_with_labels_stored_media_per_s": ("samples/s", ">= 7000", lambda v: v >= 7000, "-"),
     "peers_filtered_count_median_ms": ("ms", "<= 2", lambda v: v <= 2, "FO 10-15; Loupe 14-20"),
     "peers_first_page_median_ms": ("ms", "<= 4", lambda v: v <= 4, "Loupe 16-19"),
@@ -234,6 +253,28 @@ async def make_project(api: aiohttp.ClientSession, name: str) -> Project:
     return Project(base, dataset["id"], class_ids)
 
 
+STEPS: dict[str, list[float]] = collections.defaultdict(list)  # step of a chunk → seconds, one per chunk
+
+
+async def timed(step: str, work: Awaitable[T]) -> T:
+    """`work`, its seconds kept under `step` (in STEPS): where a chunk's time goes."""
+    started = time.perf_counter()
+    try:
+        return await work
+    finally:
+        STEPS[step].append(time.perf_counter() - started)
+
+
+def step_rows(phase: str) -> Rows:
+    """The steps timed since the last call, as rows named `phase: step`; forgets them."""
+    rows = {
+        f"{phase}: {step}": {"chunks": len(s), "mean_s": statistics.fmean(s), "max_s": max(s)}
+        for step, s in STEPS.items()
+    }
+    STEPS.clear()
+    return rows
+
+
 async def poll(fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
     """Fetch until done says so; what a user of the API does while a job runs."""
     while True:
@@ -253,16 +294,53 @@ async def upload(
     """Presigned upload of these pictures with their names and metadata, until their samples are queryable
     (a run is finished once ingest has recorded it; the catalog registers its samples a moment later)."""
     files = [{"name": p.name, "metadata": {"weather": p.weather}} for p in pictures]
-    slots = await call(api, "POST", f"{project.base}/datasets/{project.dataset_id}/uploads", {"files": files})
-    await put_slots(s3, slots["slots"], [p.data for p in pictures], PUTS_IN_FLIGHT)
-    await call(api, "POST", slots["complete_url"], {})
-    run = await poll(
-        lambda: call(api, "GET", f"{project.base}/imports/{slots['run_id']}"), lambda run: run["state"] in RUN_FINISHED
+    path = f"{project.base}/datasets/{project.dataset_id}/uploads"
+    slots = await timed("slots", call(api, "POST", path, {"files": files}))
+    await timed("PUTs", put_slots(s3, slots["slots"], [p.data for p in pictures], PUTS_IN_FLIGHT))
+    await timed("complete", call(api, "POST", slots["complete_url"], {}))
+    run = await timed(
+        "run finished",
+        poll(
+            lambda: call(api, "GET", f"{project.base}/imports/{slots['run_id']}"),
+            lambda run: run["state"] in RUN_FINISHED,
+        ),
     )
     if run["created"] != len(pictures):
         raise RuntimeError(f"import run {run['id']}: {run}")
     ids = {"sample_ids": [sample_id_for(project.dataset_id, p.sha256) for p in pictures]}
-    await poll(lambda: count(api, project, ids), lambda n: n == len(pictures))
+    await timed("queryable", poll(lambda: count(api, project, ids), lambda n: n == len(pictures)))
+
+
+async def upload_multipart(api: aiohttp.ClientSession, project: Project, pictures: list[Picture]) -> None:
+    """Multipart forms of up to FORM_FILES images through the gateway, FORMS_IN_FLIGHT at a time, until their
+    samples are queryable; then their metadata in one bulk update, as a form carries only files and names."""
+    gate = asyncio.Semaphore(FORMS_IN_FLIGHT)
+
+    async def send(part: list[Picture]) -> None:
+        form = aiohttp.FormData()
+        for p in part:
+            form.add_field("file", p.data, filename=p.name, content_type="image/jpeg")
+        async with gate, api.post(f"{project.base}/datasets/{project.dataset_id}/files", data=form) as response:
+            if response.status != 201:
+                raise RuntimeError(f"multipart upload: {response.status} {(await response.text())[:500]}")
+            run = (await response.json())["run"]
+        if run["created"] != len(part):
+            raise RuntimeError(f"import run {run['id']}: {run}")
+
+    forms = [pictures[i : i + FORM_FILES] for i in range(0, len(pictures), FORM_FILES)]
+    await timed("forms", asyncio.gather(*(send(part) for part in forms)))
+    ids = [sample_id_for(project.dataset_id, p.sha256) for p in pictures]
+    await timed("queryable", poll(lambda: count(api, project, {"sample_ids": ids}), lambda n: n == len(pictures)))
+    items = [{"id": i, "metadata": {"weather": p.weather}} for i, p in zip(ids, pictures, strict=True)]
+    await timed("metadata", call(api, "PATCH", f"{project.base}/samples", {"items": items}))
+
+
+def upload_way(
+    api: aiohttp.ClientSession, s3: aiohttp.ClientSession, project: Project, way: str
+) -> Callable[[list[Picture]], Awaitable[None]]:
+    if way == "multipart":
+        return lambda pictures: upload_multipart(api, project, pictures)
+    return lambda pictures: upload(api, s3, project, pictures)
 
 
 async def register(api: aiohttp.ClientSession, project: Project, pictures: list[Picture]) -> None:
@@ -271,7 +349,9 @@ async def register(api: aiohttp.ClientSession, project: Project, pictures: list[
         {"content_hash": p.sha256, "name": p.name, "width": SIDE, "height": SIDE, "metadata": {"weather": p.weather}}
         for p in pictures
     ]
-    await call(api, "POST", f"{project.base}/datasets/{project.dataset_id}/samples", {"items": items})
+    await timed(
+        "register", call(api, "POST", f"{project.base}/datasets/{project.dataset_id}/samples", {"items": items})
+    )
 
 
 async def write_boxes(api: aiohttp.ClientSession, project: Project, pictures: list[Picture]) -> None:
@@ -284,7 +364,8 @@ async def write_boxes(api: aiohttp.ClientSession, project: Project, pictures: li
         for p in pictures
         for cls, box in p.boxes
     ]
-    await call(api, "POST", f"{project.base}/labelsets/ground-truth/objects", {"items": items, "status": "LABELED"})
+    body = {"items": items, "status": "LABELED"}
+    await timed("boxes", call(api, "POST", f"{project.base}/labelsets/ground-truth/objects", body))
 
 
 async def samples_with_labels(
@@ -306,7 +387,8 @@ async def samples_with_labels(
 
     started = time.perf_counter()
     await asyncio.gather(*(one(pictures[i : i + chunk]) for i in range(0, len(pictures), chunk)))
-    await poll(lambda: count(api, project, {"labels": {"status": ["LABELED"]}}), lambda n: n == len(pictures))
+    labeled = {"labels": {"status": ["LABELED"]}}
+    await timed("labels searchable", poll(lambda: count(api, project, labeled), lambda n: n == len(pictures)))
     return time.perf_counter() - started
 
 
@@ -337,6 +419,22 @@ async def release_and_export(api: aiohttp.ClientSession, project: Project, round
 # -- the run ------------------------------------------------------------------------------------------
 
 
+async def s3_requests(api: aiohttp.ClientSession, stack: Stack) -> collections.Counter[tuple[str, str]]:
+    """The requests to Loupe's S3 that ingest has made so far, by bucket and method (its /metrics)."""
+    async with api.get(f"http://127.0.0.1:{stack.ports.ingest}/metrics") as response:
+        text = await response.text()
+    found = re.findall(r'^loupe_s3_requests_total\{bucket="(\w+)",method="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return collections.Counter({(bucket, method): float(value) for bucket, method, value in found})
+
+
+def per_image(
+    before: collections.Counter[tuple[str, str]], after: collections.Counter[tuple[str, str]], n: int
+) -> Rows:
+    made = after - before
+    methods = sorted({method for _, method in made})
+    return {bucket: {method: made[bucket, method] / n for method in methods} for bucket in sorted({b for b, _ in made})}
+
+
 async def measured(stack: Stack, samples: int, work: Awaitable[float]) -> tuple[float, dict[str, float]]:
     """Samples per second of `work` (which says how many seconds it took), and the CPU ms per sample each
     process of the stack and this bench client (its thread sending requests, and the memory sampler) used."""
@@ -347,10 +445,12 @@ async def measured(stack: Stack, samples: int, work: Awaitable[float]) -> tuple[
 
 
 async def run(
-    stack: Stack, pictures: list[Picture], requests: int, chunk: int, in_flight: int
+    stack: Stack, pictures: list[Picture], requests: int, chunk: int, in_flight: int, way_asked: str
 ) -> tuple[dict[str, float], dict[str, Rows]]:
     """The figures, and the tables behind them by title."""
     n = len(pictures)
+    # Each way gets images of its own: ones stored already would cost the second way no S3 PUT.
+    pictures_of = {way: pictures if k == 0 else make_pictures(n, seed=18 + k) for k, way in enumerate(WAYS[way_asked])}
     timeout = aiohttp.ClientTimeout(total=1800)
     figures: dict[str, float] = {}
     cpu: Rows = {}
@@ -360,17 +460,29 @@ async def run(
         ) as api,
         aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=PUTS_IN_FLIGHT)) as s3,
     ):
-        uploaded = await make_project(api, "peers uploaded")
-        figures["peers_samples_with_labels_per_s"], cpu["uploaded"] = await measured(
-            stack,
-            n,
-            samples_with_labels(api, uploaded, pictures, lambda p: upload(api, s3, uploaded, p), chunk, in_flight),
-        )
+        steps: Rows = {}
+        s3_rows: Rows = {}
+        uploaded: Project | None = None
+        for way in WAYS[way_asked]:
+            project = await make_project(api, f"peers uploaded {way}")
+            uploaded = uploaded or project
+            make_samples = upload_way(api, s3, project, way)
+            requests_before = await s3_requests(s3, stack)
+            figures[UPLOADED_FIGURE[way]], cpu[f"uploaded ({way})"] = await measured(
+                stack, n, samples_with_labels(api, project, pictures_of[way], make_samples, chunk, in_flight)
+            )
+            made = per_image(requests_before, await s3_requests(s3, stack), n)
+            s3_rows |= {f"{bucket} ({way})": row for bucket, row in made.items()}
+            steps |= step_rows(f"uploaded ({way})")
+        assert uploaded is not None
 
         stored = await make_project(api, "peers stored media")
         figures["peers_samples_with_labels_stored_media_per_s"], cpu["stored media"] = await measured(
             stack, n, samples_with_labels(api, stored, pictures, lambda p: register(api, stored, p), chunk, in_flight)
         )
+        steps |= step_rows("stored media")
+        for row in cpu.values():
+            row["total"] = sum(row.values())
 
         query = the_query(uploaded.class_ids[CLASSES.index("car")])
         matches = await count(api, uploaded, query)
@@ -397,11 +509,17 @@ async def run(
         figures["peers_release_export_s"] = statistics.median(row["seconds"] for row in exports.values())
     for name, row in rows.items():
         row["matches"] = n if name == "count all" else matches
-    return figures, {
+    tables = {
         "CPU ms per sample, by process, while samples with labels went in": cpu,
+        "seconds a chunk spent in each step, mean and max over chunks": steps,
         f"the query (weather = rainy AND a car box) over {n:,} samples, one client": rows,
         "release + COCO export, from asking for the release until the export SUCCEEDED": exports,
     }
+    if s3_rows:  # ingest counts them since issue 18
+        methods = sorted({method for row in s3_rows.values() for method in row})
+        title = "S3 requests per image by ingest, by bucket and method (besides a presigned client's PUT to staging)"
+        tables[title] = {name: {method: row.get(method, 0.0) for method in methods} for name, row in s3_rows.items()}
+    return figures, tables
 
 
 def verdicts(figures: dict[str, float]) -> str:
@@ -416,11 +534,12 @@ def verdicts(figures: dict[str, float]) -> str:
 
 def main() -> None:
     parser = arguments(__doc__, "2,000 samples, 100 requests", samples=10_000, requests=300, chunk=1000, in_flight=2)
+    parser.add_argument("--way", choices=list(WAYS), default="presigned", help="how the images go in (1.)")
     args = parser.parse_args()
     n, requests = (2000, 100) if args.quick else (args.samples, args.requests)
     pictures = make_pictures(n)
     with local_stack(*SERVICES) as stack, MemorySampler(stack.pids()) as memory:
-        figures, tables = uvloop.run(run(stack, pictures, requests, args.chunk, args.in_flight))
+        figures, tables = uvloop.run(run(stack, pictures, requests, args.chunk, args.in_flight, args.way))
     memory_rows = memory.rows()
     tables["memory by process: VmHWM summed over its processes; Pss at the moment the whole stack's Pss peaked"] = (
         memory_rows
@@ -429,8 +548,8 @@ def main() -> None:
     figures["peers_peak_pss_mb"] = memory_rows["total"]["Pss_MB"]
 
     print(
-        f"{n:,} 64×64 JPEGs, {BOXES_PER_IMAGE} boxes each; upload {args.chunk} per call, {args.in_flight} "
-        f"in flight; {requests} requests per query"
+        f"{n:,} 64×64 JPEGs, {BOXES_PER_IMAGE} boxes each; {args.chunk} per chunk, {args.in_flight} chunks "
+        f"in flight, uploaded {' and '.join(WAYS[args.way])}; {requests} requests per query"
     )
     for title, rows in tables.items():
         print(table(f"\n{title}", rows))

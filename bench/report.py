@@ -40,9 +40,10 @@ def summary(latencies_s: Sequence[float], elapsed_s: float) -> dict[str, float]:
 
 def table(title: str, rows: dict[str, dict[str, float]]) -> str:
     columns = list(next(iter(rows.values())))
-    lines = [title, f"{'':<12}" + "".join(f"{c:>12}" for c in columns)]
+    width = max(12, *(len(name) + 1 for name in rows))
+    lines = [title, f"{'':<{width}}" + "".join(f"{c:>12}" for c in columns)]
     for name, row in rows.items():
-        lines.append(f"{name:<12}" + "".join(f"{row[c]:>12.2f}" for c in columns))
+        lines.append(f"{name:<{width}}" + "".join(f"{row[c]:>12.2f}" for c in columns))
     return "\n".join(lines)
 
 
@@ -77,20 +78,20 @@ def arguments(doc: str | None, quick: str, **sizes: float) -> argparse.ArgumentP
 
 
 @contextlib.contextmanager
-def local_stack(*services: str, triton: bool = False) -> Iterator[Stack]:
-    """The local stack with just these services (Triton only if asked), on free ports, its data gone after."""
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder, Stack(
-        Path(folder), StackPorts.free(), services=services, triton=triton
-    ) as stack:
+def local_stack(*services: str, triton: bool = False, replicas: int = 1) -> Iterator[Stack]:
+    """The local stack with just these services (Triton only if asked), `replicas` processes of each worker
+    service, on free ports, its data gone after."""
+    with (
+        tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder,
+        Stack(Path(folder), StackPorts.free(), services=services, triton=triton, replicas=replicas) as stack,
+    ):
         yield stack
 
 
 Kinds = dict[str, tuple[str, Callable[[random.Random], dict[str, Any]]]]  # name: (path, body maker)
 
 
-async def time_requests(gateway_url: str, admin_key: str, requests: int,
-                  kinds: Kinds
-                  ) -> dict[str, dict[str, float]]:
+async def time_requests(gateway_url: str, admin_key: str, requests: int, kinds: Kinds) -> dict[str, dict[str, float]]:
     """p50/p99/max and items per request of each kind (path, body maker), sent `requests` times one after
     another from one client after a tenth as many to warm caches; for any benchmark of a query endpoint."""
     rng = random.Random(11)
@@ -109,13 +110,18 @@ async def time_requests(gateway_url: str, admin_key: str, requests: int,
                 if attempt >= requests // 10:
                     latencies.append(elapsed)
                     hits += len(msgspec.json.decode(payload).get("items", ()))  # a count has none
-            rows[name] = {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-                          "max_ms": max(latencies) * 1000, "items/req": hits / len(latencies)}
+            rows[name] = {
+                "p50_ms": percentile(latencies, 50) * 1000,
+                "p99_ms": percentile(latencies, 99) * 1000,
+                "max_ms": max(latencies) * 1000,
+                "items/req": hits / len(latencies),
+            }
     return rows
 
 
-async def put_slots(s3: aiohttp.ClientSession, slots: Sequence[dict[str, Any]], data: Sequence[bytes],
-                    in_flight: int = 16) -> None:
+async def put_slots(
+    s3: aiohttp.ClientSession, slots: Sequence[dict[str, Any]], data: Sequence[bytes], in_flight: int = 16
+) -> None:
     """PUT to each presigned upload slot (`{"index", "url"}` of `POST …/uploads`) the bytes of file `index`,
     `in_flight` at a time, as a client with many files would."""
     queue = [(slot["url"], data[slot["index"]]) for slot in slots]

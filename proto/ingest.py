@@ -94,6 +94,19 @@ class CompleteUploadRequest(msgspec.Struct, frozen=True, kw_only=True):
     complete: CompleteUpload
 
 
+class InlineFile(msgspec.Struct, frozen=True, kw_only=True):
+    name: Name
+    data: bytes
+
+
+class UploadFilesRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Images whose bytes come with the request (the gateway's multipart upload): no staging, no presigned URL."""
+
+    project_id: str
+    dataset_id: str
+    files: Annotated[list[InlineFile], msgspec.Meta(min_length=1, max_length=100)]
+
+
 class UrlItem(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: Url
 

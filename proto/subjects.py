@@ -22,6 +22,7 @@ from proto import (
     releases,
     review,
     samples,
+    saved_io,
     schema,
     search,
     training,
@@ -878,6 +879,12 @@ COMPLETE_UPLOAD = Command(
     ingest.Run,
     "Tell ingest the uploads are in S3; it validates, stores and registers them",
 )
+UPLOAD_FILES = Command(
+    "loupe.ingest.upload.files",
+    ingest.UploadFilesRequest,
+    ingest.Run,
+    "Validate, store and register images whose bytes come with the request; answered once the run is finished",
+)
 IMPORT_URLS = Command(
     "loupe.ingest.urls.import",
     ingest.ImportUrlsRequest,
@@ -953,6 +960,7 @@ BUS_MEDIA = Job(
 INGEST_COMMANDS: tuple[Command, ...] = (
     CREATE_UPLOAD,
     COMPLETE_UPLOAD,
+    UPLOAD_FILES,
     IMPORT_URLS,
     IMPORT_BUCKET,
     REGISTER_MEDIA,
@@ -1228,6 +1236,74 @@ PIPELINE_COMMANDS: tuple[Command, ...] = (
     IMPORT_PIPELINE_CONFIG,
 )
 
+# -- saved sources and sinks (proto/saved_io.py), kept by inference ------------------------------------
+CREATE_SAVED_SOURCE = Command(
+    "loupe.inference.savedsource.create",
+    saved_io.CreateSavedSourceRequest,
+    saved_io.SavedSource,
+    "Save a pipeline source in the organisation, for its projects' pipelines to use",
+)
+LIST_SAVED_SOURCES = Command(
+    "loupe.inference.savedsource.list", saved_io.OrgScope, saved_io.SavedSourceList, "List the saved sources"
+)
+GET_SAVED_SOURCE = Command(
+    "loupe.inference.savedsource.get", saved_io.SavedRef, saved_io.SavedSource, "Get a saved source"
+)
+UPDATE_SAVED_SOURCE = Command(
+    "loupe.inference.savedsource.update",
+    saved_io.UpdateSavedSourceRequest,
+    saved_io.SavedSource,
+    "Change a saved source; the pipelines that use it change and restart with it",
+)
+DELETE_SAVED_SOURCE = Command(
+    "loupe.inference.savedsource.delete", saved_io.SavedRef, common.Empty, "Delete a saved source no pipeline uses"
+)
+CREATE_SAVED_SINK = Command(
+    "loupe.inference.savedsink.create",
+    saved_io.CreateSavedSinkRequest,
+    saved_io.SavedSink,
+    "Save a pipeline sink in the organisation, for its projects' pipelines to use",
+)
+LIST_SAVED_SINKS = Command(
+    "loupe.inference.savedsink.list", saved_io.OrgScope, saved_io.SavedSinkList, "List the saved sinks"
+)
+GET_SAVED_SINK = Command("loupe.inference.savedsink.get", saved_io.SavedRef, saved_io.SavedSink, "Get a saved sink")
+UPDATE_SAVED_SINK = Command(
+    "loupe.inference.savedsink.update",
+    saved_io.UpdateSavedSinkRequest,
+    saved_io.SavedSink,
+    "Change a saved sink; the pipelines that use it change and restart with it",
+)
+DELETE_SAVED_SINK = Command(
+    "loupe.inference.savedsink.delete", saved_io.SavedRef, common.Empty, "Delete a saved sink no pipeline uses"
+)
+USE_SAVED_IO = Command(
+    "loupe.inference.pipelinesaved.set",
+    saved_io.UseSavedRequest,
+    saved_io.PipelineSaved,
+    "Make a pipeline use saved sources and sinks: their configs are copied in and followed",
+)
+GET_PIPELINE_SAVED_IO = Command(
+    "loupe.inference.pipelinesaved.get",
+    saved_io.PipelineSavedRef,
+    saved_io.PipelineSaved,
+    "The saved source and sinks a pipeline uses",
+)
+SAVED_IO_COMMANDS: tuple[Command, ...] = (
+    CREATE_SAVED_SOURCE,
+    LIST_SAVED_SOURCES,
+    GET_SAVED_SOURCE,
+    UPDATE_SAVED_SOURCE,
+    DELETE_SAVED_SOURCE,
+    CREATE_SAVED_SINK,
+    LIST_SAVED_SINKS,
+    GET_SAVED_SINK,
+    UPDATE_SAVED_SINK,
+    DELETE_SAVED_SINK,
+    USE_SAVED_IO,
+    GET_PIPELINE_SAVED_IO,
+)
+
 SERVICES = ("gateway", "catalog", "annotation", "ingest", "training", "inference")
 WORKER_SERVICES = SERVICES[1:]
 
@@ -1250,6 +1326,7 @@ COMMANDS: tuple[Command, ...] = (
     *TRAINING_COMMANDS,
     *INFERENCE_COMMANDS,
     *PIPELINE_COMMANDS,
+    *SAVED_IO_COMMANDS,
     *(c for s in WORKER_SERVICES for c in dead_letter_commands(s)),
     *(info_command(s) for s in SERVICES),
 )

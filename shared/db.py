@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +14,7 @@ log = logging.getLogger(__name__)
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+Reset = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
 def migration_files(folder: Path) -> list[tuple[int, Path]]:
@@ -75,10 +77,23 @@ async def open_pool(dsn: str, schema: str, migrations: Path | None, max_size: in
         await migrate(conn, schema, sources)
     finally:
         await conn.close()
+    return await connect_pool(dsn, schema, max_size)
+
+
+async def connect_pool(
+    dsn: str, schema: str, max_size: int, settings: dict[str, str] | None = None, reset: Reset | None = None
+) -> asyncpg.Pool:
+    """A pool on `schema` (migrated already) whose connections start with `settings`; `reset` replaces
+    asyncpg's reset query on release, for a pool whose users change no session state."""
     return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
         init=_init_connection,
-        server_settings={"search_path": f'"{schema}", public', "application_name": f"loupe-{schema}"},
+        reset=reset,
+        server_settings={
+            "search_path": f'"{schema}", public',
+            "application_name": f"loupe-{schema}",
+            **(settings or {}),
+        },
     )

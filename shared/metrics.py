@@ -17,3 +17,9 @@ HTTP_REQUESTS = Counter(
     "loupe_http_requests_total", "Gateway HTTP requests, by operation and status", ["operation", "status"]
 )
 HTTP_SECONDS = Histogram("loupe_http_request_seconds", "Gateway HTTP request time", ["operation"])
+S3_REQUESTS = Counter(
+    "loupe_s3_requests_total",
+    "Requests that read, write or delete objects of Loupe's own S3, by bucket and method; a batched delete "
+    "counts one per 1,000 keys",
+    ["bucket", "method"],
+)

@@ -101,7 +101,7 @@ DESCRIPTIONS: dict[str, str] = {
     "bootstrap_admin_key": "admin API key created on first start; empty = generate one and log it once",
     "auth_cache_s": "longest the gateway trusts a verified API key or role without asking the catalog again; revocations apply at once through the catalog's events, this bounds a missed one",
     "db_pool_max": "largest number of Postgres connections per process",
-    "secrets_key": "secret that encrypts stored credentials (bucket imports); any long random string",
+    "secrets_key": "secret that encrypts stored credentials (bucket imports, S3 pipeline sources); any long random string",
     "ingest_max_file_bytes": "largest image file ingest accepts",
     "ingest_max_pixels": "largest image (width × height) ingest decodes; bigger ones are refused as bombs",
     "ingest_thumb_side": "longest side of thumbnails, in pixels",

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
-
 from proto import subjects
 from proto.annotation import GetLabelsRequest, LabelList, PutLabelResult, PutLabelsReply, PutLabelsRequest
-from proto.common import Caller
 from services.annotation import labels, sample_facts, schema_facts
-from services.annotation.labels import Scope
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid
 from shared.service import Answers, Runtime
@@ -34,25 +30,6 @@ def check_distinct(ids: list[uuid.UUID], field: str) -> None:
         seen.add(ident)
 
 
-async def known_facts(
-    rt: Runtime, conn: asyncpg.Connection, scope: Scope, ids: list[uuid.UUID], caller: Caller | None
-) -> dict[uuid.UUID, asyncpg.Record]:
-    """The facts of those samples that exist; the others are left out (each item reports itself)."""
-    try:
-        return await sample_facts.load(rt, conn, scope.project_id, ids, caller)
-    except LoupeError as error:
-        if error.code != "not_found":
-            raise
-    found: dict[uuid.UUID, asyncpg.Record] = {}
-    for ident in ids:
-        try:
-            found |= await sample_facts.load(rt, conn, scope.project_id, [ident], caller)
-        except LoupeError as error:
-            if error.code != "not_found":
-                raise
-    return found
-
-
 @ANSWERS(subjects.PUT_LABELS)
 async def put_many(rt: Runtime, request: PutLabelsRequest, ctx: RequestContext) -> PutLabelsReply:
     items = request.body.items
@@ -61,7 +38,9 @@ async def put_many(rt: Runtime, request: PutLabelsRequest, ctx: RequestContext) 
     results: list[PutLabelResult] = []
     async with rt.db.acquire() as conn:
         scope = await labels.scope_of(conn, request.project_id, request.labelset, ctx.caller)
-        facts = await known_facts(rt, conn, scope, [item.sample_id for item in items], ctx.caller)
+        facts = await sample_facts.load_existing(
+            rt, conn, scope.project_id, [item.sample_id for item in items], ctx.caller
+        )
         async with conn.transaction():
             for index, item in enumerate(items):
                 sample_id = str(item.sample_id)

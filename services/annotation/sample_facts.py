@@ -19,15 +19,15 @@ from proto.common import Caller
 from proto.samples import (
     DatasetDeleted,
     SampleFacts,
-    SampleRef,
     SamplesCreated,
     SamplesDeleted,
     SamplesMoved,
     SamplesUpdated,
 )
+from proto.search import SearchQuery, SearchSamples
 from shared import object_keys
 from shared.consumers import Delivery
-from shared.errors import LoupeError, not_found
+from shared.errors import not_found
 from shared.service import Runtime
 
 COLUMNS = (
@@ -50,7 +50,7 @@ ON CONFLICT (id) DO UPDATE SET dataset_id = EXCLUDED.dataset_id, name = EXCLUDED
 """
 
 _encode = msgspec.json.Encoder().encode
-FETCH_AT_ONCE = 64  # catalog requests in flight when the read model lags behind a bulk write
+SEARCH_AT_ONCE = 500  # samples asked of the catalog in one search page (its most)
 
 
 async def upsert(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, facts: list[SampleFacts]) -> None:
@@ -105,34 +105,64 @@ async def on_project_deleted(rt: Runtime, project_id: str | None, event: Project
 
 
 async def ask_catalog(
-    rt: Runtime, project_id: uuid.UUID, ident: uuid.UUID, caller: Caller | None, paths: dict[uuid.UUID, str] | None
-) -> SampleFacts:
-    try:
-        sample = await rt.nats.request(
-            subjects.GET_SAMPLE, SampleRef(project_id=str(project_id), sample_id=str(ident)), caller=caller
+    rt: Runtime, project_id: uuid.UUID, idents: list[uuid.UUID], caller: Caller | None
+) -> list[SampleFacts]:
+    """The facts of those of these samples the catalog has in the project, a search page per
+    SEARCH_AT_ONCE of them: a bulk write that outran the catalog's events costs a few requests, not one per
+    sample."""
+    parts = [idents[start : start + SEARCH_AT_ONCE] for start in range(0, len(idents), SEARCH_AT_ONCE)]
+    pages = await asyncio.gather(
+        *(
+            rt.nats.request(
+                subjects.SEARCH_SAMPLES,
+                SearchSamples(
+                    project_id=str(project_id), query=SearchQuery(sample_ids=[str(i) for i in part], limit=len(part))
+                ),
+                caller=caller,
+            )
+            for part in parts
         )
-    except LoupeError as exc:
-        if exc.code == "not_found":
-            error = not_found("sample", str(ident))
-            if paths and ident in paths:
-                error.details["path"] = paths[ident]
-            raise error from None
-        raise
-    return SampleFacts(
-        id=sample.id,
-        dataset_id=sample.dataset_id,
-        name=sample.name,
-        content_hash=sample.content_hash,
-        media_url=sample.media_url,
-        width=sample.width,
-        height=sample.height,
-        status=sample.status,
-        external_id=sample.external_id,
-        metadata=sample.metadata,
-        priority=sample.priority,
-        labeler_id=sample.labeler_id,
-        reviewer_id=sample.reviewer_id,
     )
+    return [
+        SampleFacts(
+            id=sample.id,
+            dataset_id=sample.dataset_id,
+            name=sample.name,
+            content_hash=sample.content_hash,
+            media_url=sample.media_url,
+            width=sample.width,
+            height=sample.height,
+            status=sample.status,
+            external_id=sample.external_id,
+            metadata=sample.metadata,
+            priority=sample.priority,
+            labeler_id=sample.labeler_id,
+            reviewer_id=sample.reviewer_id,
+        )
+        for page in pages
+        for sample in page.items
+    ]
+
+
+async def load_existing(
+    rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sample_ids: Iterable[uuid.UUID], caller: Caller | None
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """The facts of those of these samples the project has; those the read model lacks are asked of the
+    catalog (their creation event may not have arrived yet), and those neither has are left out."""
+    wanted = set(sample_ids)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2", list(wanted), project_id
+    )
+    found = {row["id"]: row for row in rows}
+    missing = sorted(wanted - found.keys())
+    fetched = await ask_catalog(rt, project_id, missing, caller) if missing else []
+    if fetched:
+        await upsert(conn, str(project_id), fetched)
+        rows = await conn.fetch(
+            f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])", [uuid.UUID(f.id) for f in fetched]
+        )
+        found.update({row["id"]: row for row in rows})
+    return found
 
 
 async def load(
@@ -143,24 +173,14 @@ async def load(
     caller: Caller | None,
     paths: dict[uuid.UUID, str] | None = None,
 ) -> dict[uuid.UUID, asyncpg.Record]:
-    """The facts of these samples of the project; one the read model lacks is asked of the catalog
-    (its creation event may not have arrived yet). A sample that does not exist is 404, naming the
-    request field in `paths`."""
-    wanted = set(sample_ids)
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2", list(wanted), project_id
-    )
-    found = {row["id"]: row for row in rows}
-    missing = sorted(wanted - found.keys())
-    fetched: list[SampleFacts] = []
-    for start in range(0, len(missing), FETCH_AT_ONCE):
-        fetched += await asyncio.gather(
-            *(ask_catalog(rt, project_id, ident, caller, paths) for ident in missing[start : start + FETCH_AT_ONCE])
-        )
-    if fetched:
-        await upsert(conn, str(project_id), fetched)
-        rows = await conn.fetch(
-            f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])", [uuid.UUID(f.id) for f in fetched]
-        )
-        found.update({row["id"]: row for row in rows})
+    """The facts of these samples of the project (see `load_existing`). A sample that does not exist is 404,
+    naming the request field in `paths`."""
+    wanted = list(sample_ids)
+    found = await load_existing(rt, conn, project_id, wanted, caller)
+    absent = sorted(set(wanted) - found.keys())
+    if absent:
+        error = not_found("sample", str(absent[0]))
+        if paths and absent[0] in paths:
+            error.details["path"] = paths[absent[0]]
+        raise error
     return found

@@ -3,7 +3,8 @@
 
 Presigned URLs are signed locally (no S3 round trip) and work without an API key, so a browser can
 put them straight into `<img src>`. The original is not looked up: a sample names media that is in
-the bucket. The thumbnail is, because ingest makes it after storing the original.
+the bucket. The thumbnail is, because ingest makes it after storing the original; a small JPEG has
+none, its original serves (shared/thumbnails.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncpg
 from proto import subjects
 from proto.common import Redirect
 from proto.samples import SampleMediaRef, SampleRef, SampleUrl, SampleUrlList, SampleUrls, SignMediaBatchRequest
-from shared import object_keys
+from shared import object_keys, thumbnails
 from shared.bus import RequestContext
 from shared.errors import LoupeError
 from shared.ids import parse_uuid
@@ -33,15 +34,18 @@ def original_url(storage: Storage, content_hash: str | None, media_url: str | No
     return media_url
 
 
-async def thumbnail_url(storage: Storage, content_hash: str | None) -> str | None:
+async def thumbnail_url(storage: Storage, row: asyncpg.Record) -> str | None:
     """None while there is no thumbnail (not made yet, or external media Loupe never stored)."""
-    if content_hash is None or not await storage.exists("thumbs", object_keys.thumbnail(content_hash)):
+    if row["content_hash"] is None:
         return None
-    return storage.presigned_get("thumbs", object_keys.thumbnail(content_hash), EXPIRES_S)
+    bucket, key = thumbnails.location(row["content_hash"], row["format"], row["width"], row["height"])
+    if bucket == "thumbs" and not await storage.exists(bucket, key):  # the original is there: a sample names it
+        return None
+    return storage.presigned_get(bucket, key, EXPIRES_S)
 
 
 async def fetch(rt: Runtime, project_id: str, sample_id: str) -> asyncpg.Record:
-    query = "SELECT content_hash, media_url FROM samples WHERE id = $1 AND project_id = $2"
+    query = "SELECT content_hash, media_url, format, width, height FROM samples WHERE id = $1 AND project_id = $2"
     return await one_of_project(rt.db, query, "sample", sample_id, project_id)
 
 
@@ -50,7 +54,7 @@ async def locate(rt: Runtime, request: SampleMediaRef, ctx: RequestContext) -> R
     row = await fetch(rt, request.project_id, request.sample_id)
     if request.variant == "original":
         return Redirect(url=original_url(rt.storage, row["content_hash"], row["media_url"]))
-    url = await thumbnail_url(rt.storage, row["content_hash"])
+    url = await thumbnail_url(rt.storage, row)
     if url is None:
         raise LoupeError(
             "not_found",
@@ -72,7 +76,7 @@ async def sign(rt: Runtime, request: SampleRef, ctx: RequestContext) -> SampleUr
     return SampleUrls(
         sample_id=request.sample_id,
         original_url=original_url(rt.storage, row["content_hash"], row["media_url"]),
-        thumbnail_url=await thumbnail_url(rt.storage, row["content_hash"]),
+        thumbnail_url=await thumbnail_url(rt.storage, row),
         expires_in=EXPIRES_S,
     )
 
@@ -85,7 +89,8 @@ async def sign_batch(rt: Runtime, request: SignMediaBatchRequest, ctx: RequestCo
     rows = {
         str(row["id"]): row
         for row in await rt.db.fetch(
-            "SELECT id, content_hash, media_url FROM samples WHERE project_id = $1 AND id = ANY($2::uuid[])",
+            "SELECT id, content_hash, media_url, format, width, height FROM samples "
+            "WHERE project_id = $1 AND id = ANY($2::uuid[])",
             parse_uuid(request.project_id, "project"),
             ids,
         )
@@ -94,7 +99,9 @@ async def sign_batch(rt: Runtime, request: SignMediaBatchRequest, ctx: RequestCo
 
     def url(row: asyncpg.Record) -> str:
         if thumbnail and row["content_hash"] is not None:
-            return rt.storage.presigned_get("thumbs", object_keys.thumbnail(row["content_hash"]), EXPIRES_S)
+            return rt.storage.presigned_get(
+                *thumbnails.location(row["content_hash"], row["format"], row["width"], row["height"]), EXPIRES_S
+            )
         return original_url(rt.storage, row["content_hash"], row["media_url"])
 
     return SampleUrlList(

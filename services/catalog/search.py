@@ -18,6 +18,7 @@ import functools
 import math
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -45,10 +46,12 @@ from proto.search import (
     VectorQuery,
 )
 from services.catalog import samples
+from shared import db
 from shared.bus import RequestContext
 from shared.errors import LoupeError, invalid, not_found, require_all
 from shared.ids import parse_uuid
-from shared.service import Answers, Runtime
+from shared.rows import from_rows
+from shared.service import Answers, Runtime, StateKey
 
 ANSWERS = Answers()
 
@@ -524,12 +527,37 @@ def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any
 # cannot tell a rare name pattern from a common one); without parallel workers or JIT, whose start-up
 # costs more than a page takes; random reads priced as the memory reads they mostly are, but every row
 # an ordered index walk passes priced as a read of its own (a small effective_cache_size), so the
-# planner walks the sort order only when matches are dense and otherwise collects and sorts them.
-PLANNER_SETTINGS = (
-    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "
-    "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL random_page_cost = 1.1; "
-    "SET LOCAL effective_cache_size = '128MB'"
-)
+# planner walks the sort order only when matches are dense and otherwise collects and sorts them. A
+# count of a frequent class over a million samples hashes ~200,000 sample ids: with work_mem at its
+# default 4 MB it spills to disk. They are the settings of search's own connections, so a query is one
+# round trip to Postgres.
+PLANNER_SETTINGS = {
+    "plan_cache_mode": "force_custom_plan",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+    "random_page_cost": "1.1",
+    "effective_cache_size": "128MB",
+    "work_mem": "16MB",
+    "default_transaction_read_only": "on",
+}
+SEARCH_DB = StateKey("search connections", asyncpg.Pool)
+
+
+async def nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """Searches change no session state (HNSW settings are SET LOCAL), so a connection goes back to the
+    pool without asyncpg's reset query, a round trip per search."""
+
+
+async def search_connections(rt: Runtime) -> AsyncIterator[None]:
+    """A pool of connections that carry the planner settings, beside the catalog's own."""
+    pool = await db.connect_pool(
+        rt.settings.database_url, rt.service.name, rt.settings.db_pool_max, PLANNER_SETTINGS, nothing_to_reset
+    )
+    rt.state[SEARCH_DB] = pool
+    try:
+        yield
+    finally:
+        await pool.close()
 
 
 # HNSW scans go on past their first `ef_search` candidates while too few pass the filter, returning them in
@@ -539,9 +567,11 @@ HNSW_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.e
 
 async def read(rt: Runtime, sql: str, params: list[Any], ef_search: int = 0) -> list[asyncpg.Record]:
     """Rows of `sql` under the planner settings of a search (and of an HNSW scan when `ef_search`)."""
-    settings = PLANNER_SETTINGS + ("; " + HNSW_SETTINGS.format(ef_search=ef_search) if ef_search else "")
-    async with rt.db.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(settings)
+    pool = rt.state[SEARCH_DB]
+    if not ef_search:
+        return await pool.fetch(sql, *params)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(HNSW_SETTINGS.format(ef_search=ef_search))
         return await conn.fetch(sql, *params)
 
 
@@ -561,7 +591,7 @@ async def find(
             read(rt, sql, params, where.ef_search), read(rt, count, count_params, where.ef_search)
         )
         counted = counts[0][0]
-    items = [samples.to_sample(row) for row in rows[:limit]]
+    items = from_rows(Sample, rows[:limit])
     next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
     return SamplePage(
         items=items,

@@ -25,6 +25,7 @@ from shared.service import Service
 service = Service(
     "catalog", migrations=Path(__file__).parent / "migrations", buckets=("media", "thumbs"), events_concurrency=4
 )
+service.context(search.search_connections)
 service.on_startup(apikeys.bootstrap_admin_key)
 service.on_startup(embeddings.find_indexes)
 

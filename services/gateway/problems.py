@@ -199,9 +199,13 @@ def check_request(request: web.Request) -> None:
 
 async def within(timeout_s: float, reading: Awaitable[T]) -> T:
     """What `reading` (of the request body) gives; a client that takes longer than `timeout_s` to send
-    it gets 408, rather than holding the request open for as long as it likes."""
+    it gets 408, rather than holding the request open for as long as it likes.
+
+    `asyncio.timeout` rather than `wait_for`: on every request with a body, and `wait_for` runs the
+    read as a task of its own (Python 3.11), a fixed cost the read does not need."""
     try:
-        return await asyncio.wait_for(reading, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await reading
     except TimeoutError:
         raise HttpProblem(
             408,

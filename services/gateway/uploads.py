@@ -1,5 +1,10 @@
-"""Multipart upload for simple clients: the gateway plays the presigned-upload client on their behalf
-(asks ingest for slots, PUTs each file to S3, completes the upload) and waits briefly for the outcome:
+"""Multipart upload for simple clients. The gateway has the bytes in memory, so it hands them to ingest in
+one bus request when they fit one message (16 MiB in Loupe's configurations, base64 included): ingest
+validates and hashes them in memory and stores each at its final key, with no staging round trip
+(services/ingest/direct.py), and answers with the finished run.
+
+Larger forms go the presigned way: the gateway plays the presigned-upload client on the caller's behalf
+(asks ingest for slots, PUTs each file to staging, completes the upload) and waits briefly for the outcome:
 for the event that announces the run finished, not by asking for the run over and over."""
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from nats.aio.msg import Msg
 
 from proto import subjects
+from proto.common import Caller
 from proto.ingest import (
     CompleteUpload,
     CompleteUploadRequest,
     CreateUpload,
     CreateUploadRequest,
     FileSpec,
+    InlineFile,
     ListRunItems,
     ListRunItemsRequest,
     Run,
     RunProgressed,
     RunRef,
     UploadedFiles,
+    UploadFilesRequest,
 )
 from services.gateway.auth import CALLER, ROLE_CACHE
 from services.gateway.problems import within
@@ -37,6 +45,7 @@ from shared.service import RUNTIME, RawEnvelope
 PATH = "/v1/projects/{project_id}/datasets/{dataset_id}/files"
 OPERATION_ID = "uploadFiles"
 MAX_FILES = 100
+BUS_MARGIN = 64 * 1024
 
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 T = TypeVar("T")
@@ -114,6 +123,39 @@ async def upload_files(request: web.Request) -> web.Response:
     files = await read_files(
         request, rt.settings.ingest_max_file_bytes, rt.settings.max_upload_bytes, rt.settings.request_timeout_s
     )
+    if fits_one_message(rt.nats, files):
+        run = await rt.nats.request(
+            subjects.UPLOAD_FILES,
+            UploadFilesRequest(
+                project_id=project_id,
+                dataset_id=dataset_id,
+                files=[InlineFile(name=name, data=data) for name, data in files],
+            ),
+            caller=caller,
+        )
+    else:
+        run = await staged_upload(request, caller, project_id, dataset_id, files)
+    items = await rt.nats.request(
+        subjects.LIST_RUN_ITEMS,
+        ListRunItemsRequest(project_id=project_id, id=run.id, query=ListRunItems(limit=MAX_FILES)),
+        caller=caller,
+    )
+    body = encoder.encode(UploadedFiles(run=run, items=items.items))
+    return web.Response(body=body, status=201 if run.finished_at else 202, content_type="application/json")
+
+
+def fits_one_message(bus: Bus, files: list[tuple[str, bytes]]) -> bool:
+    """Whether the files fit one bus message to ingest: JSON carries bytes as base64 (4 bytes per 3), and the
+    names and the envelope take the rest of a margin."""
+    return sum(len(data) * 4 // 3 + len(name) + 64 for name, data in files) + BUS_MARGIN <= bus.nc.max_payload
+
+
+async def staged_upload(
+    request: web.Request, caller: Caller, project_id: str, dataset_id: str, files: list[tuple[str, bytes]]
+) -> Run:
+    """Files too large for one bus message go the presigned way: slots from ingest, a PUT each to staging, then
+    complete; waits up to `request_timeout_s` for the run to finish, and returns it as it is then."""
+    rt = request.app[RUNTIME]
     upload = await rt.nats.request(
         subjects.CREATE_UPLOAD,
         CreateUploadRequest(
@@ -141,13 +183,7 @@ async def upload_files(request: web.Request) -> web.Response:
             run = await asyncio.wait_for(finished, rt.settings.request_timeout_s)
         except TimeoutError:  # still running: 202 with its counts as they are now; the client polls the run
             run = await rt.nats.request(subjects.GET_RUN, RunRef(project_id=project_id, id=run.id), caller=caller)
-    items = await rt.nats.request(
-        subjects.LIST_RUN_ITEMS,
-        ListRunItemsRequest(project_id=project_id, id=run.id, query=ListRunItems(limit=MAX_FILES)),
-        caller=caller,
-    )
-    body = encoder.encode(UploadedFiles(run=run, items=items.items))
-    return web.Response(body=body, status=201 if run.finished_at else 202, content_type="application/json")
+    return run
 
 
 @contextlib.asynccontextmanager

@@ -16,13 +16,14 @@ import asyncpg
 from minio import Minio
 from minio.error import S3Error
 
-from services.ingest import buckets, credentials
+from services.ingest import buckets
 from services.ingest.pipeline import Reader
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items, key_entry
-from shared import fetch
+from shared import credentials, fetch
 from shared.errors import LoupeError
 from shared.service import Runtime
+from shared.storage import read_object
 
 LIST_PAGE = 1000
 
@@ -121,21 +122,16 @@ async def fail_listing(rt: Runtime, run: asyncpg.Record, reason: str) -> None:
 def bucket_reader(rt: Runtime, run: asyncpg.Record) -> Reader:
     places: list[tuple[Minio, str]] = []  # the client and bucket, made on the first read, then reused
 
-    def read_object(key: str) -> bytes:
+    def read_key(key: str) -> bytes:
         client, bucket = places[0]
-        response = client.get_object(bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        return read_object(client, bucket, key)
 
     async def read(row: asyncpg.Record) -> bytes:
         if not places:
             bucket = await source_of(rt, run)
             places.append((client_for(rt, bucket), bucket["bucket"]))
         try:
-            return await asyncio.to_thread(read_object, row["source"])
+            return await asyncio.to_thread(read_key, row["source"])
         except S3Error as exc:
             raise FileRejected("unreadable", f"reading {row['source']} failed: {exc.code}: {exc.message}") from None
 

@@ -28,7 +28,7 @@ from proto.ingest import (
 from proto.samples import FindSamplesByHash
 from services.ingest import pipeline, samples_made
 from services.ingest.rejection import FileRejected
-from services.ingest.runs import add_items, check_dataset, create_run, report
+from services.ingest.runs import add_items, check_dataset, create_run
 from shared import fetch
 from shared.bus import RequestContext
 from shared.consumers import Delivery
@@ -175,9 +175,4 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
             conn, run_id, 0, [(f"{i}:{item.sha256}", item) for i, item in enumerate(items)], "PENDING", outcomes.updates
         )
         await pipeline.register_outcomes(conn, run_id, request.project_id, outcomes)
-        await conn.execute(
-            "UPDATE runs SET state = CASE WHEN failed = 0 THEN 'SUCCEEDED' WHEN failed = total "
-            "THEN 'FAILED' ELSE 'PARTIAL' END, finished_at = now() WHERE id = $1",
-            run_id,
-        )
-        return await report(conn, run_id)
+        return await pipeline.finish_at_once(conn, run_id)

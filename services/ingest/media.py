@@ -17,6 +17,7 @@ import msgspec
 from PIL import ExifTags, Image, ImageFile
 
 from services.ingest.rejection import FileRejected
+from shared import thumbnails
 
 
 class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +38,9 @@ class ProcessedImage(msgspec.Struct, frozen=True, kw_only=True):
     height: int
     size: int  # bytes of the original
     orientation: int  # EXIF orientation applied, 1 when absent or invalid
-    thumbnail: bytes  # RGB JPEG, longest side <= thumb_side, display orientation
+    # RGB JPEG, longest side <= thumb_side, display orientation; None where the original serves as its own
+    # thumbnail (shared/thumbnails.py)
+    thumbnail: bytes | None
 
 
 class MediaError(FileRejected):
@@ -120,7 +123,11 @@ def process_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Processe
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation not in _TRANSPOSE:
             orientation = 1
-        thumbnail = _thumbnail(img, orientation, limits.thumb_side)
+        if thumbnails.original_serves(fmt, width, height):
+            img.load()  # decoded all the same: that is what finds a truncated file
+            thumbnail = None
+        else:
+            thumbnail = _thumbnail(img, orientation, limits.thumb_side)
     if orientation in _SWAPS_SIDES:
         width, height = height, width
     return ProcessedImage(

@@ -25,7 +25,7 @@ import functools
 import logging
 import posixpath
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,7 +33,7 @@ import asyncpg
 import msgspec
 
 from proto import subjects
-from proto.ingest import MediaStored, StoredMedia
+from proto.ingest import MediaStored, Run, StoredMedia
 from proto.samples import FindSamplesByHash, sample_id_for
 from services.ingest import samples_made
 from services.ingest.media import MIME, ImageLimits, ProcessedImage, process_image
@@ -52,6 +52,8 @@ EVENT_ITEMS = 2000  # ~500 KB: fewer, larger transactions in the catalog, well u
 
 # An item's bytes; raises FileRejected, or FetchError where it fetches them.
 Reader = Callable[[asyncpg.Record], Awaitable[bytes]]
+# An item as the pipeline reads it: its row, or the same fields of a file that came with its request.
+Item = Mapping[str, Any]
 
 
 def limits_of(rt: Runtime) -> ImageLimits:
@@ -70,16 +72,23 @@ class Prepared(msgspec.Struct, frozen=True):
 
 async def prepare(rt: Runtime, row: asyncpg.Record, read: Reader) -> Prepared | FileRejected:
     try:
-        data = await read(row)
-        image = await asyncio.get_running_loop().run_in_executor(None, process_image, data, limits_of(rt))
-        return Prepared(data, image)
+        return await check(rt, await read(row))
     except FileRejected as exc:
         return exc
     except fetch.FetchError as exc:  # a URL or bucket import's file: recorded like any other rejection
         return FileRejected(exc.code, exc.message)
 
 
-def stored_media(row: asyncpg.Record, image: ProcessedImage, sample_id: str) -> StoredMedia:
+async def check(rt: Runtime, data: bytes) -> Prepared | FileRejected:
+    """The image validated, hashed and thumbnailed in a worker thread, or why it is refused."""
+    try:
+        image = await asyncio.get_running_loop().run_in_executor(None, process_image, data, limits_of(rt))
+    except FileRejected as exc:
+        return exc
+    return Prepared(data, image)
+
+
+def stored_media(row: Item, image: ProcessedImage, sample_id: str) -> StoredMedia:
     """What the catalog learns of item `row`'s image, new as sample `sample_id`."""
     return StoredMedia(
         sample_id=sample_id,
@@ -95,7 +104,7 @@ def stored_media(row: asyncpg.Record, image: ProcessedImage, sample_id: str) -> 
     )
 
 
-def default_name(row: asyncpg.Record, image: ProcessedImage) -> str:
+def default_name(row: Item, image: ProcessedImage) -> str:
     if row["name"]:
         return row["name"]
     source = row["source"]
@@ -106,12 +115,12 @@ def default_name(row: asyncpg.Record, image: ProcessedImage) -> str:
 
 
 async def store(rt: Runtime, prepared: Prepared) -> None:
-    """The original under its SHA-256, and its thumbnail."""
+    """The original under its SHA-256, and its thumbnail where it has one of its own."""
     image = prepared.image
-    await asyncio.gather(
-        rt.storage.put_bytes("media", object_keys.original(image.sha256), prepared.data, MIME[image.format]),
-        rt.storage.put_bytes("thumbs", object_keys.thumbnail(image.sha256), image.thumbnail, "image/jpeg"),
-    )
+    puts = [rt.storage.put_bytes("media", object_keys.original(image.sha256), prepared.data, MIME[image.format])]
+    if image.thumbnail is not None:
+        puts.append(rt.storage.put_bytes("thumbs", object_keys.thumbnail(image.sha256), image.thumbnail, "image/jpeg"))
+    await asyncio.gather(*puts)
 
 
 async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: list[int] | None = None) -> int:
@@ -123,25 +132,30 @@ async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: li
         return 0
     async with renewing(rt, run_id, token, [row["idx"] for row in rows]):
         outcomes = await asyncio.gather(*(prepare(rt, row, read) for row in rows))
-        images = {o.image.sha256: o for o in outcomes if isinstance(o, Prepared)}
-        existing = (
-            (
-                await rt.nats.request(
-                    subjects.FIND_SAMPLES,
-                    FindSamplesByHash(project_id=project_id, dataset_id=dataset_id, content_hashes=list(images)),
-                )
-            ).found
-            if images
-            else {}
-        )
-        stored = {
-            r["sha256"] for r in await rt.db.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)", list(images))
-        }
-        await asyncio.gather(*(store(rt, prepared) for sha, prepared in images.items() if sha not in stored))
+        existing, stored = await store_new(rt, project_id, dataset_id, outcomes)
     recorded = await record(rt, run, token, list(zip(rows, outcomes, strict=True)), existing, stored)
     if run["kind"] == "upload":
         await rt.storage.delete_many("staging", [row["source"] for row in recorded])
     return len(rows)
+
+
+async def store_new(
+    rt: Runtime, project_id: str, dataset_id: str, outcomes: Iterable[Prepared | FileRejected]
+) -> tuple[dict[str, str], set[str]]:
+    """Store the valid images that are not stored yet; returns which of them the dataset has already (sha256 →
+    sample id) and which were stored before."""
+    images = {o.image.sha256: o for o in outcomes if isinstance(o, Prepared)}
+    if not images:
+        return {}, set()
+    existing = (
+        await rt.nats.request(
+            subjects.FIND_SAMPLES,
+            FindSamplesByHash(project_id=project_id, dataset_id=dataset_id, content_hashes=list(images)),
+        )
+    ).found
+    stored = {r["sha256"] for r in await rt.db.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)", list(images))}
+    await asyncio.gather(*(store(rt, prepared) for sha, prepared in images.items() if sha not in stored))
+    return existing, stored
 
 
 async def claim(rt: Runtime, run_id: uuid.UUID, only: list[int] | None) -> tuple[uuid.UUID, list[asyncpg.Record]]:
@@ -200,7 +214,7 @@ async def record(
     """The outcome of the items the claim `token` still holds, in one transaction; returns those items.
 
     An item claimed again after this claim expired, or cancelled meanwhile, is left to whoever holds it now."""
-    run_id, dataset_id, project_id = run["id"], str(run["dataset_id"]), str(run["project_id"])
+    run_id, project_id = run["id"], str(run["project_id"])
     async with rt.db.acquire() as conn, conn.transaction():
         held = {
             r["idx"]
@@ -215,36 +229,50 @@ async def record(
         kept = [(row, outcome) for row, outcome in worked if row["idx"] in held]
         if not kept:
             return []
-        images = {outcome.image.sha256: outcome for _, outcome in kept if isinstance(outcome, Prepared)}
-        existing = existing | await samples_made.made_before(
-            conn, project_id, dataset_id, images.keys() - existing.keys()
-        )
-        outcomes = Outcomes(dataset_id, existing)
-        for row, outcome in kept:
-            if isinstance(outcome, FileRejected):
-                outcomes.failed(row["idx"], outcome.code, outcome.message)
-                continue
-            image = outcome.image
-            outcomes.stored(row["idx"], functools.partial(stored_media, row, image), image.sha256)
-        await conn.executemany(
-            "INSERT INTO media (sha256, format, width, height, size_bytes) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT DO NOTHING",
-            [
-                (sha, p.image.format, p.image.width, p.image.height, p.image.size)
-                for sha, p in images.items()
-                if sha not in stored
-            ],
-        )
-        if run["org_id"] is not None:  # null only on runs made before runs knew their organisation
-            await conn.execute(
-                "INSERT INTO org_media (org_id, sha256) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-                run["org_id"],
-                sorted(images),
-            )  # one order: no deadlock
+        outcomes = await settle(conn, run, kept, existing, stored)
         await save_outcomes(conn, run_id, outcomes)
         await register_outcomes(conn, run_id, project_id, outcomes)
         await report(conn, run_id)
     return [row for row, _ in kept]
+
+
+async def settle(
+    conn: asyncpg.Connection,
+    run: Item,
+    worked: list[tuple[Item, Prepared | FileRejected]],
+    existing: dict[str, str],
+    stored: set[str],
+) -> Outcomes:
+    """In the caller's transaction: what became of each worked item of `run`, the media rows of the images new to
+    storage, and which images the run's organisation now has."""
+    project_id, dataset_id = str(run["project_id"]), str(run["dataset_id"])
+    images = {outcome.image.sha256: outcome for _, outcome in worked if isinstance(outcome, Prepared)}
+    existing = existing | await samples_made.made_before(conn, project_id, dataset_id, images.keys() - existing.keys())
+    outcomes = Outcomes(dataset_id, existing)
+    for row, outcome in worked:
+        if isinstance(outcome, FileRejected):
+            outcomes.failed(row["idx"], outcome.code, outcome.message)
+            continue
+        image = outcome.image
+        outcomes.stored(row["idx"], functools.partial(stored_media, row, image), image.sha256)
+    new = sorted(
+        (sha, p.image.format, p.image.width, p.image.height, p.image.size)
+        for sha, p in images.items()
+        if sha not in stored
+    )
+    if new:  # one statement, in one order (no deadlock with a batch that shares images)
+        await conn.execute(
+            "INSERT INTO media (sha256, format, width, height, size_bytes) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[]) ON CONFLICT DO NOTHING",
+            *(list(column) for column in zip(*new, strict=True)),
+        )
+    if run["org_id"] is not None:  # null only on runs made before runs knew their organisation
+        await conn.execute(
+            "INSERT INTO org_media (org_id, sha256) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            run["org_id"],
+            sorted(images),
+        )  # one order: no deadlock
+    return outcomes
 
 
 async def outwait_claims(rt: Runtime, run_id: uuid.UUID, only: list[int] | None = None) -> bool:
@@ -319,6 +347,16 @@ async def register_outcomes(conn: asyncpg.Connection, run_id: uuid.UUID, project
             ),
             project_id,
         )
+
+
+async def finish_at_once(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
+    """Settle the final state of a run whose every item was recorded in the caller's transaction, and report it."""
+    await conn.execute(
+        "UPDATE runs SET state = CASE WHEN failed = 0 THEN 'SUCCEEDED' WHEN failed = total "
+        "THEN 'FAILED' ELSE 'PARTIAL' END, finished_at = now(), updated_at = now() WHERE id = $1",
+        run_id,
+    )
+    return await report(conn, run_id)
 
 
 async def finish_or_continue(rt: Runtime, run_id: uuid.UUID) -> None:

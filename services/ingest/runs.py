@@ -36,11 +36,12 @@ from proto.ingest import (
     UploadSlot,
 )
 from proto.samples import DatasetRef
-from services.ingest import buckets, credentials
-from shared import object_keys, outbox
+from services.ingest import buckets
+from shared import credentials, object_keys, outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid
 from shared.ids import parse_uuid
+from shared.presign import Presigner
 from shared.rows import from_row, one_of_project
 from shared.service import Answers, Runtime
 
@@ -178,10 +179,10 @@ async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestC
             conn, run_id, 0, [(object_keys.upload_slot(run_id, i), spec) for i, spec in enumerate(files)], "WAITING"
         )
     expiry = rt.settings.upload_url_expiry_s
+    # Signed at one moment: a slot costs one HMAC, not the SDK's 40+ µs (up to 10,000 slots a call).
+    sign = Presigner(rt.storage.public, rt.storage.bucket("staging"), rt.settings, "PUT", expiry)
     slots = [
-        UploadSlot(
-            index=i, name=spec.name, url=rt.storage.presigned_put("staging", object_keys.upload_slot(run_id, i), expiry)
-        )
+        UploadSlot(index=i, name=spec.name, url=sign(object_keys.upload_slot(run_id, i)))
         for i, spec in enumerate(files)
     ]
     return Upload(

@@ -10,7 +10,7 @@ from pathlib import Path
 from proto import subjects
 from proto.catalog import ProjectDeleted
 from proto.ingest import MediaImportJob
-from services.ingest import bucket, buckets, feeds, pipeline, runs, samples_made
+from services.ingest import bucket, buckets, direct, feeds, pipeline, runs, samples_made
 from shared import fetch
 from shared.consumers import Delivery
 from shared.ids import parse_uuid
@@ -60,4 +60,4 @@ async def project_deleted(rt: Runtime, project_id: str | None, event: ProjectDel
     await buckets.on_project_deleted(rt, project_id, event, delivery)
 
 
-service.answer([*runs.ANSWERS, *feeds.ANSWERS, *buckets.ANSWERS])
+service.answer([*runs.ANSWERS, *direct.ANSWERS, *feeds.ANSWERS, *buckets.ANSWERS])

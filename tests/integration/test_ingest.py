@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import hashlib
 import io
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import aiohttp
 import asyncpg
@@ -17,20 +21,22 @@ import pytest
 from PIL import Image
 
 from proto import subjects
-from proto.common import EventEnvelope
-from proto.ingest import BusMedia, FileSpec, Run, RunProgressed
+from proto.common import Caller, EventEnvelope
+from proto.ingest import BusMedia, FileSpec, InlineFile, Run, RunProgressed, UploadFilesRequest
 from services.gateway import uploads
-from services.ingest import pipeline, runs
+from services.ingest import direct, pipeline, runs
 from services.ingest.media import process_image
 from services.ingest.service import service as ingest_service
-from shared.bus import Bus, encoder
+from shared.bus import Bus, RequestContext, encoder
 from shared.service import Runtime
 from shared.settings import Settings
 from shared.storage import Storage
 from tests.external_s3 import ExternalS3
 from tests.helpers import (base, call, create, dataset_in_new_project, eventually, items_of, presigned_upload, problem,
-                           requests_sent, wait_created, wait_run, wait_samples)
+                           requests_sent, sample_count, wait_created, wait_run, wait_samples)
 from tests.media_server import MediaServer, jpeg, png_bomb
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -42,7 +48,7 @@ async def test_presigned_upload_stores_thumbnails_and_registers_samples(api, dat
     rotated = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # the camera was turned: display it rotated by 90°
-    Image.open(io.BytesIO(jpeg(1, (80, 40)))).save(rotated, "JPEG", exif=exif)
+    Image.open(io.BytesIO(jpeg(1, (600, 300)))).save(rotated, "JPEG", exif=exif)  # past 256 px: a thumbnail is made
     run = await presigned_upload(api, dataset, [("a.jpg", jpeg(2)), ("rotated.jpg", rotated.getvalue())])
     assert (run["state"], run["created"], run["failed"], run["kind"]) == ("SUCCEEDED", 2, 0, "upload")
     items = await items_of(api, dataset, run["id"])
@@ -50,7 +56,7 @@ async def test_presigned_upload_stores_thumbnails_and_registers_samples(api, dat
     async with api.get(f"{base(dataset)}/samples/{items[1]['sample_id']}") as response:
         sample = await response.json()
     assert (sample["name"], sample["width"], sample["height"], sample["content_hash"]) == (
-        "rotated.jpg", 40, 80, items[1]["sha256"])
+        "rotated.jpg", 300, 600, items[1]["sha256"])
     async with api.get(f"{base(dataset)}/samples/{sample['id']}/thumbnail", allow_redirects=False) as response:
         assert response.status == 302
         location = response.headers["Location"]
@@ -116,15 +122,72 @@ async def test_bad_files_fail_one_by_one_and_leave_nothing_behind(api, dataset, 
     assert staged == [], "staged uploads are removed once processed"
 
 
-async def test_a_multipart_upload_learns_that_its_run_finished_from_ingests_event(api, dataset, bus: Bus) -> None:
+async def s3_requests(stack) -> collections.Counter[tuple[str, str]]:
+    """How many requests to Loupe's S3 ingest has made so far, by bucket and method (its /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{stack.ports.ingest}/metrics") as response:
+        text = await response.text()
+    found = re.findall(r'^loupe_s3_requests_total\{bucket="(\w+)",method="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return collections.Counter({(bucket, method): int(float(value)) for bucket, method, value in found})
+
+
+async def requests_made(stack, work: Awaitable[T]) -> tuple[T, dict[tuple[str, str], int]]:
+    before = await s3_requests(stack)
+    result = await work
+    return result, {key: n for key, n in ((await s3_requests(stack)) - before).items() if n}
+
+
+async def test_a_multipart_upload_stores_each_image_once_at_its_final_key_and_nothing_else(
+        api, dataset, settings, stack) -> None:
+    small, large, bad = jpeg(30), jpeg(31, (400, 300)), jpeg(32)[:300]
+    files = {"small.jpg": small, "again.jpg": small, "other.jpg": jpeg(33), "large.jpg": large, "bad.jpg": bad}
     form = aiohttp.FormData()
-    for seed in (5, 6):
-        form.add_field("file", jpeg(seed), filename=f"{seed}.jpg", content_type="image/jpeg")
+    for name, data in files.items():
+        form.add_field("file", data, filename=name, content_type="image/jpeg")
+
+    async def upload() -> dict:
+        async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/files", data=form) as response:
+            assert response.status == 201, await response.text()
+            return await response.json()
+
+    result, made = await requests_made(stack, upload())
+    outcome = {item["name"]: (item["state"], item["error_code"]) for item in result["items"]}
+    assert outcome == {"small.jpg": ("CREATED", None), "again.jpg": ("DUPLICATE", None),
+                       "other.jpg": ("CREATED", None), "large.jpg": ("CREATED", None), "bad.jpg": ("FAILED", "corrupt")}
+    # One PUT per distinct valid image, a thumbnail only for the one past 256 px, no staging at all.
+    assert made == {("media", "PUT"): 3, ("thumbs", "PUT"): 1}
+    storage = Storage(settings)
+    media = await asyncio.to_thread(lambda: {o.object_name for o in storage.client.list_objects(storage.bucket("media"))})
+    await storage.close()
+    assert {hashlib.sha256(data).hexdigest() for data in (small, large)} <= media
+    assert hashlib.sha256(bad).hexdigest() not in media, "an invalid file leaves no object"
+    await wait_samples(api, dataset, 3)
+    sample_id = next(item["sample_id"] for item in result["items"] if item["name"] == "small.jpg")
+    async with api.get(f"{base(dataset)}/samples/{sample_id}/thumbnail", allow_redirects=False) as response:
+        location = response.headers["Location"]
+    async with aiohttp.ClientSession() as browser, browser.get(location) as response:
+        assert await response.read() == small, "a small JPEG is its own thumbnail"
+
+
+async def test_a_presigned_upload_reads_each_staged_image_once_and_stores_it_once(api, dataset, stack) -> None:
+    files = [(f"{seed}.jpg", jpeg(seed)) for seed in range(40, 50)]
+    run, made = await requests_made(stack, presigned_upload(api, dataset, files))
+    assert (run["created"], run["failed"]) == (10, 0)
+    # The client's PUT to staging is not ingest's; a thumbnail is not needed at 64×48; one delete for the batch.
+    assert made == {("staging", "GET"): 10, ("media", "PUT"): 10, ("staging", "DELETE"): 1}
+
+
+async def test_a_multipart_upload_too_large_for_one_bus_message_goes_through_staging(
+        api, dataset, bus: Bus, stack) -> None:
+    form = aiohttp.FormData()
+    big = io.BytesIO()
+    Image.new("RGB", (2500, 2500), "teal").save(big, "BMP")  # 18.75 MB, over the 16 MiB bus limit
+    for name, data in (("big.bmp", big.getvalue()), ("5.jpg", jpeg(5)), ("6.jpg", jpeg(6))):
+        form.add_field("file", data, filename=name, content_type="image/jpeg")
     async with requests_sent(bus, subjects.GET_RUN, dataset["project_id"]) as asked:
         async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/files", data=form) as response:
             assert response.status == 201, await response.text()
             result = await response.json()
-    assert result["run"]["state"] == "SUCCEEDED" and [i["state"] for i in result["items"]] == ["CREATED"] * 2
+    assert result["run"]["state"] == "SUCCEEDED" and [i["state"] for i in result["items"]] == ["CREATED"] * 3
     assert asked == [], "the gateway waits for the run's event instead of asking for the run"
 
 
@@ -437,3 +500,29 @@ async def test_one_image_in_two_batches_at_once_makes_one_sample(api, dataset, s
         assert items[0]["sample_id"] == items[1]["sample_id"]
         assert await counts(rt, run["id"]) == (1, 1)
     await wait_samples(api, dataset, 1)
+
+
+async def test_a_multipart_upload_that_dies_before_it_records_leaves_no_run_and_its_retry_loses_nothing(
+        api, dataset, settings, monkeypatch) -> None:
+    files = [InlineFile(name="a.jpg", data=jpeg(60)), InlineFile(name="bad.jpg", data=b"not an image")]
+    request = UploadFilesRequest(project_id=dataset["project_id"], dataset_id=dataset["id"], files=files)
+    async with api.get(base(dataset)) as response:
+        caller = Caller(org_id=(await response.json())["org_id"], key_id="tests")
+    ctx = RequestContext(request_id="tests", caller=caller)
+
+    async def dies(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("the ingest process died here, after storing and before recording")
+
+    async with ingest_replica(settings) as rt:
+        runs_before = await rt.db.fetchval("SELECT count(*) FROM runs WHERE dataset_id = $1", uuid.UUID(dataset["id"]))
+        with monkeypatch.context() as patched:
+            patched.setattr(direct, "create_run", dies)
+            with pytest.raises(ConnectionResetError):
+                await direct.upload_files(rt, request, ctx)
+        assert await rt.db.fetchval(
+            "SELECT count(*) FROM runs WHERE dataset_id = $1", uuid.UUID(dataset["id"])) == runs_before
+        assert await rt.storage.get_bytes("media", hashlib.sha256(jpeg(60)).hexdigest()) == jpeg(60)
+        run = await direct.upload_files(rt, request, ctx)  # the caller's retry
+    assert (run.state, run.created, run.failed, run.finished_at is not None) == ("PARTIAL", 1, 1, True)
+    await wait_samples(api, dataset, 1)
+    assert await sample_count(api, dataset) == 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import random
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -18,8 +20,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from loupe.stack import Stack
 from proto import subjects
-from proto.annotation import SampleObjectInput, UpsertObjects, UpsertObjectsRequest
+from proto.annotation import LabelChanged, LabelSummary, SampleObjectInput, UpsertObjects, UpsertObjectsRequest
 from proto.common import Caller, EventEnvelope
 from proto.schema import LabelClass, LabelClassChanged
 from services.catalog import schema_versions
@@ -115,31 +118,76 @@ async def test_bulk_upsert_is_all_or_nothing(api: aiohttp.ClientSession, project
     assert deleted["deleted"] == 10
 
 
+@contextlib.contextmanager
+def new_log_lines(stack: Stack, *names: str) -> Iterator[list[str]]:
+    """The lines these logs (catalog, postgres, ...) gain inside the block, filled in as it ends."""
+    logs = [stack.log_dir / f"{name}.log" for name in names]
+    sizes = [log.stat().st_size for log in logs]
+    lines: list[str] = []
+    yield lines
+    for log, size in zip(logs, sizes, strict=True):
+        with log.open("rb") as file:
+            file.seek(size)
+            lines += file.read().decode(errors="replace").splitlines()
+
+
+def deadlocks_and_retries(lines: list[str]) -> list[str]:
+    """What a lock cycle leaves in the logs: Postgres's report, and the catalog's event consumer putting
+    the event back for a second delivery (`retrying in 1s`)."""
+    return [line for line in lines if "deadlock" in line.lower() or "catalog-events: delivery" in line]
+
+
+async def summaries_reach(settings: Settings, project_id: str, samples: int, revision: int) -> None:
+    """Until all `samples` label summaries of the project stand at `revision`."""
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "catalog"})
+    try:
+        async def summarised() -> bool:
+            versions = await conn.fetchval("SELECT count(*) FROM label_summaries WHERE project_id = $1 "
+                                           "AND revision = $2", uuid.UUID(project_id), revision)
+            assert versions == samples
+            return True
+        await eventually(summarised, timeout=30)
+    finally:
+        await conn.close()
+
+
 async def test_overlapping_bulk_writes_at_once_apply_their_summaries_without_a_deadlock(
-        api: aiohttp.ClientSession, unique: str, stack, settings) -> None:
-    """Concurrent calls whose samples overlap, each listing them in another order: the catalog applies
-    their label events side by side, and must take the summary rows' locks in one order."""
+        api: aiohttp.ClientSession, unique: str, stack: Stack, settings: Settings) -> None:
+    """Concurrent 1,000-box calls whose samples overlap, each listing them in another order: the catalog
+    applies their label events side by side, and must take the summary rows' locks in one order."""
     project = await make_project(api, f"{unique} overlap", samples=200)
     calls = []
     for seed in range(8):
         order = list(project.samples)
         random.Random(seed).shuffle(order)
         calls.append([{"sample_id": s, **project.box(1 + seed, 1, 20 + seed, 20)} for s in order for _ in range(5)])
-    written = await asyncio.gather(*(call(api, "POST", f"{project.path}/labelsets/ground-truth/objects",
-                                          json={"items": items}) for items in calls))
-    assert sum(w["created"] for w in written) == 8 * 200 * 5
-    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "catalog"})
-    try:
-        async def summarised() -> bool:
-            versions = await conn.fetchval(
-                "SELECT count(*) FROM label_summaries WHERE project_id = $1 AND revision = 8", uuid.UUID(project.id))
-            assert versions == 200
-            return True
-        await eventually(summarised, timeout=30)
-    finally:
-        await conn.close()
-    for service in ("catalog", "annotation"):
-        assert "deadlock detected" not in (stack.log_dir / f"{service}.log").read_text()
+    with new_log_lines(stack, "catalog", "annotation", "postgres") as lines:
+        written = await asyncio.gather(*(call(api, "POST", f"{project.path}/labelsets/ground-truth/objects",
+                                              json={"items": items}) for items in calls))
+        assert sum(w["created"] for w in written) == 8 * 200 * 5
+        await summaries_reach(settings, project.id, 200, revision=8)
+    assert deadlocks_and_retries(lines) == []
+
+
+async def test_label_events_listing_shared_samples_in_opposite_orders_apply_without_a_deadlock(
+        api: aiohttp.ClientSession, bus: Bus, unique: str, stack: Stack, settings: Settings) -> None:
+    """The catalog's lock order must not rest on annotation listing a call's labels in sample order:
+    events straight on the bus, each naming the same 1,000 samples, half of them backwards."""
+    project = await make_project(api, f"{unique} opposite", samples=1000)
+    events = []
+    for revision in range(1, 13):
+        order = sorted(project.samples, reverse=revision % 2 == 0)
+        labels = [LabelSummary(sample_id=s, revision=revision, status="LABELED", class_counts={project.classes["car"]:
+                               revision}) for s in order]
+        event = LabelChanged(project_id=project.id, labelset="ground-truth", labels=labels,
+                             changed_at=datetime.now(UTC))
+        events.append(EventEnvelope(id=str(uuid.uuid4()), type=subjects.LABEL_CHANGED.subject.removeprefix(
+            subjects.EVENT_PREFIX), time=datetime.now(UTC), project=project.id, data=event))
+    with new_log_lines(stack, "catalog", "postgres") as lines:
+        await asyncio.gather(*(bus.js.publish(subjects.LABEL_CHANGED.subject, msgspec.json.encode(envelope),
+                                              headers={subjects.HEADER_MSG_ID: envelope.id}) for envelope in events))
+        await summaries_reach(settings, project.id, 1000, revision=12)
+    assert deadlocks_and_retries(lines) == []
 
 
 async def test_a_stale_version_is_409(api: aiohttp.ClientSession, project: Project) -> None:
@@ -402,3 +450,38 @@ async def test_bulk_label_writes_search_like_single_ones(api: aiohttp.ClientSess
         return len(found) == len(project.samples) - 2
 
     await eventually(counted)
+
+
+async def test_a_bulk_write_that_outruns_the_sample_events_asks_the_catalog_once_per_page(
+        api: aiohttp.ClientSession, unique: str, settings: Settings, bus: Bus) -> None:
+    """Samples annotation's read model does not have yet (their creation event has not arrived) are asked of
+    the catalog a search page at a time, not one request each; one that does not exist is 404 naming its item."""
+    project = await make_project(api, f"{unique} outrun", samples=6)
+    project_id = uuid.UUID(project.id)
+    path = f"{project.path}/labelsets/ground-truth/objects"
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "annotation"})
+
+    async def known() -> int:
+        return await conn.fetchval("SELECT count(*) FROM samples WHERE project_id = $1", project_id)
+
+    async def all_known() -> bool:
+        return await known() == 6
+
+    try:
+        await eventually(all_known)
+        await conn.execute("DELETE FROM samples WHERE project_id = $1", project_id)  # as if the events lagged
+        unknown = str(uuid.uuid4())
+        items = [{"sample_id": sample, **project.box(1, 1, 50, 50)} for sample in [*project.samples, unknown]]
+        problem = await call(api, "POST", path, 404, json={"items": items})
+        assert problem["path"] == "$.items[6].sample_id", problem
+
+        await conn.execute("DELETE FROM samples WHERE project_id = $1", project_id)
+        items = items[:-1]
+        async with requests_sent(bus, subjects.SEARCH_SAMPLES, project.id) as searches, \
+                requests_sent(bus, subjects.GET_SAMPLE, project.id) as gets:
+            written = await call(api, "POST", path, json={"items": items})
+        assert written["created"] == 6
+        assert (len(searches), len(gets)) == (1, 0)
+        assert await known() == 6
+    finally:
+        await conn.close()

@@ -417,17 +417,17 @@ class Media(msgspec.Struct, frozen=True):
 
 async def three_kinds_of_media(api: aiohttp.ClientSession, project: dict, settings: Settings) -> Media:
     split = await dataset(api, project["id"], "train")
-    original, thumbnail = jpeg("red", (64, 48)), jpeg("red", (16, 12))
+    original, thumbnail = jpeg("red", (320, 240)), jpeg("red", (16, 12))  # past 256: not its own thumbnail
     content_hash = hashlib.sha256(original).hexdigest()
     storage = Storage(settings)
     await storage.put_bytes("media", content_hash, original, "image/jpeg")
     await storage.put_bytes("thumbs", content_hash, thumbnail, "image/jpeg")
-    no_thumb = jpeg("blue", (8, 8))
+    no_thumb = jpeg("blue", (300, 300))
     await storage.put_bytes("media", hashlib.sha256(no_thumb).hexdigest(), no_thumb, "image/jpeg")
     await storage.close()
     ids = [i["id"] for i in (await add(api, project["id"], split["id"], [
-        {"content_hash": content_hash, "name": "red.jpg", "width": 64, "height": 48},
-        {"content_hash": hashlib.sha256(no_thumb).hexdigest(), "name": "blue.jpg", "width": 8, "height": 8},
+        {"content_hash": content_hash, "name": "red.jpg", "width": 320, "height": 240},
+        {"content_hash": hashlib.sha256(no_thumb).hexdigest(), "name": "blue.jpg", "width": 300, "height": 300},
         {"media_url": "https://images.example.com/cat.jpg", "name": "cat.jpg", "width": 8, "height": 8}]))["items"]]
     return Media(ids, original, thumbnail, no_thumb)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from services.gateway.events import resume_sequence
-from services.gateway.problems import MAX_HEADER_BYTES, MAX_URL_BYTES, HttpProblem, check_request
+from services.gateway.problems import MAX_HEADER_BYTES, MAX_URL_BYTES, HttpProblem, check_request, within
 from shared.errors import LoupeError
 
 
@@ -42,3 +44,34 @@ def test_nul_in_a_path_or_query_parameter_is_invalid(target: str, match_info: di
 def test_last_event_id_resumes_only_after_a_sequence(header: str | None, start: int | None) -> None:
     headers = {} if header is None else {"Last-Event-ID": header}
     assert resume_sequence(make_mocked_request("GET", "/v1/projects/p/events", headers)) == start
+
+
+async def test_a_body_read_in_time_is_read_in_the_requests_own_task() -> None:
+    async def read() -> asyncio.Task[None] | None:
+        return asyncio.current_task()
+
+    assert await within(1, read()) is asyncio.current_task()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408_and_its_read_is_cancelled() -> None:
+    cancelled = asyncio.Event()
+
+    async def read_forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(HttpProblem) as caught:
+        await within(0.01, read_forever())
+    assert (caught.value.status, caught.value.code, caught.value.details["limit_s"]) == (408, "timeout", 0.01)
+    assert cancelled.is_set()
+
+
+async def test_a_request_cancelled_while_reading_its_body_stays_cancelled() -> None:
+    reading = asyncio.create_task(within(60, asyncio.sleep(60)))
+    await asyncio.sleep(0)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
 from services.ingest.media import ImageLimits, MediaError, process_image, sniff_format
+from shared import thumbnails
 
 
 def encode(img: Image.Image, fmt: str, **options: object) -> bytes:
@@ -82,7 +83,7 @@ def test_small_images_are_not_upscaled() -> None:
     assert thumb.size == (40, 30)
 
 
-@pytest.mark.parametrize("size", [(64, 32), (1024, 512)])
+@pytest.mark.parametrize("size", [(512, 256), (1024, 512)])
 def test_exif_orientation_6_swaps_sides_and_turns_the_thumbnail(size: tuple[int, int]) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: display is the stored image turned 90° clockwise
@@ -92,6 +93,28 @@ def test_exif_orientation_6_swaps_sides_and_turns_the_thumbnail(size: tuple[int,
     assert thumb.width / thumb.height == pytest.approx(size[1] / size[0], abs=0.02)
     top, bottom = rgb(thumb, (thumb.width // 2, 2)), rgb(thumb, (thumb.width // 2, thumb.height - 3))
     assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]  # the stored left (red) is now on top
+
+
+@pytest.mark.parametrize("size", [(64, 64), (256, 100), (100, 256)])
+def test_a_small_jpeg_is_its_own_thumbnail_but_still_fully_decoded(size: tuple[int, int]) -> None:
+    data = encode(photo(size), "JPEG")
+    result = process_image(data)
+    assert (result.width, result.height, result.thumbnail) == (*size, None)
+    assert error_code(data[: len(data) * 2 // 3]) == "corrupt"
+
+
+@pytest.mark.parametrize(("size", "fmt"), [((257, 64), "JPEG"), ((64, 64), "PNG")])
+def test_larger_jpegs_and_other_formats_get_a_thumbnail(size: tuple[int, int], fmt: str) -> None:
+    thumb = Image.open(io.BytesIO(process_image(encode(photo(size), fmt)).thumbnail or b""))
+    assert (thumb.format, max(thumb.size)) == ("JPEG", min(256, max(size)))
+
+
+@pytest.mark.parametrize(("size", "fmt"), [((64, 48), "JPEG"), ((256, 256), "JPEG"), ((300, 64), "JPEG"),
+                                           ((64, 48), "PNG"), ((64, 48), "WEBP"), ((64, 48), "GIF")])
+def test_the_catalog_serves_the_original_exactly_where_ingest_made_no_thumbnail(size: tuple[int, int], fmt: str) -> None:
+    result = process_image(encode(photo(size), fmt))
+    bucket, key = thumbnails.location(result.sha256, result.format, result.width, result.height)
+    assert key == result.sha256 and bucket == ("media" if result.thumbnail is None else "thumbs")
 
 
 def test_invalid_orientation_is_ignored() -> None:
