@@ -8,7 +8,7 @@ the trainer process and is tested on its own.
 - Samples count only with a label in the run's labelset whose status says a person finished it
   (`USABLE_STATUSES`), and only with their original in Loupe's media (`content_hash`).
 - Validation: samples of a dataset named like `VALIDATION_NAMES`; datasets named `test` are left out of
-  both. Without a validation dataset, one sample in `HOLD_OUT` (by id) is held out.
+  both. Without a validation dataset, one sample in `HOLD_OUT` (by id) is held out, and at least one.
 """
 
 from __future__ import annotations
@@ -120,12 +120,15 @@ class Usable:
     validation: bool
 
 
+def validation_datasets(header: ReleaseHeader) -> set[str]:
+    return {d.id for d in header.datasets if d.name.strip().lower() in VALIDATION_NAMES}
+
+
 def usable_samples(header: ReleaseHeader, samples: Iterable[ReleaseSample], labelset: str) -> Iterator[Usable | None]:
     """Each sample a run may learn from, with its split; None for one it may not (no finished label in the
     labelset, or no stored image). Samples of `test` datasets are left out altogether."""
-    by_dataset = {d.id: d.name.strip().lower() for d in header.datasets}
-    validation = {d for d, name in by_dataset.items() if name in VALIDATION_NAMES}
-    test = {d for d, name in by_dataset.items() if name in TEST_NAMES}
+    validation = validation_datasets(header)
+    test = {d.id for d in header.datasets if d.name.strip().lower() in TEST_NAMES}
     for sample in samples:
         if sample.dataset_id in test:
             continue
@@ -160,6 +163,9 @@ def split_release(
             split.missing_tag += 1
             continue
         (split.val if usable.validation else split.train).append(example)
+    if not split.val and len(split.train) > 1 and not validation_datasets(header):
+        # A small release can miss the one-in-five draw altogether: hold out its last sample rather than fail.
+        split.val.append(split.train.pop())
     return split
 
 

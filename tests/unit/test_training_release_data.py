@@ -41,13 +41,15 @@ SCHEMA = LabelSchema(
 )
 
 
-def write_release(tmp_path: Path, samples: list[dict]) -> Path:
+DATASETS = (ReleaseDataset(id="d-train", name="train"), ReleaseDataset(id="d-val", name="Val"),
+            ReleaseDataset(id="d-test", name="test"))
+
+
+def write_release(tmp_path: Path, samples: list[dict], datasets: tuple[ReleaseDataset, ...] = DATASETS) -> Path:
     header = ReleaseHeader(
         format=NATIVE_FORMAT_VERSION, project=ReleaseProject(id="p", name="p", task_type="vector"),
         release=ReleaseInfo(id="r", name="r", description="", created_at=NOW), label_schema=SCHEMA,
-        labelsets=["ground-truth"], datasets=[ReleaseDataset(id="d-train", name="train"),
-                                              ReleaseDataset(id="d-val", name="Val"),
-                                              ReleaseDataset(id="d-test", name="test")],
+        labelsets=["ground-truth"], datasets=list(datasets),
         samples=len(samples), objects=0)
     path = tmp_path / "release.jsonl"
     path.write_bytes(b"\n".join([msgspec.json.encode(header), *(msgspec.json.encode(s) for s in samples)]) + b"\n")
@@ -69,8 +71,9 @@ BOX = {"type": "bbox", "box": [2, 3, 12, 13]}
 POLYGON = {"type": "polygon", "points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
 
 
-def split(tmp_path: Path, samples: list[dict], family: str, tag_group: str | None = None) -> release_data.Split:
-    path = write_release(tmp_path, samples)
+def split(tmp_path: Path, samples: list[dict], family: str, tag_group: str | None = None,
+          datasets: tuple[ReleaseDataset, ...] = DATASETS) -> release_data.Split:
+    path = write_release(tmp_path, samples, datasets)
     return release_data.split_release(path, family, "ground-truth", lambda sha: tmp_path / sha, tag_group)
 
 
@@ -125,6 +128,18 @@ def test_without_a_validation_dataset_one_sample_in_five_is_held_out() -> None:
     held = [i for i in ids if release_data.is_validation(release_data.ReleaseSample(
         id=i, dataset_id="d", name="n", width=1, height=1), set(), False)]
     assert len(held) == 20
+
+
+def test_a_small_release_the_one_in_five_draw_misses_still_holds_out_one_sample(tmp_path: Path) -> None:
+    # Ids 1-4 are none of them 0 modulo 5: the draw alone would leave validation empty and the run would fail.
+    only_train = DATASETS[:1]
+    made = split(tmp_path, [sample(i, "d-train", [obj("c-sq", BOX)]) for i in range(1, 5)], "detection",
+                 datasets=only_train)
+    assert (len(made.train), len(made.val)) == (3, 1)
+    alone = split(tmp_path, [sample(1, "d-train", [obj("c-sq", BOX)])], "detection", datasets=only_train)
+    assert (len(alone.train), len(alone.val)) == (1, 0)  # one sample cannot be split: the run says so
+    named = split(tmp_path, [sample(i, "d-train", [obj("c-sq", BOX)]) for i in range(1, 5)], "detection")
+    assert (len(named.train), len(named.val)) == (4, 0)  # a validation dataset was named: it is the validation
 
 
 def test_a_run_changes_only_the_fields_it_names() -> None:
