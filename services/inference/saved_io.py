@@ -53,6 +53,7 @@ class Part:
 
     name: str  # `source` or `sink`, as in the table
     kind: Any  # Source or Sink
+    saved: Any  # SavedSource or SavedSink: how the API shows one
 
     def config(self, row: asyncpg.Record) -> Any:
         return msgspec.convert(row["config"], self.kind)
@@ -73,8 +74,8 @@ class Part:
                 raise
 
 
-SOURCE = Part("source", Source)
-SINK = Part("sink", Sink)
+SOURCE = Part("source", Source, SavedSource)
+SINK = Part("sink", Sink, SavedSink)
 
 
 def require_admin(caller: Caller) -> None:
@@ -113,23 +114,11 @@ async def users_of(rt: Runtime, saved: asyncpg.Record) -> list[str]:
     return sorted({str(link["id"]) for link in links if carried(link, link["position"]) == config})
 
 
-async def to_source(rt: Runtime, row: asyncpg.Record) -> SavedSource:
-    return SavedSource(
+async def shown(rt: Runtime, part: Part, row: asyncpg.Record) -> Any:
+    return part.saved(
         id=str(row["id"]),
         name=row["name"],
-        source=SOURCE.config(row),
-        pipelines=await users_of(rt, row),
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-async def to_sink(rt: Runtime, row: asyncpg.Record) -> SavedSink:
-    return SavedSink(
-        id=str(row["id"]),
-        name=row["name"],
-        sink=SINK.config(row),
+        **{part.name: part.config(row)},
         pipelines=await users_of(rt, row),
         created_by=row["created_by"],
         created_at=row["created_at"],
@@ -260,46 +249,48 @@ async def saved_of(rt: Runtime, pipeline: asyncpg.Record) -> PipelineSaved:
 @ANSWERS(subjects.CREATE_SAVED_SOURCE)
 async def create_source(rt: Runtime, request: CreateSavedSourceRequest, ctx: RequestContext) -> SavedSource:
     new = request.source
-    return await to_source(rt, await insert(rt, ctx.require_caller(), SOURCE, new.name, new.source))
+    return await shown(rt, SOURCE, await insert(rt, ctx.require_caller(), SOURCE, new.name, new.source))
 
 
 @ANSWERS(subjects.CREATE_SAVED_SINK)
 async def create_sink(rt: Runtime, request: CreateSavedSinkRequest, ctx: RequestContext) -> SavedSink:
     new = request.sink
-    return await to_sink(rt, await insert(rt, ctx.require_caller(), SINK, new.name, new.sink))
+    return await shown(rt, SINK, await insert(rt, ctx.require_caller(), SINK, new.name, new.sink))
 
 
 @ANSWERS(subjects.LIST_SAVED_SOURCES)
 async def list_sources(rt: Runtime, request: OrgScope, ctx: RequestContext) -> SavedSourceList:
-    return SavedSourceList(items=[await to_source(rt, row) for row in await listing(rt, ctx.require_caller(), SOURCE)])
+    return SavedSourceList(
+        items=[await shown(rt, SOURCE, row) for row in await listing(rt, ctx.require_caller(), SOURCE)]
+    )
 
 
 @ANSWERS(subjects.LIST_SAVED_SINKS)
 async def list_sinks(rt: Runtime, request: OrgScope, ctx: RequestContext) -> SavedSinkList:
-    return SavedSinkList(items=[await to_sink(rt, row) for row in await listing(rt, ctx.require_caller(), SINK)])
+    return SavedSinkList(items=[await shown(rt, SINK, row) for row in await listing(rt, ctx.require_caller(), SINK)])
 
 
 @ANSWERS(subjects.GET_SAVED_SOURCE)
 async def get_source(rt: Runtime, request: SavedRef, ctx: RequestContext) -> SavedSource:
-    return await to_source(rt, await fetch_saved(rt, ctx.require_caller(), SOURCE, request.id))
+    return await shown(rt, SOURCE, await fetch_saved(rt, ctx.require_caller(), SOURCE, request.id))
 
 
 @ANSWERS(subjects.GET_SAVED_SINK)
 async def get_sink(rt: Runtime, request: SavedRef, ctx: RequestContext) -> SavedSink:
-    return await to_sink(rt, await fetch_saved(rt, ctx.require_caller(), SINK, request.id))
+    return await shown(rt, SINK, await fetch_saved(rt, ctx.require_caller(), SINK, request.id))
 
 
 @ANSWERS(subjects.UPDATE_SAVED_SOURCE)
 async def update_source(rt: Runtime, request: UpdateSavedSourceRequest, ctx: RequestContext) -> SavedSource:
     changes = request.changes
     row = await change(rt, ctx.require_caller(), SOURCE, request.id, changes.name, changes.source)
-    return await to_source(rt, row)
+    return await shown(rt, SOURCE, row)
 
 
 @ANSWERS(subjects.UPDATE_SAVED_SINK)
 async def update_sink(rt: Runtime, request: UpdateSavedSinkRequest, ctx: RequestContext) -> SavedSink:
     changes = request.changes
-    return await to_sink(rt, await change(rt, ctx.require_caller(), SINK, request.id, changes.name, changes.sink))
+    return await shown(rt, SINK, await change(rt, ctx.require_caller(), SINK, request.id, changes.name, changes.sink))
 
 
 @ANSWERS(subjects.DELETE_SAVED_SOURCE)
