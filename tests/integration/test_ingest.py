@@ -174,8 +174,11 @@ async def test_a_presigned_upload_reads_each_staged_image_once_and_stores_it_onc
     files = [(f"{seed}.jpg", jpeg(seed)) for seed in range(first, first + 10)]
     run, made = await requests_made(stack, presigned_upload(api, dataset, files))
     assert (run["created"], run["failed"]) == (10, 0)
-    # The client's PUT to staging is not ingest's; a thumbnail is not needed at 64×48; one delete for the batch.
-    assert made == {("staging", "GET"): 10, ("media", "PUT"): 10, ("staging", "DELETE"): 1}
+    # The client's PUT to staging is not ingest's; a thumbnail is not needed at 64×48. Deletes are one per ingest
+    # batch, and the images may arrive in more than one batch.
+    deletes = made.pop(("staging", "DELETE"))
+    assert made == {("staging", "GET"): 10, ("media", "PUT"): 10}
+    assert 1 <= deletes < 10, "staged images are deleted a batch at a time"
 
 
 async def test_a_multipart_upload_too_large_for_one_bus_message_goes_through_staging(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
-import time
 import uuid
 from typing import Annotated, Any
 
@@ -32,7 +31,7 @@ from services.gateway.dialects.geti.common import (
 )
 from services.gateway.dialects.geti.projects import get_project
 from services.gateway.dialects.geti.task import project_task
-from services.gateway.dialects.native import ask, ask_all
+from services.gateway.dialects.native import ask, ask_all, catalogued
 from services.gateway.dialects.requests import uuid_param
 from services.gateway.uploads import HTTP_CLIENT, run_finished
 from shared.errors import LoupeError, invalid
@@ -247,22 +246,11 @@ async def stored(request: web.Request, pid: str, dataset_id: str, name: str, dat
     return item.sample_id
 
 
-async def catalogued(request: web.Request, pid: str, sample_id: str) -> samples.Sample:
-    deadline = time.monotonic() + CATALOGUED_WAIT_S
-    while True:
-        try:
-            return await get_sample(request, pid, sample_id)
-        except LoupeError as error:
-            if error.code != "not_found" or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.05)
-
-
 async def upload_item(request: web.Request) -> web.Response:
     pid = await authorized(request, "manager")
     name, data = await sent_image(request)
     sample_id = await stored(request, pid, await upload_dataset(request, pid), name, data)
-    sample = await catalogued(request, pid, sample_id)
+    (sample,) = await catalogued(request, pid, [sample_id], CATALOGUED_WAIT_S)
     return answer(item_json(sample, await dataset_names(request, pid)), 201)
 
 

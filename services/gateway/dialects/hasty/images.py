@@ -32,6 +32,7 @@ from services.gateway.dialects.hasty.common import (
 )
 from services.gateway.dialects.hasty.projects import all_datasets
 from services.gateway.dialects.hasty.qa import images_with_findings
+from services.gateway.dialects.native import catalogued
 from services.gateway.dialects.requests import body, project_id, uuid_param
 from shared.errors import LoupeError, invalid
 
@@ -167,15 +168,8 @@ async def finished_item(request: web.Request, pid: str, run: ingest.Run, path: s
     item = items.items[0]
     if item.sample_id is None:
         raise invalid(f"the image could not be stored: {item.error or item.state}", path=path)
-    # Ingest hands stored images to the catalog by an event: the sample exists a moment later.
-    while True:
-        try:
-            await get_sample(request, pid, item.sample_id)
-            return item.sample_id
-        except LoupeError as error:
-            if error.code != "not_found":
-                raise
-        await pause(deadline, f"image {item.sample_id} is stored but not yet catalogued", path)
+    await catalogued(request, pid, [item.sample_id], deadline - time.monotonic())
+    return item.sample_id
 
 
 async def pause(deadline: float, still: str, path: str) -> None:

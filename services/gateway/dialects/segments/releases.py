@@ -33,7 +33,7 @@ from proto.review import (
     UpdateIssue,
     UpdateIssueRequest,
 )
-from services.gateway.dialects.native import ask, ask_all, visible_projects
+from services.gateway.dialects.native import ask, ask_all, samples_by_id, visible_projects
 from services.gateway.dialects.segments import files
 from services.gateway.dialects.segments.common import (
     PAGE,
@@ -45,7 +45,6 @@ from services.gateway.dialects.segments.common import (
     page_slice,
     reply,
 )
-from services.gateway.dialects.segments.samples import samples_by_id
 from shared.errors import LoupeError
 
 

@@ -57,7 +57,7 @@ from proto.samples import (
 )
 from proto.schema import GetSchema
 from proto.search import LabelFilter, SearchQuery, SearchSamples
-from services.gateway.dialects.native import ask
+from services.gateway.dialects.native import ask, catalogued
 from services.gateway.dialects.segments import files, policy
 from services.gateway.dialects.segments.common import (
     PAGE,
@@ -78,7 +78,6 @@ from shared.service import RUNTIME
 DEFAULT_DATASET = "default"
 ASSET_PREFIX = "segments-assets"  # keys in the staging bucket: segments-assets/<org id>/<asset uuid>
 RUN_WAIT_S = 60.0
-CATALOG_POLL_S = 0.05
 MEDIA_URL_EXPIRES_S = 7 * 24 * 3600
 FORM_OVERHEAD = 64 * 1024  # the policy fields around the file
 SORTS = {"name": "name", "created_at": "created_at", "priority": "priority", "gt_label__updated_at": "updated_at"}
@@ -266,34 +265,7 @@ async def add_samples(request: web.Request, org_id: str, project: Project, bodie
                     path=f"{prefix}attributes.image.url",
                 )
             sample_ids[index] = item.sample_id
-    return await ingested(request, project.id, sample_ids)
-
-
-async def samples_by_id(request: web.Request, project_id: str, ids: list[str]) -> dict[str, Sample]:
-    """Those of the samples that exist, by id."""
-    found: dict[str, Sample] = {}
-    for start in range(0, len(ids), PAGE):
-        search = SearchQuery(sample_ids=ids[start : start + PAGE], limit=PAGE)
-        page = await ask(request, subjects.SEARCH_SAMPLES, SearchSamples(project_id=project_id, query=search))
-        found.update((sample.id, sample) for sample in page.items)
-    return found
-
-
-async def ingested(request: web.Request, project_id: str, ids: list[str]) -> list[Sample]:
-    """The samples ingest made, once the catalog has them: a run is done when its images are stored, and
-    the catalog makes their samples from ingest's event a moment later."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RUN_WAIT_S
-    found: dict[str, Sample] = {}
-    while True:
-        missing = list(dict.fromkeys(sample_id for sample_id in ids if sample_id not in found))
-        if not missing:
-            return [found[sample_id] for sample_id in ids]
-        if loop.time() > deadline:
-            raise LoupeError("unavailable", f"sample {missing[0]} is still being made; list the samples later")
-        found.update(await samples_by_id(request, project_id, missing))
-        if any(sample_id not in found for sample_id in missing):
-            await asyncio.sleep(CATALOG_POLL_S)
+    return await catalogued(request, project.id, sample_ids, RUN_WAIT_S)
 
 
 def file_spec(body: SampleBody) -> dict[str, Any]:

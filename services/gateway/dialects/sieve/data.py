@@ -30,6 +30,7 @@ from proto.samples import Sample, SampleUpdate, UpdateSamples, UpdateSamplesRequ
 from proto.schema import CreateSchemaItem, CreateTagClass, TagGroup
 from proto.search import SampleFilter, SearchQuery, SearchSamples, Sort
 from proto.training import CreateTrainingRun, CreateTrainingRunRequest
+from services.gateway.dialects.native import catalogued
 from services.gateway.dialects.sieve.common import (
     TAG_DATASET,
     TRAIN_DATASET,
@@ -254,6 +255,7 @@ async def push_data(request: web.Request) -> web.Response:
     pushed = [(sample_of[url], image) for url, image in zip(push.urls, values, strict=True) if url in sample_of]
     samples = [sample for sample, _ in pushed]
     if samples:
+        await catalogued(request, project.id, samples, IMPORT_WITHIN_S)
         updates = [
             SampleUpdate(id=uuid.UUID(sample), metadata_patch={JOB_KEY: run.id}) for sample in dict.fromkeys(samples)
         ]
