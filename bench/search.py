@@ -54,7 +54,7 @@ CLASS_WEIGHTS = tuple(1 / (rank + 1) for rank in range(len(CLASSES)))  # a long 
 LABEL_STATUSES = ("LABELED", "REVIEWED", "LABELING_IN_PROGRESS", "PRELABELED", "REJECTED")
 LABELLED_SHARE = 0.7
 CHUNK = 50_000
-TABLES = ("samples", "label_summaries", "label_class_counts")
+TABLES = ("samples", "label_summaries", "label_class_counts", "metadata_terms")
 
 SAMPLE_COLUMNS = ("id", "project_id", "dataset_id", "name", "external_id", "media_url", "format", "width", "height",
                   "metadata", "tags", "priority", "status", "labeler_id", "created_at", "updated_at")
@@ -209,18 +209,26 @@ async def time_bus_count(stack: Stack, project_id: uuid.UUID, requests: int) -> 
             "max_ms": max(latencies) * 1000, "items/req": 0.0}
 
 
-async def explain(stack: Stack, project_id: uuid.UUID) -> None:
-    """The plans of the query's count and first page, on connections like the catalog's search ones."""
-    query = msgspec.convert(first_page(random.Random(11)), SearchQuery)
-    where = compile_filter(project_id, query)
-    count, count_params, _ = count_sql(where, "exact", 0)
-    page, page_params = page_sql(where, query.sort, None, query.limit, 0)
+async def explain(stack: Stack, project_id: uuid.UUID, datasets: list[uuid.UUID]) -> None:
+    """The plans of the query's count and first page, and of a page of each of the five filters, on
+    connections like the catalog's search ones."""
+    rng = random.Random(11)
+    queries = {"query": first_page(rng)} | {name: make(rng) for name, make in filters(datasets).items()}
+    plans = []
+    for name, body in queries.items():
+        query = msgspec.convert(body, SearchQuery)
+        where = compile_filter(project_id, query)
+        if name == "query":
+            count, count_params, _ = count_sql(where, "exact", 0)
+            plans.append((f"count of {body}", count, count_params))
+        page, page_params = page_sql(where, query.sort, None, query.limit, query.offset)
+        plans.append((f"page of {name} {body}", page, page_params))
     pool = await db.connect_pool(stack.settings.database_url, "catalog", 1, PLANNER_SETTINGS)
     try:
-        for name, sql, params in (("count", count, count_params), ("first page", page, page_params)):
+        for title, sql, params in plans:
             await pool.fetch(sql, *params)  # warm, as the timed requests are
             plan = await pool.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *params)
-            print(f"-- {name}: {query.metadata} {msgspec.json.encode(query.labels).decode()}")
+            print(f"-- {title}")
             print("\n".join(row[0] for row in plan))
     finally:
         await pool.close()
@@ -239,7 +247,7 @@ async def run(stack: Stack, n: int, requests: int, plans: bool) -> tuple[dict[st
     finally:
         await pool.close()
     if plans:
-        await explain(stack, project_id)
+        await explain(stack, project_id, datasets)
     rows = await measure(stack.gateway_url, stack.admin_key, project_id, datasets, requests)
     rows["bus count"] = await time_bus_count(stack, project_id, requests)
     return rows, load_s
@@ -247,7 +255,7 @@ async def run(stack: Stack, n: int, requests: int, plans: bool) -> tuple[dict[st
 
 def main() -> None:
     parser = arguments(__doc__, "50,000 samples, 50 requests each", samples=1_000_000, requests=300)
-    parser.add_argument("--explain", action="store_true", help="print the plans of issue 18's query")
+    parser.add_argument("--explain", action="store_true", help="print the plans of issue 18's query and of the five filters")
     args = parser.parse_args()
     n, requests = (50_000, 50) if args.quick else (args.samples, args.requests)
 

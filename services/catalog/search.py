@@ -68,6 +68,18 @@ _METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 _RANGES = (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
 
 
+class SampleSet(NamedTuple):
+    """A condition the samples with a row in `table` meet, at most one row each, the row's columns under the
+    alias `{t}` in `conditions`. `scoped`: the table names the project, so it can stand for the samples."""
+
+    table: str
+    conditions: str
+    scoped: bool
+
+    def over(self, alias: str) -> str:
+        return self.conditions.replace("{t}", alias)
+
+
 class Where:
     """A WHERE clause over `samples s` under construction: conditions ANDed, values as parameters."""
 
@@ -75,6 +87,10 @@ class Where:
         self.project_id = project_id
         self.params: list[Any] = [project_id]
         self.conditions = ["s.project_id = $1"]
+        # The conditions that are sample sets, and whether any other condition reads the sample's own row: when
+        # none does, a count joins the sets alone (`sets_count_sql`).
+        self.sets: list[SampleSet] = []
+        self.reads_samples = False
         # A similar condition (and where it was given) waits here for `resolve`, which looks up what it
         # needs: the dimension of its space, and the vector of its sample.
         self.similar: tuple[SimilarTo, str] | None = None
@@ -86,6 +102,13 @@ class Where:
 
     def add(self, condition: str) -> None:
         self.conditions.append(condition)
+        self.reads_samples = True
+
+    def add_set(self, sample_set: SampleSet) -> None:
+        self.conditions.append(
+            f"EXISTS (SELECT 1 FROM {sample_set.table} x WHERE x.sample_id = s.id AND {sample_set.over('x')})"
+        )
+        self.sets.append(sample_set)
 
     def one_of(self, column: str, values: list[Any], cast: str) -> str:
         """`column = ANY(values)`, or plain `=` for one value: only an equality lets a btree index on
@@ -140,7 +163,11 @@ def compile_filter(project_id: uuid.UUID, flt: SampleFilter, path: str = "$") ->
         where.add(f"NOT (s.tags && {where.param(flt.tags_none, 'text[]')})")
     if flt.metadata is not None:
         for key, alternatives in parse_metadata(flt.metadata, f"{path}.metadata").items():
-            where.add(metadata_condition(where, key, alternatives))
+            value = one_term(key, alternatives)
+            if value is not None:
+                where.add_set(metadata_term(where, key, value[0]))
+            else:
+                where.add(metadata_condition(where, key, alternatives))
     if flt.labels is not None:
         label_conditions(where, flt.labels, f"{path}.labels")
     if flt.sample_ids is not None:
@@ -229,6 +256,28 @@ def plain_values(condition: MetadataCondition) -> list[Any] | None:
     return None
 
 
+TERM_DEPTH = 2  # the key paths catalog migration 0007 writes terms of
+
+
+def one_term(key: str, alternatives: list[MetadataCondition]) -> tuple[Any] | None:
+    """The value, when the key must equal one scalar at a path the metadata terms cover (a 1-tuple, since
+    the value may be None); None for any other condition."""
+    values = plain_values(alternatives[0]) if len(alternatives) == 1 else None
+    if values is None or len(values) != 1 or key.count(".") >= TERM_DEPTH:
+        return None
+    value = values[0]
+    if isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return (value,)
+
+
+def metadata_term(where: Where, key: str, value: Any) -> SampleSet:
+    """The samples whose metadata has `value` at `key` (or in an array there): a primary-key range of the
+    inverted index, exactly what `metadata @> ANY(...)` finds (`equal_to_any`)."""
+    path, wanted = where.param(key.split("."), "text[]"), where.param(value, "jsonb")
+    return SampleSet("metadata_terms", f"{{t}}.project_id = $1 AND {{t}}.term = metadata_term({path}, {wanted})", True)
+
+
 def metadata_condition(where: Where, key: str, alternatives: list[MetadataCondition]) -> str:
     """One key's alternatives, ORed. Plain values are gathered into one `@> ANY(...)`, which the GIN
     index answers; ranges and `exists` read the value itself."""
@@ -301,15 +350,22 @@ def label_conditions(where: Where, labels: LabelFilter, path: str) -> None:
             raise invalid(f"min ({low}) is greater than max ({count.max}); nothing can match", path=at)
         if low < 1 and count.max is None:
             continue  # "zero or more" holds for every sample
-        objects = (
-            f"SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = {labelset()} "
-            f"AND c.class_id = {where.param(count.class_id, 'text')}"
-        )
         if low >= 1:
-            upper = f" AND c.count <= {where.param(count.max, 'int4')}" if count.max is not None else ""
-            where.add(f"EXISTS ({objects} AND c.count >= {where.param(low, 'int4')}{upper})")
+            upper = f" AND {{t}}.count <= {where.param(count.max, 'int4')}" if count.max is not None else ""
+            where.add_set(
+                SampleSet(
+                    "label_class_counts",
+                    f"{{t}}.labelset = {labelset()} AND {{t}}.class_id = {where.param(count.class_id, 'text')} "
+                    f"AND {{t}}.count >= {where.param(low, 'int4')}{upper}",
+                    False,
+                )
+            )
         else:  # no row is zero objects, so "at most N" is "no row above N"
-            where.add(f"NOT EXISTS ({objects} AND c.count > {where.param(count.max, 'int4')})")
+            where.add(
+                f"NOT EXISTS (SELECT 1 FROM label_class_counts c WHERE c.sample_id = s.id AND c.labelset = "
+                f"{labelset()} AND c.class_id = {where.param(count.class_id, 'text')} "
+                f"AND c.count > {where.param(count.max, 'int4')})"
+            )
 
 
 # -- similarity ----------------------------------------------------------------------------------------
@@ -453,6 +509,7 @@ async def resolve(rt: Runtime, where: Where) -> None:
     nearest = nearest_sql(where, near, condition.top_k)
     within = within_sql(where, condition.max_distance)
     where.conditions = [where.conditions[0], f"s.id IN (SELECT n.sample_id FROM ({nearest}) n{within})"]
+    where.reads_samples = True
 
 
 # -- pages ---------------------------------------------------------------------------------------------
@@ -509,11 +566,24 @@ def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: i
     ), params
 
 
+def sets_count_sql(where: Where) -> str | None:
+    """A count of the intersection of the filter's sample sets, reading no sample row, when every condition
+    is such a set and one of them names the project. An intersection rather than a join: it is hashed or
+    sorted whatever the planner thinks of the sets' sizes, whereas a join planned on the estimates of tables
+    not yet analyzed (a project just imported) could be a nested loop scanning one set per row of the other."""
+    if where.reads_samples or not any(sample_set.scoped for sample_set in where.sets):
+        return None
+    intersection = " INTERSECT ".join(
+        f"SELECT t.sample_id FROM {sample_set.table} t WHERE {sample_set.over('t')}" for sample_set in where.sets
+    )
+    return f"SELECT count(*) FROM ({intersection}) matches"
+
+
 def count_sql(where: Where, mode: TotalMode, offset: int) -> tuple[str, list[Any], int | None]:
     """The count query and the cap it stops at (None: exact). The cap starts past `offset`, so a page
     deep into the results still gets a total beyond itself."""
     if mode == "exact":
-        return f"SELECT count(*) FROM samples s WHERE {where.sql}", where.params, None
+        return sets_count_sql(where) or f"SELECT count(*) FROM samples s WHERE {where.sql}", where.params, None
     cap = offset + TOTAL_CAP
     params = [*where.params, cap]
     return (

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from nats.js.api import DeliverPolicy
 
 from proto import subjects
 from proto.annotation import LabelChanged, LabelSummary
 from proto.common import EventEnvelope
+from services.catalog.search import equal_to_any
 from shared.bus import Bus, encoder
+from tests import helpers
 from tests.helpers import call, create, dataset, eventually, names
 
 # name, dataset (index), status, metadata, tags, priority, external id, assigned to the labeler.
@@ -503,3 +507,56 @@ async def test_viewers_read_and_run_views_labelers_change_them(api: aiohttp.Clie
         assert response.status == 403
     async with stranger.post(f"/v1/projects/{corpus.project_id}/samples/search", json={}) as response:
         assert response.status == 404
+
+
+# -- metadata terms -------------------------------------------------------------------------------------
+
+# Values a term must tell apart, or not, as jsonb containment does: numbers by value (1 = 1.0, not "1",
+# not true), arrays by their scalar elements only, objects by their keys, two levels deep at most.
+TRICKY: list[dict[str, Any]] = [
+    {"n": 1}, {"n": 1.0}, {"n": 1.50}, {"n": "1"}, {"n": True}, {"n": False}, {"n": 0}, {"n": -0.0},
+    {"n": [1, 2, 1]}, {"n": [[1]]}, {"n": [{"m": 1}]}, {"n": {"m": 1}}, {"n": {"m": [1.0, "x"]}},
+    {"n": {"m": {"k": 1}}}, {"q": 'a"b'}, {"q": "ü"}, {"q": None}, {}, {"n": 1, "q": "ü"},
+]
+TERM_FILTERS: list[dict[str, Any]] = [
+    {"n": 1}, {"n": 1.5}, {"n": "1"}, {"n": True}, {"n": False}, {"n": 0}, {"n": 2}, {"n.m": 1}, {"n.m": "x"},
+    {"n.m.k": 1}, {"q": 'a"b'}, {"q": "ü"}, {"n": 1, "q": "ü"}, {"n": 3},
+]
+
+
+async def contained(project_id: str, metadata: dict[str, Any]) -> set[str]:
+    """Names of the samples whose metadata contains each key's value, or an array holding it: what the
+    filter has always meant, straight from Postgres."""
+    conditions = " AND ".join(f"metadata @> ANY(${i + 2}::jsonb[])" for i in range(len(metadata)))
+    db = await asyncpg.connect(helpers.database_url, server_settings={"search_path": "catalog, public"})
+    try:
+        await db.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        rows = await db.fetch(f"SELECT name FROM samples WHERE project_id = $1 AND {conditions}", uuid.UUID(project_id),
+                              *(equal_to_any(key, [value]) for key, value in metadata.items()))
+    finally:
+        await db.close()
+    return {row["name"] for row in rows}
+
+
+async def test_metadata_terms_find_what_containment_finds_as_samples_change(api: aiohttp.ClientSession) -> None:
+    project_id = await create_project(api, f"terms {uuid.uuid4().hex[:8]}")
+    dataset_id = await create_dataset(api, project_id, "all")
+    ids = await add_samples(api, project_id, dataset_id, [{"name": f"s{i}", "metadata": metadata}
+                                                          for i, metadata in enumerate(TRICKY)])
+
+    async def agree() -> None:
+        for metadata in TERM_FILTERS:
+            expected = await contained(project_id, metadata)
+            assert await by_priority(api, project_id, {"metadata": metadata}) == expected, metadata
+            counted = await call(api, "POST", f"/v1/projects/{project_id}/samples/count", json={"metadata": metadata})
+            assert counted == {"count": len(expected)}, metadata
+
+    await agree()
+    assert await contained(project_id, {"n": 1}) == {"s0", "s1", "s8", "s18"}  # the oracle knows the rules
+    await change_sample(api, project_id, ids[0], {"metadata": {"n": 3, "q": 'a"b'}})
+    await change_sample(api, project_id, ids[11], {"metadata": {"n": {"m": "x"}}})
+    await change_sample(api, project_id, ids[12], {"tags": ["metadata unchanged"]})
+    async with api.delete(f"/v1/projects/{project_id}/samples/{ids[18]}") as response:
+        assert response.status == 204, await response.text()
+    await agree()
+    assert await contained(project_id, {"n": 3}) == {"s0"}

@@ -43,9 +43,50 @@ def test_values_only_travel_as_parameters() -> None:
 
 def test_plain_metadata_values_become_one_indexable_containment() -> None:
     where = compile_body({"metadata": {"camera.model": ["X1", {"in": ["X2", 3]}], "night": True}})
-    assert where.sql == "s.project_id = $1 AND s.metadata @> ANY($2::jsonb[]) AND s.metadata @> ANY($3::jsonb[])"
+    assert where.conditions[1] == "s.metadata @> ANY($2::jsonb[])"
     assert where.params[1] == [{"camera": {"model": v}} for value in ("X1", "X2", 3) for v in (value, [value])]
-    assert where.params[2] == [{"night": True}, {"night": [True]}]
+
+
+@pytest.mark.parametrize("value", ["rainy", 3, 2.5, True, False])
+def test_one_scalar_value_is_a_term_of_the_inverted_index(value: object) -> None:
+    where = compile_body({"metadata": {"camera.model": value}})
+    assert where.sql == (
+        "s.project_id = $1 AND EXISTS (SELECT 1 FROM metadata_terms x WHERE x.sample_id = s.id AND "
+        "x.project_id = $1 AND x.term = metadata_term($2::text[], $3::jsonb))"
+    )
+    assert where.params[1:] == [["camera", "model"], value]
+
+
+@pytest.mark.parametrize("metadata", [
+    {"a.b.c": "deeper than the terms go"},
+    {"w": ["one", "of two"]},
+    {"w": {"in": ["one", "of two"]}},
+    {"w": {"eq": 1, "lt": 5}},
+])
+def test_other_metadata_conditions_read_the_sample(metadata: dict) -> None:
+    where = compile_body({"metadata": metadata})
+    assert where.sets == [] and where.reads_samples
+
+
+def test_a_count_of_terms_and_classes_alone_reads_no_sample_row() -> None:
+    where = compile_body({"metadata": {"weather": "rainy"}, "labels": {"classes": [{"class_id": "car", "min": 1}]}})
+    sql, params, cap = search.count_sql(where, "exact", 0)
+    assert sql == (
+        "SELECT count(*) FROM (SELECT t.sample_id FROM metadata_terms t WHERE t.project_id = $1 AND "
+        "t.term = metadata_term($2::text[], $3::jsonb) INTERSECT SELECT t.sample_id FROM label_class_counts t WHERE "
+        "t.labelset = $4::text AND t.class_id = $5::text AND t.count >= $6::int4) matches"
+    )
+    assert (params, cap) == ([PROJECT, ["weather"], "rainy", "ground-truth", "car", 1], None)
+
+
+@pytest.mark.parametrize("body", [
+    {"labels": {"classes": [{"class_id": "car", "min": 1}]}},  # class ids alone do not name the project
+    {"metadata": {"weather": "rainy"}, "statuses": ["NEW"]},
+    {"metadata": {"weather": "rainy"}, "labels": {"classes": [{"class_id": "car", "max": 0}]}},
+])
+def test_a_count_with_any_other_condition_counts_samples(body: dict) -> None:
+    sql, _, _ = search.count_sql(compile_body(body), "exact", 0)
+    assert sql.startswith("SELECT count(*) FROM samples s WHERE s.project_id = $1 AND ")
 
 
 def test_ranges_compare_only_values_of_their_type_and_alternatives_are_ored() -> None:
@@ -99,9 +140,9 @@ def test_label_counts_are_semi_joins_and_absence_an_anti_join() -> None:
     where = compile_body({"labels": {"classes": [{"class_id": "car", "min": 2}, {"class_id": "dog", "max": 0},
                                                  {"class_id": "cat", "min": 1, "max": 3}, {"class_id": "x", "min": 0}]}})
     at_least, absent, between = where.conditions[1:]
-    assert at_least.startswith("EXISTS (SELECT 1 FROM label_class_counts c") and "c.count >= $4::int4" in at_least
+    assert at_least.startswith("EXISTS (SELECT 1 FROM label_class_counts x") and "x.count >= $4::int4" in at_least
     assert absent.startswith("NOT EXISTS (") and "c.count > $6::int4" in absent
-    assert "c.count >= $9::int4" in between and "c.count <= $8::int4" in between
+    assert "x.count >= $9::int4" in between and "x.count <= $7::int4" in between
     assert where.params[1] == "ground-truth"
 
 
