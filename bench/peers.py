@@ -39,7 +39,9 @@ matches about 16 %), and measures:
    sum of each process's VmHWM (its own peak resident set), kept for processes that exited meanwhile. It
    is an upper bound: the peaks need not coincide, and pages two processes share (Postgres's shared
    buffers, which every backend maps) count once per process. `peers_peak_pss_mb` is the largest sum of
-   Pss seen at one moment (shared pages divided among their sharers), what the stack really held at once.
+   Pss seen at one moment (shared pages divided among their sharers), what the stack really held at once;
+   the table splits it into anonymous memory, file pages (binaries and libraries, which another stack on
+   the same machine shares, so that part shrinks while one runs) and shared memory (Postgres's buffers).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -152,12 +154,20 @@ def expected_matches(pictures: list[Picture]) -> int:
 # -- memory -------------------------------------------------------------------------------------------
 
 
-def kilobytes(path: str, key: str) -> int:
-    """The value of `key` in a /proc file of `Key:   123 kB` lines."""
+# Pss and its parts in /proc/<pid>/smaps_rollup: anonymous memory is a process's own; a file's pages (the
+# binaries and libraries) are shared with every process mapping them, another stack on the machine too, so
+# that part shrinks while one runs beside; shared memory is Postgres's buffers and WAL, shared by its processes.
+PSS_PARTS = {"Pss": "Pss_MB", "Pss_Anon": "anon_MB", "Pss_File": "file_MB", "Pss_Shmem": "shmem_MB"}
+
+
+def kilobytes(path: str, keys: Iterable[str]) -> dict[str, int]:
+    """The values of `keys` in a /proc file of `Key:   123 kB` lines; 0 for a key it lacks."""
+    found = dict.fromkeys(keys, 0)
     for line in Path(path).read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1])
-    return 0
+        key, _, value = line.partition(":")
+        if key in found:
+            found[key] = int(value.split()[0])
+    return found
 
 
 def process_trees(roots: dict[str, int]) -> dict[int, str]:
@@ -184,19 +194,21 @@ class MemorySampler:
     roots: dict[str, int]
     peak_kb: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid: (name, VmHWM), exited ones too
     peak_pss_kb: int = 0
-    pss_at_peak_kb: dict[str, int] = field(default_factory=dict)
+    pss_at_peak_kb: dict[str, dict[str, int]] = field(default_factory=dict)  # name: PSS_PARTS key: kB
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
-        pss: dict[str, int] = dict.fromkeys(self.roots, 0)
+        pss = {name: dict.fromkeys(PSS_PARTS, 0) for name in self.roots}
         for pid, name in process_trees(self.roots).items():
             with contextlib.suppress(OSError):  # it exited meanwhile
-                hwm = kilobytes(f"/proc/{pid}/status", "VmHWM:")
+                hwm = kilobytes(f"/proc/{pid}/status", ["VmHWM"])["VmHWM"]
                 self.peak_kb[pid] = (name, max(hwm, self.peak_kb.get(pid, (name, 0))[1]))
-                pss[name] += kilobytes(f"/proc/{pid}/smaps_rollup", "Pss:")
-        if sum(pss.values()) > self.peak_pss_kb:
-            self.peak_pss_kb, self.pss_at_peak_kb = sum(pss.values()), pss
+                for part, kb in kilobytes(f"/proc/{pid}/smaps_rollup", PSS_PARTS).items():
+                    pss[name][part] += kb
+        total = sum(parts["Pss"] for parts in pss.values())
+        if total > self.peak_pss_kb:
+            self.peak_pss_kb, self.pss_at_peak_kb = total, pss
 
     def __enter__(self) -> MemorySampler:
         def loop() -> None:
@@ -215,16 +227,16 @@ class MemorySampler:
         self.sample()
 
     def rows(self) -> Rows:
-        rows = {
-            name: {"processes": 0.0, "VmHWM_MB": 0.0, "Pss_MB": self.pss_at_peak_kb.get(name, 0) / 1024}
-            for name in self.roots
-        }
+        rows: Rows = {}
+        for name in self.roots:
+            at_peak = self.pss_at_peak_kb.get(name, {})
+            rows[name] = {"processes": 0.0, "VmHWM_MB": 0.0}
+            rows[name] |= {column: at_peak.get(part, 0) / 1024 for part, column in PSS_PARTS.items()}
         for name, hwm in self.peak_kb.values():
             rows[name]["processes"] += 1
             rows[name]["VmHWM_MB"] += hwm / 1024
-        rows["total"] = {
-            column: sum(row[column] for row in rows.values()) for column in ("processes", "VmHWM_MB", "Pss_MB")
-        }
+        columns = list(rows[next(iter(self.roots))])
+        rows["total"] = {column: sum(row[column] for row in rows.values()) for column in columns}
         return rows
 
 
@@ -541,9 +553,11 @@ def main() -> None:
     with local_stack(*SERVICES) as stack, MemorySampler(stack.pids()) as memory:
         figures, tables = uvloop.run(run(stack, pictures, requests, args.chunk, args.in_flight, args.way))
     memory_rows = memory.rows()
-    tables["memory by process: VmHWM summed over its processes; Pss at the moment the whole stack's Pss peaked"] = (
-        memory_rows
+    title = (
+        "memory by process: VmHWM summed over its processes; Pss (and its anonymous, file and shared-memory "
+        "parts) at the moment the whole stack's Pss peaked"
     )
+    tables[title] = memory_rows
     figures["peers_peak_memory_mb"] = memory_rows["total"]["VmHWM_MB"]
     figures["peers_peak_pss_mb"] = memory_rows["total"]["Pss_MB"]
 

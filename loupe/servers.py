@@ -133,6 +133,12 @@ class Server:
 
 # -- NATS ---------------------------------------------------------------------------------------------
 
+# A soft limit for Go's collector, which otherwise lets nats-server's heap grow to twice what is live
+# between collections: 47 MB anonymous memory at the peak of bench.peers' 10,000 samples, 25 MB with the
+# limit, for the same CPU per sample (docs/local-stack.md, Memory).
+NATS_ENV = {"GOMEMLIMIT": "32MiB"}
+
+
 def nats(data_dir: Path, ports: StackPorts) -> Server:
     # Bulk calls (10,000 samples) and bus images outgrow the 1 MiB default; nats-server takes this
     # only from a config file. Compose and the Helm values in docs/deploy.md set the same.
@@ -141,10 +147,31 @@ def nats(data_dir: Path, ports: StackPorts) -> Server:
     health = f"http://127.0.0.1:{ports.nats_monitor}/healthz?js-enabled-only=true"
     return Server("nats", [_binary("nats-server"), "-c", str(config), "-js", "-sd", str(data_dir / "nats"),
                            "-a", "127.0.0.1", "-p", str(ports.nats), "-m", str(ports.nats_monitor)],
-                  port=ports.nats, cwd=data_dir, grace_s=10, problem=lambda pid: http_problem(health))
+                  port=ports.nats, cwd=data_dir, env={**os.environ, **NATS_ENV}, grace_s=10,
+                  problem=lambda pid: http_problem(health))
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
+
+POSTGRES_SETTINGS = {
+    # The 128 MB default holds a fraction of a million-sample catalog's indexes.
+    "shared_buffers": "512MB",
+    # The default, 1/32 of shared_buffers (16 MB), is all resident once that much WAL went through it; a
+    # commit flushes its WAL anyway.
+    "wal_buffers": "4MB",
+    # PG 18's default, io_method=worker, runs 3 I/O worker processes; without them Postgres's CPU per sample
+    # on bench.peers is the same (the stack's reads are small and local).
+    "io_method": "sync",
+    # Search plans need statistics of the tables a bulk import just filled (an unanalyzed metadata_terms or
+    # label_class_counts makes the planner expect one row and nest loops); autovacuum looks every 5 s, not 60.
+    "autovacuum_naptime": "5s",
+}
+# glibc serves a large allocation from the heap once one of its size was freed (its mmap threshold grows
+# up to 32 MB), and a backend's heap keeps what its largest query used for as long as the connection
+# lives. A fixed threshold maps large blocks (sorts, hash tables, big result rows) and gives them back
+# when the query ends: about 25 MB less over the ~20 backends of bench.peers --quick, for the same CPU.
+POSTGRES_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
 
 def postgres(data_dir: Path, ports: StackPorts, superuser_password: str, log_dir: Path) -> Server:
     """The cluster in ``<data_dir>/postgres``, made on first use; its superuser has ``superuser_password``."""
@@ -162,10 +189,15 @@ def postgres(data_dir: Path, ports: StackPorts, superuser_password: str, log_dir
         socket_dir = ""  # too long for a unix socket path: TCP only, which is all the stack uses
     return Server("postgres", [str(_pg_install() / "bin" / "postgres"), "-D", str(pgdata),
                                "-h", "127.0.0.1", "-p", str(ports.postgres), "-k", socket_dir,
-                               # The 128 MB default holds a fraction of a million-sample catalog's indexes.
-                               "-c", "shared_buffers=512MB"],
+                               *postgres_options()],
                   port=ports.postgres, cwd=pgdata, user=user, problem=lambda pid: _postmaster_problem(pgdata, pid),
+                  env={**os.environ, **POSTGRES_ENV},
                   stop_signal=signal.SIGINT, grace_s=30)  # SIGINT: postgres's fast shutdown
+
+
+def postgres_options() -> list[str]:
+    """`-c name=value` for each of ``POSTGRES_SETTINGS``."""
+    return [part for name, value in POSTGRES_SETTINGS.items() for part in ("-c", f"{name}={value}")]
 
 
 def _initdb(pgdata: Path, user: pwd.struct_passwd | None, superuser_password: str, log_dir: Path) -> None:

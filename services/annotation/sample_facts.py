@@ -35,27 +35,37 @@ COLUMNS = (
     "priority, labeler_id, reviewer_id"
 )
 
-UPSERT = f"""
+# What a label write checks against (`load`); reading no more keeps a bulk write from decoding metadata.
+CHECKED = "id, width, height"
+
+INSERT = f"""
 INSERT INTO samples ({COLUMNS}, status)
 SELECT s.id, $1, s.dataset_id, s.name, s.content_hash, s.media_url, s.width, s.height, s.external_id,
        coalesce(s.metadata, '{{}}'), coalesce(s.priority, 0), s.labeler_id, s.reviewer_id, s.status
-FROM jsonb_to_recordset($2::text::jsonb) AS s (id uuid, dataset_id uuid, name text, content_hash text, media_url text,
+FROM json_to_recordset($2::text::json) AS s (id uuid, dataset_id uuid, name text, content_hash text, media_url text,
      width int, height int, external_id text, metadata jsonb, priority float8, labeler_id uuid, reviewer_id uuid,
      status text)
+"""
+UPSERT = f"""{INSERT}
 ON CONFLICT (id) DO UPDATE SET dataset_id = EXCLUDED.dataset_id, name = EXCLUDED.name,
     content_hash = EXCLUDED.content_hash, media_url = EXCLUDED.media_url, width = EXCLUDED.width,
     height = EXCLUDED.height, external_id = EXCLUDED.external_id, metadata = EXCLUDED.metadata,
     priority = EXCLUDED.priority, labeler_id = EXCLUDED.labeler_id, reviewer_id = EXCLUDED.reviewer_id,
     status = EXCLUDED.status
 """
+# A sample's facts at its creation: a row already there is as new or newer (this event delivered before,
+# or the catalog asked by a label write that outran it), so it is kept rather than written again.
+INSERT_NEW = f"{INSERT} ON CONFLICT (id) DO NOTHING"
 
 _encode = msgspec.json.Encoder().encode
 SEARCH_AT_ONCE = 500  # samples asked of the catalog in one search page (its most)
 
 
-async def upsert(conn: asyncpg.Connection | asyncpg.Pool, project_id: str, facts: list[SampleFacts]) -> None:
+async def upsert(
+    conn: asyncpg.Connection | asyncpg.Pool, project_id: str, facts: list[SampleFacts], statement: str = UPSERT
+) -> None:
     if facts:
-        await conn.execute(UPSERT, uuid.UUID(project_id), _encode(facts).decode())
+        await conn.execute(statement, uuid.UUID(project_id), _encode(facts).decode())
 
 
 async def forget(conn: asyncpg.Connection | asyncpg.Pool, where: str, *args: object) -> None:
@@ -65,7 +75,7 @@ async def forget(conn: asyncpg.Connection | asyncpg.Pool, where: str, *args: obj
 
 
 async def on_created(rt: Runtime, project_id: str | None, event: SamplesCreated, delivery: Delivery) -> None:
-    await upsert(rt.db, event.project_id, event.samples)
+    await upsert(rt.db, event.project_id, event.samples, INSERT_NEW)
 
 
 async def on_updated(rt: Runtime, project_id: str | None, event: SamplesUpdated, delivery: Delivery) -> None:
@@ -147,11 +157,11 @@ async def ask_catalog(
 async def load_existing(
     rt: Runtime, conn: asyncpg.Connection, project_id: uuid.UUID, sample_ids: Iterable[uuid.UUID], caller: Caller | None
 ) -> dict[uuid.UUID, asyncpg.Record]:
-    """The facts of those of these samples the project has; those the read model lacks are asked of the
-    catalog (their creation event may not have arrived yet), and those neither has are left out."""
+    """The facts (`CHECKED`) of those of these samples the project has; those the read model lacks are asked
+    of the catalog (their creation event may not have arrived yet), and those neither has are left out."""
     wanted = set(sample_ids)
     rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2", list(wanted), project_id
+        f"SELECT {CHECKED} FROM samples WHERE id = ANY($1::uuid[]) AND project_id = $2", list(wanted), project_id
     )
     found = {row["id"]: row for row in rows}
     missing = sorted(wanted - found.keys())
@@ -159,7 +169,7 @@ async def load_existing(
     if fetched:
         await upsert(conn, str(project_id), fetched)
         rows = await conn.fetch(
-            f"SELECT {COLUMNS} FROM samples WHERE id = ANY($1::uuid[])", [uuid.UUID(f.id) for f in fetched]
+            f"SELECT {CHECKED} FROM samples WHERE id = ANY($1::uuid[])", [uuid.UUID(f.id) for f in fetched]
         )
         found.update({row["id"]: row for row in rows})
     return found

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 UPSERT = """
 INSERT INTO label_summaries (sample_id, labelset, project_id, revision, status, tag_class_ids, changed_at)
 SELECT s.id, $2, s.project_id, t.revision, t.status, t.tag_class_ids, $3
-FROM jsonb_to_recordset($4::text::jsonb) AS t (sample_id uuid, revision bigint, status text, tag_class_ids text[])
+FROM json_to_recordset($4::text::json) AS t (sample_id uuid, revision bigint, status text, tag_class_ids text[])
 JOIN samples s ON s.id = t.sample_id AND s.project_id = $1
 ORDER BY t.sample_id
 ON CONFLICT (sample_id, labelset) DO UPDATE SET revision = EXCLUDED.revision, status = EXCLUDED.status,
@@ -39,7 +39,7 @@ RETURNING sample_id
 INSERT_COUNTS = """
 INSERT INTO label_class_counts (sample_id, labelset, class_id, count)
 SELECT t.sample_id, $1, t.class_id, t.count
-FROM jsonb_to_recordset($2::text::jsonb) AS t (sample_id uuid, class_id text, count int)
+FROM json_to_recordset($2::text::json) AS t (sample_id uuid, class_id text, count int)
 WHERE t.sample_id = ANY($3::uuid[])
 """
 

@@ -15,10 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiomqtt
-import av
 import msgspec
 import numpy as np
 import urllib3
@@ -56,6 +54,12 @@ from shared.callers import service_caller
 from shared.predictions import decode
 from shared.service import Runtime
 from shared.storage import read_object
+
+if TYPE_CHECKING:
+    # Imported where a video source or an MQTT sink first needs them: PyAV with its FFmpeg libraries is
+    # ~15 MB resident, which an inference service running no video pipeline should not hold.
+    import aiomqtt
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +207,8 @@ class Mqtt:
 
     async def __call__(self, result: FrameResult, payload: bytes, image: bytes) -> None:
         if self.client is None:
+            import aiomqtt
+
             host, _, port = self.broker.removeprefix("mqtt://").partition(":")
             client = aiomqtt.Client(host, int(port or 1883), timeout=MQTT_TIMEOUT_S)
             await client.__aenter__()
@@ -380,6 +386,8 @@ class Running:
 
     async def _play(self, source: VideoSource) -> None:
         """The video once, from its start; each kept frame as PNG, as if it were a file in a folder."""
+        import av
+
         path = Path(source.path)
         container = await asyncio.to_thread(av.open, str(path))
         try:

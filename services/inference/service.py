@@ -8,8 +8,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tritonclient.grpc.aio import InferenceServerClient
-
 from proto import subjects
 from proto.inference import InferenceJobRun
 from services.inference import jobs, pipelines, predict, runner, saved_io
@@ -29,9 +27,8 @@ service.on_event(subjects.PROJECT_DELETED)(pipelines.on_project_deleted)
 @service.context
 async def triton_models(rt: Runtime) -> AsyncIterator[None]:
     settings = rt.settings
-    client = InferenceServerClient(settings.triton_grpc_url)
     models = TritonModels(
-        client,
+        settings.triton_grpc_url,
         batch=settings.inference_batch,
         in_flight=settings.inference_in_flight,
         idle_unload_s=settings.inference_idle_unload_s,
@@ -52,7 +49,7 @@ async def triton_models(rt: Runtime) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         rt.state[DECODER].close()
-        await client.close()
+        await models.close()
 
 
 # The guarded HTTP client predict by URL fetches with, under the rules of ingest's URL imports.

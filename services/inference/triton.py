@@ -18,13 +18,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from shared.errors import LoupeError
+
+if TYPE_CHECKING:
+    from tritonclient.grpc.aio import InferenceServerClient
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,28 @@ class LoadedModel:
 class TritonModels:
     """The model versions this process serves through one Triton."""
 
-    def __init__(self, client: InferenceServerClient, *, batch: int, in_flight: int, idle_unload_s: float) -> None:
-        self.client = client
+    def __init__(self, url: str, *, batch: int, in_flight: int, idle_unload_s: float) -> None:
+        self.url = url  # host:port of Triton's gRPC endpoint
+        self._client: InferenceServerClient | None = None
         self.batch = batch  # images per request
         self.requests = asyncio.Semaphore(in_flight)  # requests in flight, all models together
         self.idle_unload_s = idle_unload_s
         self.models: dict[str, LoadedModel] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def client(self) -> InferenceServerClient:
+        """The gRPC client, made on first use (the first readiness probe, where Triton runs): tritonclient's
+        gRPC stack is ~12 MB resident, which a stack without Triton (`loupe up --no-triton`) never needs."""
+        if self._client is None:
+            from tritonclient.grpc.aio import InferenceServerClient
+
+            self._client = InferenceServerClient(self.url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
     async def ensure(self, name: str, version: int, image_size: int) -> tuple[str, ...]:
         """Load the version unless Triton serves it already; returns the model's output names."""
@@ -120,6 +137,8 @@ class TritonModels:
     async def _infer_once(
         self, name: str, version: int, image_size: int, outputs: tuple[str, ...], images: np.ndarray
     ) -> dict[str, np.ndarray]:
+        from tritonclient.grpc import InferInput, InferRequestedOutput  # loaded with the client by now
+
         for attempt in (1, 2):
             request = InferInput(INPUT_NAME, list(images.shape), "FP32")
             request.set_data_from_numpy(np.ascontiguousarray(images, dtype=np.float32))

@@ -19,12 +19,13 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import onnx
+from typing import TYPE_CHECKING, Literal
 
 from shared.errors import invalid, not_found
 from shared.storage import ObjectMissing, Storage
+
+if TYPE_CHECKING:
+    import onnx
 
 Backend = Literal["python", "onnxruntime"]
 BACKENDS: tuple[Backend, ...] = ("python", "onnxruntime")
@@ -47,13 +48,15 @@ TENSORRT_PARAMETERS = {
 }
 # Triton names models by folder: one path segment, also inside URLs.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-TRITON_TYPES: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "TYPE_FP32",
-    onnx.TensorProto.FLOAT16: "TYPE_FP16",
-    onnx.TensorProto.INT64: "TYPE_INT64",
-    onnx.TensorProto.INT32: "TYPE_INT32",
-    onnx.TensorProto.UINT8: "TYPE_UINT8",
-    onnx.TensorProto.BOOL: "TYPE_BOOL",
+# By ONNX's name of the element type: onnx (with protobuf, ~6 MB resident) is imported only once a version
+# is published, not by an idle training service.
+TRITON_TYPES: dict[str, str] = {
+    "FLOAT": "TYPE_FP32",
+    "FLOAT16": "TYPE_FP16",
+    "INT64": "TYPE_INT64",
+    "INT32": "TYPE_INT32",
+    "UINT8": "TYPE_UINT8",
+    "BOOL": "TYPE_BOOL",
 }
 
 
@@ -66,6 +69,8 @@ class TensorSpec:
 
 def tensor_specs(onnx_bytes: bytes) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The graph's inputs and outputs as Triton sees them; the first axis of each must be the batch."""
+    import onnx
+
     graph = onnx.load_from_string(onnx_bytes).graph
 
     def spec(value: onnx.ValueInfoProto) -> TensorSpec:
@@ -73,11 +78,10 @@ def tensor_specs(onnx_bytes: bytes) -> tuple[tuple[TensorSpec, ...], tuple[Tenso
         dims = [dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim]
         if not dims or dims[0] != -1:
             raise ValueError(f"ONNX tensor {value.name!r} has no dynamic batch axis (shape {dims})")
-        if tensor.elem_type not in TRITON_TYPES:
-            raise ValueError(
-                f"ONNX tensor {value.name!r} has element type {tensor.elem_type}, which Loupe does not serve"
-            )
-        return TensorSpec(value.name, TRITON_TYPES[tensor.elem_type], tuple(dims[1:]))
+        elem_type = onnx.TensorProto.DataType.Name(tensor.elem_type)
+        if elem_type not in TRITON_TYPES:
+            raise ValueError(f"ONNX tensor {value.name!r} has element type {elem_type}, which Loupe does not serve")
+        return TensorSpec(value.name, TRITON_TYPES[elem_type], tuple(dims[1:]))
 
     return tuple(spec(value) for value in graph.input), tuple(spec(value) for value in graph.output)
 

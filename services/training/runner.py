@@ -37,7 +37,6 @@ import msgspec
 from proto import subjects
 from proto.training import FINISHED_STATES, PretrainedVersion, TrainingRun, TrainingRunJob, TrainingRunProgressed
 from services.training import model_repository, registry, runs, trainer
-from services.training.release_data import read_release, usable_samples
 from shared import object_keys, outbox
 from shared.consumers import Delivery
 from shared.errors import LoupeError
@@ -197,6 +196,10 @@ async def download_pretrained(rt: Runtime, project_id: str, pretrained: Pretrain
 def release_images(release_file: Path, labelset: str) -> set[str]:
     """The originals of the samples the run may learn from; refuses a release whose training or validation
     split would be empty before any image is downloaded or any trainer started."""
+    # Imported here: release_data brings numpy, Pillow and pycocotools, which an idle training service
+    # need not hold (~15 MB resident).
+    from services.training.release_data import read_release, usable_samples
+
     header, samples = read_release(release_file)
     usable = [u for u in usable_samples(header, samples, labelset) if u is not None]
     validation = sum(u.validation for u in usable)

@@ -36,7 +36,7 @@ from proto.training import (
     TrainingRunRef,
     VersionRef,
 )
-from services.training import configs, registry, release_data
+from services.training import configs, registry
 from shared import object_keys, outbox
 from shared.bus import RequestContext
 from shared.callers import actor
@@ -108,7 +108,11 @@ async def create(rt: Runtime, request: CreateTrainingRunRequest, ctx: RequestCon
     schema = await rt.nats.request(
         subjects.GET_LABEL_SCHEMA, GetSchema(project_id=request.project_id, include_archived=True), caller=caller
     )
-    release_data.task_spec(schema, body.family, body.tag_group)
+    # Imported here, as in runner.py: release_data brings numpy, Pillow and pycocotools, which an idle
+    # training service need not hold.
+    from services.training.release_data import task_spec
+
+    task_spec(schema, body.family, body.tag_group)
     config = configs.with_changes((await configs.project_config(rt.db, request.project_id)).config, body.config)
     if body.pretrained is not None:
         await check_pretrained(rt, request.project_id, body.pretrained, config)

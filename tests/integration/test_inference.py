@@ -427,8 +427,8 @@ async def test_an_idle_version_is_unloaded_and_loaded_again_when_needed(
 ) -> None:
     name, version = trained.version["triton_model"], trained.version["version"]
     client = InferenceServerClient(stack.settings.triton_grpc_url)
+    models = TritonModels(stack.settings.triton_grpc_url, batch=16, in_flight=4, idle_unload_s=0.0)
     try:
-        models = TritonModels(client, batch=16, in_flight=4, idle_unload_s=0.0)
         await models.ensure(name, version, 64)
         assert await client.is_model_ready(name, str(version))
         await models.unload_idle()
@@ -445,6 +445,7 @@ async def test_an_idle_version_is_unloaded_and_loaded_again_when_needed(
         assert found["version"] == version
         assert await client.is_model_ready(name, str(version))
     finally:
+        await models.close()
         await client.close()
 
 

@@ -118,6 +118,26 @@ async def test_bulk_upsert_is_all_or_nothing(api: aiohttp.ClientSession, project
     assert deleted["deleted"] == 10
 
 
+async def test_bulk_objects_start_every_label_with_the_status_asked_whether_or_not_it_has_a_row(
+        api: aiohttp.ClientSession, project: Project) -> None:
+    """A bulk write makes the labels it starts whole at once; one that has a row left empty (deleting a label
+    nobody wrote keeps an empty one) is started the same way, and either kind is searchable by its status."""
+    untouched, emptied = project.samples[:2]
+    await call(api, "DELETE", project.label(emptied), 204)
+    items = [{"sample_id": sample, **project.box(1, 1, 10, 10)} for sample in (untouched, emptied)]
+    await call(api, "POST", f"{project.path}/labelsets/ground-truth/objects", json={"items": items,
+                                                                                      "status": "PRELABELED"})
+    for sample in (untouched, emptied):
+        label = await call(api, "GET", project.label(sample))
+        assert (label["status"], label["version"], len(label["objects"])) == ("PRELABELED", 1, 1)
+
+    async def searchable() -> bool:
+        found = await names(api, project.id, {"labels": {"status": ["PRELABELED"]}})
+        assert sorted(found) == ["img_00000.jpg", "img_00001.jpg"]
+        return True
+    await eventually(searchable, interval=0.1)
+
+
 @contextlib.contextmanager
 def new_log_lines(stack: Stack, *names: str) -> Iterator[list[str]]:
     """The lines these logs (catalog, postgres, ...) gain inside the block, filled in as it ends."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
 import msgspec
 import pytest
 from nats.js.api import DeliverPolicy
@@ -398,6 +399,39 @@ async def test_media_stored_events_register_samples_once(api, bus, project, uniq
     again = await add(api, project["id"], split["id"], [
         {"content_hash": m.sha256, "name": m.name, "width": 1, "height": 1} for m in batch.items[:2]])
     assert [i["outcome"] for i in again["items"]] == ["existing", "existing"]
+
+
+async def annotation_has_handled(bus: Bus, stream_seq: int) -> None:
+    """Until annotation has handled the events stream up to `stream_seq`."""
+    async def handled() -> bool:
+        info = await bus.js.consumer_info(subjects.EVENTS_STREAM, "annotation-events")
+        assert info.ack_floor.stream_seq >= stream_seq, f"annotation still has events to handle: {info}"
+        return True
+    await eventually(handled)
+
+
+async def test_a_creation_event_that_comes_late_leaves_annotation_the_newer_facts_it_has(
+        api, bus, project, unique, events, settings) -> None:
+    """Annotation may learn of a sample before its creation event (a label write that outran the event asks
+    the catalog), or get the event again; the sample's facts at creation must not undo what came since."""
+    split = await dataset(api, project["id"], "train")
+    [sample] = (await add(api, project["id"], split["id"], items(1, unique)))["items"]
+    subject, created = await next_event(events, project["id"])
+    while subject != subjects.SAMPLES_CREATED.subject:
+        subject, created = await next_event(events, project["id"])
+    await call(api, "PATCH", f"/v1/projects/{project['id']}/samples/{sample['id']}", json={"name": "renamed.jpg"})
+    subject, _ = await next_event(events, project["id"])
+    assert subject == subjects.SAMPLES_UPDATED.subject
+
+    again = await bus.js.publish(subjects.SAMPLES_CREATED.subject, encoder.encode(created),
+                                 headers={subjects.HEADER_MSG_ID: str(uuid.uuid4())})
+    await annotation_has_handled(bus, again.seq)
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        name = await db.fetchval("SELECT name FROM annotation.samples WHERE id = $1", uuid.UUID(sample["id"]))
+    finally:
+        await db.close()
+    assert name == "renamed.jpg"
 
 
 # -- media ------------------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+"""bench.peers' memory sampler: what it reads from /proc, and how it splits Pss."""
+
+import os
+from pathlib import Path
+
+from bench.peers import MemorySampler, kilobytes
+
+
+def test_kilobytes_reads_the_keys_asked_for_and_0_for_a_missing_one(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmHWM:\t   51912 kB\nPss_Anon:   333 kB\n")
+    assert kilobytes(str(status), ["VmHWM", "Pss_Anon", "Pss_Shmem"]) == {"VmHWM": 51912, "Pss_Anon": 333, "Pss_Shmem": 0}
+
+
+def test_the_pss_parts_add_up_to_the_pss_of_each_process_and_the_total() -> None:
+    with MemorySampler({"this test": os.getpid()}) as sampler:
+        pass
+    rows = sampler.rows()
+    for row in rows.values():
+        assert row["processes"] == 1 and row["VmHWM_MB"] >= row["Pss_MB"] > 0
+        assert abs(row["anon_MB"] + row["file_MB"] + row["shmem_MB"] - row["Pss_MB"]) < 0.1
+    assert rows["total"] == rows["this test"]
