@@ -1,6 +1,7 @@
 """bench.peers' memory sampler: what it reads from /proc, and how it splits Pss."""
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.peers import MemorySampler, kilobytes
@@ -13,8 +14,14 @@ def test_kilobytes_reads_the_keys_asked_for_and_0_for_a_missing_one(tmp_path: Pa
 
 
 def test_the_pss_parts_add_up_to_the_pss_of_each_process_and_the_total() -> None:
-    with MemorySampler({"this test": os.getpid()}) as sampler:
-        pass
+    # A process of its own: the sampler follows descendants, and pytest's may include a whole test stack.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with MemorySampler({"this test": child.pid}) as sampler:
+            pass
+    finally:
+        child.kill()
+        child.wait()
     rows = sampler.rows()
     for row in rows.values():
         assert row["processes"] == 1 and row["VmHWM_MB"] >= row["Pss_MB"] > 0
