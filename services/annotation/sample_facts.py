@@ -28,6 +28,7 @@ from proto.search import SearchQuery, SearchSamples
 from shared import object_keys
 from shared.consumers import Delivery
 from shared.errors import not_found
+from shared.rows import from_row
 from shared.service import Runtime
 
 COLUMNS = (
@@ -133,25 +134,7 @@ async def ask_catalog(
             for part in parts
         )
     )
-    return [
-        SampleFacts(
-            id=sample.id,
-            dataset_id=sample.dataset_id,
-            name=sample.name,
-            content_hash=sample.content_hash,
-            media_url=sample.media_url,
-            width=sample.width,
-            height=sample.height,
-            status=sample.status,
-            external_id=sample.external_id,
-            metadata=sample.metadata,
-            priority=sample.priority,
-            labeler_id=sample.labeler_id,
-            reviewer_id=sample.reviewer_id,
-        )
-        for page in pages
-        for sample in page.items
-    ]
+    return [from_row(SampleFacts, msgspec.structs.asdict(sample)) for page in pages for sample in page.items]
 
 
 async def load_existing(
