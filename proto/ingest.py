@@ -56,10 +56,23 @@ class FileSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     priority: float = 0.0
 
 
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+ImageType = Literal["image/jpeg", "image/png", "image/webp", "image/tiff", "image/bmp", "image/gif"]
+
+
+class UploadFile(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A file to upload. A client that knows the file's SHA-256 (hex) and type says so: its bytes then go
+    straight to their final place (no staging copy), and a file the organisation has stored before needs no
+    PUT at all."""
+
+    sha256: Sha256 | None = None
+    content_type: ImageType | None = None  # required with sha256; the file's real type must be this one
+
+
 class CreateUpload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Ask for presigned PUT slots: give `files` (one per image) or just a `count`."""
 
-    files: Annotated[list[FileSpec], msgspec.Meta(max_length=10_000)] = []
+    files: Annotated[list[UploadFile], msgspec.Meta(max_length=10_000)] = []
     count: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
 
 
@@ -71,8 +84,10 @@ class CreateUploadRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class UploadSlot(msgspec.Struct, frozen=True, kw_only=True):
     index: int
-    url: str  # PUT the image's bytes here, as they are
+    url: str | None  # PUT the image's bytes here, as they are; None when `stored`
     name: str | None = None
+    headers: dict[str, str] = {}  # send these with the PUT, exactly (a file declared by its SHA-256)
+    stored: bool = False  # the organisation has this file already (by its declared SHA-256): no PUT needed
 
 
 class Upload(msgspec.Struct, frozen=True, kw_only=True):
@@ -259,7 +274,7 @@ class StoredBucketList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MediaRef(FileSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    sha256: Sha256
 
 
 class RegisterMedia(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -49,7 +50,7 @@ class Presigner:
         scope = f"{day}/{settings.s3_region}/s3/aws4_request"
         self.query = (
             f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={quote(f'{settings.s3_access_key}/{scope}', safe='')}"
-            f"&X-Amz-Date={moment}&X-Amz-Expires={expires_s}&X-Amz-SignedHeaders=host"
+            f"&X-Amz-Date={moment}&X-Amz-Expires={expires_s}&X-Amz-SignedHeaders="
         )
         self.signed_head = f"AWS4-HMAC-SHA256\n{moment}\n{scope}\n"
         key = ("AWS4" + settings.s3_secret_key).encode()
@@ -57,12 +58,18 @@ class Presigner:
             key = _hmac(key, part)
         self.signing_key = key
 
-    def __call__(self, key: str) -> str:
+    def __call__(self, key: str, headers: Mapping[str, str] | None = None) -> str:
+        """The URL of `key`; a request to it must also send `headers` (lower-case names), exactly, which S3
+        checks through the signature (and, for `x-amz-checksum-sha256`, against the body)."""
         path = self.prefix + quote(key)
-        canonical = f"{self.method}\n{path}\n{self.query}\nhost:{self.host}\n\nhost\nUNSIGNED-PAYLOAD"
+        lines = sorted({"host": self.host, **(headers or {})}.items())
+        names = ";".join(name for name, _ in lines)
+        query = self.query + quote(names, safe="")
+        canonical_headers = "".join(f"{name}:{value}\n" for name, value in lines)
+        canonical = f"{self.method}\n{path}\n{query}\n{canonical_headers}\n{names}\nUNSIGNED-PAYLOAD"
         to_sign = self.signed_head + hashlib.sha256(canonical.encode()).hexdigest()
         signature = hmac.new(self.signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-        return f"{self.origin}{path}?{self.query}&X-Amz-Signature={signature}"
+        return f"{self.origin}{path}?{query}&X-Amz-Signature={signature}"
 
 
 class PresignedGets(Presigner):

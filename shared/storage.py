@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -145,6 +145,11 @@ class Storage:
     async def get_bytes(self, bucket: str, key: str) -> bytes:
         async with self._get(bucket, key) as response:
             return await response.read()
+
+    async def get_with_headers(self, bucket: str, key: str) -> tuple[bytes, Mapping[str, str]]:
+        """The object's bytes and the response's headers (its Content-Type, its `x-amz-meta-*`)."""
+        async with self._get(bucket, key) as response:
+            return await response.read(), response.headers
 
     async def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
         """Upload a file of any size; the SDK sends it in parts, so memory stays flat."""

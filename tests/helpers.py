@@ -9,8 +9,10 @@ tests fetch from are tests/media_server.py and tests/external_s3.py.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -267,6 +269,40 @@ async def presigned_upload(client: aiohttp.ClientSession, dataset: dict, files: 
                 assert response.status == 200, await response.text()
     await call(client, "POST", upload["complete_url"], 202, json={})
     return await wait_run(client, dataset, upload["run_id"])
+
+
+def declared(name: str, data: bytes, content_type: str = "image/jpeg") -> dict:
+    """An upload's file declared by its SHA-256 and type, so that its bytes go straight to their final key."""
+    return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "content_type": content_type}
+
+
+async def declared_upload(client: aiohttp.ClientSession, dataset: dict, files: list[tuple[str, bytes]]
+                          ) -> tuple[dict, dict]:
+    """Upload the files declared by their SHA-256, PUTting those not stored already; the upload and its run
+    once done."""
+    upload = await call(client, "POST", f"{base(dataset)}/datasets/{dataset['id']}/uploads", 201,
+                        json={"files": [declared(name, data) for name, data in files]})
+    async with aiohttp.ClientSession() as s3:
+        for slot, (_, data) in zip(upload["slots"], files, strict=True):
+            if not slot["stored"]:
+                async with s3.put(slot["url"], data=data, headers=slot["headers"]) as response:
+                    assert response.status == 200, await response.text()
+    await call(client, "POST", upload["complete_url"], 202, json={})
+    return upload, await wait_run(client, dataset, upload["run_id"])
+
+
+async def s3_requests(stack) -> collections.Counter[tuple[str, str]]:
+    """How many requests to Loupe's S3 ingest has made so far, by bucket and method (its /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{stack.ports.ingest}/metrics") as response:
+        text = await response.text()
+    found = re.findall(r'^loupe_s3_requests_total\{bucket="(\w+)",method="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return collections.Counter({(bucket, method): int(float(value)) for bucket, method, value in found})
+
+
+async def requests_made(stack, work: Awaitable[T]) -> tuple[T, dict[tuple[str, str], int]]:
+    before = await s3_requests(stack)
+    result = await work
+    return result, {key: n for key, n in ((await s3_requests(stack)) - before).items() if n}
 
 
 # -- requests between services ----------------------------------------------------------------------

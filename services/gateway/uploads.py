@@ -4,13 +4,15 @@ validates and hashes them in memory and stores each at its final key, with no st
 (services/ingest/direct.py), and answers with the finished run.
 
 Larger forms go the presigned way: the gateway plays the presigned-upload client on the caller's behalf
-(asks ingest for slots, PUTs each file to staging, completes the upload) and waits briefly for the outcome:
-for the event that announces the run finished, not by asking for the run over and over."""
+(asks ingest for slots, declaring each image by its SHA-256 so that it goes straight to its final key,
+PUTs each file, completes the upload) and waits briefly for the outcome: for the event that announces the
+run finished, not by asking for the run over and over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
@@ -26,7 +28,6 @@ from proto.ingest import (
     CompleteUploadRequest,
     CreateUpload,
     CreateUploadRequest,
-    FileSpec,
     InlineFile,
     ListRunItems,
     ListRunItemsRequest,
@@ -34,12 +35,15 @@ from proto.ingest import (
     RunProgressed,
     RunRef,
     UploadedFiles,
+    UploadFile,
     UploadFilesRequest,
+    UploadSlot,
 )
 from services.gateway.auth import CALLER, ROLE_CACHE
 from services.gateway.problems import within
 from shared.bus import Bus, decoder, encoder, text_fault
 from shared.errors import LoupeError, invalid
+from shared.image_formats import MIME, sniff_format
 from shared.service import RUNTIME, RawEnvelope
 
 PATH = "/v1/projects/{project_id}/datasets/{dataset_id}/files"
@@ -153,26 +157,20 @@ def fits_one_message(bus: Bus, files: list[tuple[str, bytes]]) -> bool:
 async def staged_upload(
     request: web.Request, caller: Caller, project_id: str, dataset_id: str, files: list[tuple[str, bytes]]
 ) -> Run:
-    """Files too large for one bus message go the presigned way: slots from ingest, a PUT each to staging, then
-    complete; waits up to `request_timeout_s` for the run to finish, and returns it as it is then."""
+    """Files too large for one bus message go the presigned way: slots from ingest, a PUT each, then complete;
+    waits up to `request_timeout_s` for the run to finish, and returns it as it is then."""
     rt = request.app[RUNTIME]
     upload = await rt.nats.request(
         subjects.CREATE_UPLOAD,
         CreateUploadRequest(
             project_id=project_id,
             dataset_id=dataset_id,
-            upload=CreateUpload(files=[FileSpec(name=name) for name, _ in files]),
+            upload=CreateUpload(files=await asyncio.to_thread(lambda: [declared(name, data) for name, data in files])),
         ),
         caller=caller,
     )
     client = request.app[HTTP_CLIENT]
-
-    async def put(url: str, data: bytes) -> None:
-        async with client.put(url, data=data) as response:
-            if response.status >= 300:
-                raise LoupeError("unavailable", f"object storage refused an upload ({response.status}); retry")
-
-    await asyncio.gather(*(put(slot.url, data) for slot, (_, data) in zip(upload.slots, files, strict=True)))
+    await asyncio.gather(*(put_slot(client, slot, data) for slot, (_, data) in zip(upload.slots, files, strict=True)))
     async with run_finished(rt.nats, upload.run_id) as finished:
         run = await rt.nats.request(
             subjects.COMPLETE_UPLOAD,
@@ -184,6 +182,25 @@ async def staged_upload(
         except TimeoutError:  # still running: 202 with its counts as they are now; the client polls the run
             run = await rt.nats.request(subjects.GET_RUN, RunRef(project_id=project_id, id=run.id), caller=caller)
     return run
+
+
+def declared(name: str, data: bytes) -> UploadFile:
+    """A file the gateway uploads for its caller, declared by its SHA-256 and type where its first bytes name an
+    image type, so that it goes straight to its final key; any other goes through staging, whose validation
+    says what is wrong with it."""
+    found = sniff_format(data[:12])
+    if found is None:
+        return UploadFile(name=name)
+    return UploadFile(name=name, sha256=hashlib.sha256(data).hexdigest(), content_type=MIME[found])
+
+
+async def put_slot(client: aiohttp.ClientSession, slot: UploadSlot, data: bytes) -> None:
+    """PUT `data` to an upload slot as its client would; a slot whose file is stored already needs none."""
+    if slot.url is None:
+        return
+    async with client.put(slot.url, data=data, headers=slot.headers) as response:
+        if response.status >= 300:
+            raise LoupeError("unavailable", f"object storage refused an upload ({response.status}); retry")
 
 
 @contextlib.asynccontextmanager

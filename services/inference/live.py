@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from proto import subjects
 from proto.annotation import BoxShape
 from proto.inference import ModelChoice, Thresholds
-from proto.ingest import CompleteUpload, CompleteUploadRequest, CreateUpload, CreateUploadRequest, FileSpec
+from proto.ingest import CompleteUpload, CompleteUploadRequest, CreateUpload, CreateUploadRequest, UploadFile
 from proto.pipelines import (
     FolderSink,
     FolderSource,
@@ -482,7 +482,7 @@ class Running:
                 CreateUploadRequest(
                     project_id=self.spec.project_id,
                     dataset_id=dataset_id,
-                    upload=CreateUpload(files=[FileSpec(name=name or f"pipeline-{self.spec.pipeline_id}-frame")]),
+                    upload=CreateUpload(files=[UploadFile(name=name or f"pipeline-{self.spec.pipeline_id}-frame")]),
                 ),
                 caller=self.caller,
             )

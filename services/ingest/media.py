@@ -18,6 +18,7 @@ from PIL import ExifTags, Image, ImageFile
 
 from services.ingest.rejection import FileRejected
 from shared import thumbnails
+from shared.image_formats import MIME, sniff_format
 
 
 class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,25 +48,7 @@ class MediaError(FileRejected):
     """An image Loupe refuses: empty, too large, not an image, or not decodable."""
 
 
-# Magic bytes → our format name. WebP needs bytes 8..12 too, so it is checked apart.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
-)
 _PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}
-MIME = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "tiff": "image/tiff",
-    "bmp": "image/bmp",
-    "gif": "image/gif",
-}
 # EXIF orientation → the transpose that brings the stored pixels to display orientation (as ImageOps.exif_transpose).
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -80,13 +63,6 @@ _SWAPS_SIDES = frozenset({5, 6, 7, 8})
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, fixed CRC
 _THUMB_QUALITY = 80
 _BOMB_WARNING_RAISES = ("error", None, Image.DecompressionBombWarning, None, 0)  # as warnings.filters holds it
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The format named by the file's first bytes (12 suffice); file names and declared types are never trusted."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
 def process_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProcessedImage:

@@ -35,11 +35,12 @@ import msgspec
 from proto import subjects
 from proto.ingest import MediaStored, Run, StoredMedia
 from proto.samples import FindSamplesByHash, sample_id_for
-from services.ingest import samples_made
-from services.ingest.media import MIME, ImageLimits, ProcessedImage, process_image
+from services.ingest import declared, samples_made
+from services.ingest.media import ImageLimits, ProcessedImage, process_image
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import FINISHED, report, start_job
 from shared import fetch, object_keys, outbox
+from shared.image_formats import MIME
 from shared.service import Runtime
 from shared.storage import ObjectMissing
 
@@ -66,17 +67,28 @@ def limits_of(rt: Runtime) -> ImageLimits:
 
 
 class Prepared(msgspec.Struct, frozen=True):
-    data: bytes
+    data: bytes | None  # None: the original is at its final key already (a declared upload's own PUT, or before)
     image: ProcessedImage
 
 
-async def prepare(rt: Runtime, row: asyncpg.Record, read: Reader) -> Prepared | FileRejected:
+async def prepare(
+    rt: Runtime, row: asyncpg.Record, read: Reader, owned: Mapping[str, ProcessedImage]
+) -> Prepared | FileRejected:
+    """Item `row`'s image read and validated, or why it is refused. An item with a SHA-256 already is an upload
+    slot's declared file (services/ingest/declared.py): none of its bytes are read where the organisation
+    stored that image before (`owned`), and its bytes are at their final key otherwise."""
+    sha256 = row["sha256"]
+    if sha256 in owned:
+        return Prepared(None, owned[sha256])
     try:
-        return await check(rt, await read(row))
+        prepared = await check(rt, await read(row))
     except FileRejected as exc:
         return exc
     except fetch.FetchError as exc:  # a URL or bucket import's file: recorded like any other rejection
         return FileRejected(exc.code, exc.message)
+    if sha256 is None or isinstance(prepared, FileRejected):
+        return prepared
+    return declared.hash_mismatch(row, prepared.image) or Prepared(None, prepared.image)
 
 
 async def check(rt: Runtime, data: bytes) -> Prepared | FileRejected:
@@ -115,9 +127,13 @@ def default_name(row: Item, image: ProcessedImage) -> str:
 
 
 async def store(rt: Runtime, prepared: Prepared) -> None:
-    """The original under its SHA-256, and its thumbnail where it has one of its own."""
+    """The original under its SHA-256 (unless it is there already), and its thumbnail where it has one of its own."""
     image = prepared.image
-    puts = [rt.storage.put_bytes("media", object_keys.original(image.sha256), prepared.data, MIME[image.format])]
+    puts = []
+    if prepared.data is not None:
+        puts.append(
+            rt.storage.put_bytes("media", object_keys.original(image.sha256), prepared.data, MIME[image.format])
+        )
     if image.thumbnail is not None:
         puts.append(rt.storage.put_bytes("thumbs", object_keys.thumbnail(image.sha256), image.thumbnail, "image/jpeg"))
     await asyncio.gather(*puts)
@@ -131,11 +147,26 @@ async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: li
     if not rows:
         return 0
     async with renewing(rt, run_id, token, [row["idx"] for row in rows]):
-        outcomes = await asyncio.gather(*(prepare(rt, row, read) for row in rows))
+        owned = await declared.owned(rt, run["org_id"], (row["sha256"] for row in rows if row["sha256"]))
+        outcomes = await asyncio.gather(*(prepare(rt, row, read, owned) for row in rows))
         existing, stored = await store_new(rt, project_id, dataset_id, outcomes)
-    recorded = await record(rt, run, token, list(zip(rows, outcomes, strict=True)), existing, stored)
+    worked = list(zip(rows, outcomes, strict=True))
+    recorded = {row["idx"] for row in await record(rt, run, token, worked, existing, stored)}
     if run["kind"] == "upload":
-        await rt.storage.delete_many("staging", [row["source"] for row in recorded])
+        await rt.storage.delete_many(
+            "staging", [row["source"] for row in rows if row["idx"] in recorded and not row["sha256"]]
+        )
+        await declared.discard(
+            rt,
+            (
+                row["sha256"]
+                for row, outcome in worked
+                if row["idx"] in recorded
+                and row["sha256"]
+                and isinstance(outcome, FileRejected)
+                and outcome.code != "not_uploaded"
+            ),
+        )
     return len(rows)
 
 
@@ -167,7 +198,7 @@ async def claim(rt: Runtime, run_id: uuid.UUID, only: list[int] | None) -> tuple
         "      AND (claimed_until IS NULL OR claimed_until < now()) AND ($3::int[] IS NULL OR idx = ANY($3)) "
         "      ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED) AS free "
         "WHERE i.run_id = $1 AND i.idx = free.idx "
-        "RETURNING i.idx, i.source, i.name, i.external_id, i.metadata, i.priority",
+        "RETURNING i.idx, i.source, i.name, i.external_id, i.metadata, i.priority, i.sha256",
         run_id,
         rt.settings.ingest_batch,
         only,
@@ -396,14 +427,15 @@ async def items_in(conn: asyncpg.Connection, run_id: uuid.UUID, state: str) -> b
 
 
 def staged_reader(rt: Runtime) -> Reader:
+    """An upload slot's bytes: in staging, or at their final key where the file was declared by its SHA-256."""
+
     async def read(row: asyncpg.Record) -> bytes:
+        if row["sha256"]:
+            return await declared.read(rt, row)
         try:
             return await rt.storage.get_bytes("staging", row["source"])
         except ObjectMissing:
-            raise FileRejected(
-                "not_uploaded",
-                "nothing was PUT to this slot's URL before the upload was completed; upload it again in a new upload",
-            ) from None
+            raise declared.not_uploaded() from None
 
     return read
 

@@ -33,10 +33,11 @@ from proto.ingest import (
     RunRef,
     SealedKeys,
     Upload,
+    UploadFile,
     UploadSlot,
 )
 from proto.samples import DatasetRef
-from services.ingest import buckets
+from services.ingest import buckets, declared
 from shared import credentials, object_keys, outbox
 from shared.bus import RequestContext
 from shared.errors import LoupeError, conflict, invalid
@@ -158,12 +159,19 @@ async def report(conn: asyncpg.Connection, run_id: uuid.UUID) -> Run:
 @ANSWERS(subjects.CREATE_UPLOAD)
 async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestContext) -> Upload:
     caller = ctx.require_caller()
-    files = request.upload.files or [FileSpec() for _ in range(request.upload.count)]
+    files = request.upload.files or [UploadFile() for _ in range(request.upload.count)]
     if not files:
         raise invalid("ask for at least one slot: give `files` or a `count`", path="$.count")
     if request.upload.files and request.upload.count not in (0, len(files)):
         raise invalid("`count` disagrees with the number of `files`; give one of them", path="$.count")
+    for i, file in enumerate(files):
+        if (file.sha256 is None) != (file.content_type is None):
+            raise invalid(
+                "give `sha256` and `content_type` together (the file's SHA-256 in hex and its image type), or neither",
+                path=f"$.files[{i}].{'content_type' if file.content_type is None else 'sha256'}",
+            )
     await check_dataset(rt, request.project_id, request.dataset_id)
+    owned = await declared.owned(rt, uuid.UUID(caller.org_id), (file.sha256 for file in files if file.sha256))
     async with rt.db.acquire() as conn, conn.transaction():
         run_id = await create_run(
             conn,
@@ -176,18 +184,32 @@ async def create_upload(rt: Runtime, request: CreateUploadRequest, ctx: RequestC
             state="WAITING",
         )
         await add_items(
-            conn, run_id, 0, [(object_keys.upload_slot(run_id, i), spec) for i, spec in enumerate(files)], "WAITING"
+            conn,
+            run_id,
+            0,
+            [(object_keys.upload_slot(run_id, i), spec) for i, spec in enumerate(files)],
+            "WAITING",
+            [(None, "WAITING", file.sha256, None, None, None) for file in files],  # an item's SHA-256: declared
         )
     expiry = rt.settings.upload_url_expiry_s
     # Signed at one moment: a slot costs one HMAC, not the SDK's 40+ µs (up to 10,000 slots a call).
-    sign = Presigner(rt.storage.public, rt.storage.bucket("staging"), rt.settings, "PUT", expiry)
-    slots = [
-        UploadSlot(index=i, name=spec.name, url=sign(object_keys.upload_slot(run_id, i)))
-        for i, spec in enumerate(files)
-    ]
+    staging, media = (
+        Presigner(rt.storage.public, rt.storage.bucket(bucket), rt.settings, "PUT", expiry)
+        for bucket in ("staging", "media")
+    )
+
+    def slot(index: int, file: UploadFile) -> UploadSlot:
+        if file.sha256 is None:
+            return UploadSlot(index=index, name=file.name, url=staging(object_keys.upload_slot(run_id, index)))
+        if file.sha256 in owned:
+            return UploadSlot(index=index, name=file.name, url=None, stored=True)
+        headers = declared.put_headers(file, run_id)
+        url = media(object_keys.original(file.sha256), headers)
+        return UploadSlot(index=index, name=file.name, url=url, headers=headers)
+
     return Upload(
         run_id=str(run_id),
-        slots=slots,
+        slots=[slot(i, file) for i, file in enumerate(files)],
         expires_in_s=expiry,
         complete_url=f"/v1/projects/{request.project_id}/imports/{run_id}/complete",
     )

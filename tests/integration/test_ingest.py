@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import io
 import json
-import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import aiohttp
 import asyncpg
@@ -33,10 +30,8 @@ from shared.settings import Settings
 from shared.storage import Storage
 from tests.external_s3 import ExternalS3
 from tests.helpers import (base, call, create, dataset_in_new_project, eventually, items_of, presigned_upload, problem,
-                           requests_sent, sample_count, wait_created, wait_run, wait_samples)
+                           requests_made, requests_sent, sample_count, wait_created, wait_run, wait_samples)
 from tests.media_server import MediaServer, jpeg, png_bomb
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -122,20 +117,6 @@ async def test_bad_files_fail_one_by_one_and_leave_nothing_behind(api, dataset, 
     assert staged == [], "staged uploads are removed once processed"
 
 
-async def s3_requests(stack) -> collections.Counter[tuple[str, str]]:
-    """How many requests to Loupe's S3 ingest has made so far, by bucket and method (its /metrics)."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{stack.ports.ingest}/metrics") as response:
-        text = await response.text()
-    found = re.findall(r'^loupe_s3_requests_total\{bucket="(\w+)",method="(\w+)"\} (\S+)$', text, re.MULTILINE)
-    return collections.Counter({(bucket, method): int(float(value)) for bucket, method, value in found})
-
-
-async def requests_made(stack, work: Awaitable[T]) -> tuple[T, dict[tuple[str, str], int]]:
-    before = await s3_requests(stack)
-    result = await work
-    return result, {key: n for key, n in ((await s3_requests(stack)) - before).items() if n}
-
-
 async def test_a_multipart_upload_stores_each_image_once_at_its_final_key_and_nothing_else(
         api, dataset, settings, stack) -> None:
     small, large, bad = jpeg(30), jpeg(31, (400, 300)), jpeg(32)[:300]
@@ -181,19 +162,24 @@ async def test_a_presigned_upload_reads_each_staged_image_once_and_stores_it_onc
     assert 1 <= deletes < 10, "staged images are deleted a batch at a time"
 
 
-async def test_a_multipart_upload_too_large_for_one_bus_message_goes_through_staging(
+async def test_a_multipart_upload_too_large_for_one_bus_message_goes_presigned_to_the_final_keys(
         api, dataset, bus: Bus, stack) -> None:
     form = aiohttp.FormData()
     big = io.BytesIO()
     Image.new("RGB", (2500, 2500), "teal").save(big, "BMP")  # 18.75 MB, over the 16 MiB bus limit
     for name, data in (("big.bmp", big.getvalue()), ("5.jpg", jpeg(5)), ("6.jpg", jpeg(6))):
         form.add_field("file", data, filename=name, content_type="image/jpeg")
-    async with requests_sent(bus, subjects.GET_RUN, dataset["project_id"]) as asked:
+    async def upload() -> dict:
         async with api.post(f"{base(dataset)}/datasets/{dataset['id']}/files", data=form) as response:
             assert response.status == 201, await response.text()
-            result = await response.json()
+            return await response.json()
+
+    async with requests_sent(bus, subjects.GET_RUN, dataset["project_id"]) as asked:
+        result, made = await requests_made(stack, upload())
     assert result["run"]["state"] == "SUCCEEDED" and [i["state"] for i in result["items"]] == ["CREATED"] * 3
     assert asked == [], "the gateway waits for the run's event instead of asking for the run"
+    assert not [bucket for bucket, _ in made if bucket == "staging"], "declared by SHA-256: no staging"
+    assert made[("thumbs", "PUT")] == 1 and ("media", "PUT") not in made, made
 
 
 def progressed(run_id: str, finished: bool) -> bytes:

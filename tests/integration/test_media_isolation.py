@@ -17,8 +17,8 @@ from proto.ingest import BusMedia
 from proto.samples import sample_id_for
 from shared.bus import Bus
 from shared.storage import Storage
-from tests.helpers import (base, dataset_in_new_project, items_of, presigned_upload, sample_count, wait_run,
-                           wait_samples)
+from tests.helpers import (base, call, dataset_in_new_project, declared, declared_upload, items_of, presigned_upload,
+                           sample_count, wait_run, wait_samples)
 from tests.media_server import jpeg
 
 
@@ -202,3 +202,20 @@ async def test_creating_a_sample_of_another_organisations_image_answers_as_for_a
         location = response.headers["Location"]
     async with aiohttp.ClientSession() as plain, plain.get(location) as response:
         assert await response.read() == data
+
+
+async def test_declaring_another_organisations_image_by_its_hash_proves_nothing(org_b, b_dataset, a_image) -> None:
+    """An upload slot declared by SHA-256 is answered as for an image nobody stored, and only B's own PUT of the
+    bytes makes a sample: the object A's upload left at that key is not B's."""
+    data, _ = a_image
+    upload = await call(org_b, "POST", f"{base(b_dataset)}/datasets/{b_dataset['id']}/uploads", 201,
+                        json={"files": [declared("guess.jpg", data)]})
+    [slot] = upload["slots"]
+    assert (slot["stored"], bool(slot["url"])) == (False, True)
+    await call(org_b, "POST", upload["complete_url"], 202, json={})
+    run = await wait_run(org_b, b_dataset, upload["run_id"])
+    [item] = await items_of(org_b, b_dataset, run["id"])
+    assert (run["state"], item["error_code"]) == ("FAILED", "not_uploaded")
+    assert await sample_count(org_b, b_dataset) == 0
+    _, run = await declared_upload(org_b, b_dataset, [("mine.jpg", data)])
+    assert (run["state"], run["created"]) == ("SUCCEEDED", 1), "with the bytes, B has the image"

@@ -8,7 +8,8 @@ import zlib
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
-from services.ingest.media import ImageLimits, MediaError, process_image, sniff_format
+from services.ingest.media import ImageLimits, MediaError, process_image
+from shared.image_formats import sniff_format
 from shared import thumbnails
 
 

@@ -33,7 +33,7 @@ from services.gateway.dialects.geti.projects import get_project
 from services.gateway.dialects.geti.task import project_task
 from services.gateway.dialects.native import ask, ask_all, catalogued
 from services.gateway.dialects.requests import uuid_param
-from services.gateway.uploads import HTTP_CLIENT, run_finished
+from services.gateway.uploads import HTTP_CLIENT, declared, put_slot, run_finished
 from shared.errors import LoupeError, invalid
 from shared.service import RUNTIME
 
@@ -219,12 +219,10 @@ async def stored(request: web.Request, pid: str, dataset_id: str, name: str, dat
         request,
         subjects.CREATE_UPLOAD,
         ingest.CreateUploadRequest(
-            project_id=pid, dataset_id=dataset_id, upload=ingest.CreateUpload(files=[ingest.FileSpec(name=name)])
+            project_id=pid, dataset_id=dataset_id, upload=ingest.CreateUpload(files=[declared(name, data)])
         ),
     )
-    async with request.config_dict[HTTP_CLIENT].put(upload.slots[0].url, data=data) as response:
-        if response.status >= 300:
-            raise LoupeError("unavailable", f"object storage refused the upload ({response.status}); retry")
+    await put_slot(request.config_dict[HTTP_CLIENT], upload.slots[0], data)
     async with run_finished(runtime.nats, upload.run_id) as finished:
         await ask(
             request,

@@ -33,7 +33,6 @@ from proto.ingest import (
     CompleteUploadRequest,
     CreateUpload,
     CreateUploadRequest,
-    FileSpec,
     ImportUrls,
     ImportUrlsRequest,
     ListRunItems,
@@ -41,6 +40,8 @@ from proto.ingest import (
     Run,
     RunItem,
     RunRef,
+    UploadFile,
+    UploadSlot,
     UrlItem,
 )
 from proto.samples import (
@@ -70,7 +71,7 @@ from services.gateway.dialects.segments.common import (
     reply,
 )
 from services.gateway.dialects.segments.labels import Bitmap, InLabel, Schema, label_attributes, status_steps, to_loupe
-from services.gateway.uploads import HTTP_CLIENT, form_step, run_finished
+from services.gateway.uploads import HTTP_CLIENT, form_step, put_slot, run_finished
 from shared import object_keys
 from shared.errors import LoupeError
 from shared.service import RUNTIME
@@ -293,25 +294,23 @@ async def upload_assets(
         CreateUploadRequest(
             project_id=project_id,
             dataset_id=dataset_id,
-            upload=CreateUpload(files=[msgspec.convert(file_spec(body), FileSpec) for body in bodies]),
+            upload=CreateUpload(files=[msgspec.convert(file_spec(body), UploadFile) for body in bodies]),
         ),
         project_id=project_id,
         role="manager",
     )
     client = request.config_dict[HTTP_CLIENT]
 
-    async def copy(key: str, url: str) -> None:
+    async def copy(key: str, slot: UploadSlot) -> None:
         try:
             data = await storage.get_bytes("staging", key)
         except LookupError:
             raise LoupeError(
                 "invalid", "the asset was never uploaded; POST its file first", path="attributes.image.url"
             ) from None
-        async with client.put(url, data=data) as response:
-            if response.status >= 300:
-                raise LoupeError("unavailable", f"object storage refused an upload ({response.status}); retry")
+        await put_slot(client, slot, data)
 
-    await asyncio.gather(*(copy(key, slot.url) for key, slot in zip(keys, upload.slots, strict=True)))
+    await asyncio.gather(*(copy(key, slot) for key, slot in zip(keys, upload.slots, strict=True)))
     async with run_finished(request.config_dict[RUNTIME].nats, upload.run_id) as finished:
         run = await ask(
             request,
