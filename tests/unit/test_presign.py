@@ -49,3 +49,13 @@ def test_transfers_reuse_a_signer_for_a_minute() -> None:
     first = storage._transfer_url("PUT", "media", "a")
     assert storage._transfer_url("PUT", "media", "a") == first
     assert storage._transfer_url("GET", "media", "a") != first
+
+
+def test_headers_a_request_must_send_are_signed_beside_the_host() -> None:
+    storage = Storage(Settings())
+    sign = Presigner(storage.client, storage.bucket("media"), Settings(), "PUT", 600, at=AT)
+    headers = {"x-amz-checksum-sha256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=", "content-type": "image/jpeg"}
+    url = sign("k", headers)
+    assert "&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-checksum-sha256&" in url
+    assert url.split("X-Amz-Signature=")[1] != sign("k").split("X-Amz-Signature=")[1]
+    assert sign("k", {**headers, "content-type": "text/html"}) != url, "each header's value is signed"
