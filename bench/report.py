@@ -61,7 +61,9 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid or stat.parent.name == str(pid):  # fields[1] is the parent
+                # fields[1] is the parent; a service under the services' parent is counted as itself only.
+                own_child = int(fields[1]) == pid and int(stat.parent.name) not in pids.values()
+                if own_child or stat.parent.name == str(pid):
                     total += (int(fields[11]) + int(fields[12])) / ticks
         used[name] = total
     return used
@@ -122,14 +124,15 @@ async def time_requests(gateway_url: str, admin_key: str, requests: int, kinds: 
 async def put_slots(
     s3: aiohttp.ClientSession, slots: Sequence[dict[str, Any]], data: Sequence[bytes], in_flight: int = 16
 ) -> None:
-    """PUT to each presigned upload slot (`{"index", "url"}` of `POST …/uploads`) the bytes of file `index`,
-    `in_flight` at a time, as a client with many files would."""
-    queue = [(slot["url"], data[slot["index"]]) for slot in slots]
+    """PUT to each presigned upload slot (`{"index", "url", "headers", "stored"}` of `POST …/uploads`) the bytes of
+    file `index` with the slot's headers, `in_flight` at a time, as a client with many files would; a slot whose
+    file is stored already needs none."""
+    queue = [(slot["url"], slot["headers"], data[slot["index"]]) for slot in slots if not slot["stored"]]
 
     async def put_worker() -> None:
         while queue:
-            url, body = queue.pop()
-            async with s3.put(url, data=body) as response:
+            url, headers, body = queue.pop()
+            async with s3.put(url, data=body, headers=headers) as response:
                 response.raise_for_status()
 
     await asyncio.gather(*(put_worker() for _ in range(in_flight)))

@@ -1,8 +1,9 @@
 """The embedded local stack: every real server from its PyPI wheel plus the six services, one data folder.
 
 ``Stack(data_dir, ports).start()`` runs NATS with JetStream, PostgreSQL 18 with pgvector and pg_trgm,
-SeaweedFS as the S3 server, Triton (``loupe.servers`` says how each runs) and the services as child
-processes bound to 127.0.0.1; ``stop()`` ends them in order. A later start on the same folder reuses its
+SeaweedFS as the S3 server, Triton (``loupe.servers`` says how each runs) and the services as processes
+bound to 127.0.0.1, forked from one process that imported what they share (``loupe.forkserver``); ``stop()``
+ends them in order. A later start on the same folder reuses its
 data, passwords and admin key. While it runs, a service that exits unasked is started again
 (``loupe.supervisor``). ``replicas`` runs several processes of a worker service against the same servers, as
 Kubernetes runs several pods of it. docs/local-stack.md describes the layout of the folder and why each server runs
@@ -11,7 +12,6 @@ the way it does.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import functools
 import os
@@ -19,8 +19,10 @@ import pwd
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,23 +32,25 @@ from typing import IO
 import msgspec
 
 from loupe import servers
+from loupe.forkserver import ServicesParent, die_with_parent
 from loupe.servers import READY_TIMEOUT_S, Server, StackError, StackPorts, free_ports, seaweedfs_sockets
-from loupe.supervisor import Child, Supervisor, kill_group, log_tail, open_log, stop_children
+from loupe.supervisor import Child, ChildProcess, Supervisor, kill_group, log_tail, open_log, stop_children
 from proto.subjects import SERVICES, WORKER_SERVICES
 from shared.settings import ENV_PREFIX, Settings, env_name, load_settings, settings_env
+from shared.storage import BUCKETS
 
 __all__ = ["INFRASTRUCTURE", "REPO_ROOT", "Stack", "StackError", "StackPorts", "replica_names", "service_of"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 S3_ACCESS_KEY = "loupe"
+# The process every service is forked from (loupe.forkserver).
+SERVICES_PARENT = "services-parent"
 # Stop order, each group stopped together: the API first, so nothing new comes in, the bus last.
-STOP_ORDER = (("gateway",), WORKER_SERVICES, ("triton",), ("seaweedfs",), ("postgres",), ("nats",))
+STOP_ORDER = (("gateway",), WORKER_SERVICES, (SERVICES_PARENT,), ("triton",), ("seaweedfs",), ("postgres",),
+              ("nats",))
 INFRASTRUCTURE = ("nats", "postgres", "seaweedfs", "triton")
 # Between a service and the number of one of its replicas: "ingest#2". The first replica is the service's name.
 REPLICA_MARK = "#"
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Stack:
@@ -112,6 +116,8 @@ class Stack:
         # Settings a caller (the tests) fixes on top, e.g. which addresses URL imports may reach.
         self.settings = msgspec.structs.replace(self.settings, **(overrides or {}))
         self._children: dict[str, Child] = {}
+        self._services_parent: ServicesParent | None = None
+        self._services_parent_lock = threading.Lock()  # the supervisor and a caller may start services at once
         self._lock: IO[str] | None = None
         self._spawner: ThreadPoolExecutor | None = None
         self._supervisor: Supervisor | None = None
@@ -134,16 +140,21 @@ class Stack:
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             seaweedfs = self._start_server(self._server("seaweedfs"))  # the slowest to come up
+            if self.services:
+                self._running_services_parent()  # its imports overlap the servers' starts
             nats = self._start_server(self._server("nats"))
             postgres = self._start_server(self._server("postgres"))
             self._wait_server(nats)
             self._wait_server(postgres)
             servers.bootstrap_postgres(self.ports, self._pg_superuser_password, self._pg_password)
             self._wait_server(seaweedfs)
-            # Triton reads its model repository from this bucket, so it must exist before Triton starts.
+            # Every bucket before Triton and the services start: Triton reads its model repository from the models
+            # bucket, and SeaweedFS can refuse a bucket that two replicas, forked at the same moment, create at once
+            # ("NoSuchBucket").
             s3 = servers.s3_client(self.settings)
-            if not s3.bucket_exists(self._models_bucket):
-                s3.make_bucket(self._models_bucket)
+            for bucket in BUCKETS:
+                if not s3.bucket_exists(f"{self.settings.bucket_prefix}{bucket}"):
+                    s3.make_bucket(f"{self.settings.bucket_prefix}{bucket}")
             if self.triton:
                 self._wait_server(self._start_server(self._server("triton")))
             for name in self.replica_ports:
@@ -211,14 +222,14 @@ class Stack:
 
     def service_env(self, name: str) -> dict[str, str]:
         """The whole environment of the process of service (or replica) ``name``."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+        env = _env_without_settings()
         env.update(settings_env(msgspec.structs.replace(self.settings, http_port=self._port_of(name))))
         if service_of(name) == "catalog":
             env[env_name("bootstrap_admin_key")] = self.admin_key
         return env
 
     def pids(self) -> dict[str, int]:
-        """The process id of each running child (server, service, replica), by name."""
+        """The process id of each running child (server, service, replica, the services' parent), by name."""
         # A copy first: the supervisor thread, or a restart on another thread, may change the children meanwhile.
         return {name: child.process.pid for name, child in list(self._children.items())}
 
@@ -236,10 +247,28 @@ class Stack:
         self._children[name] = Child(name, self._service_process(name), self._port_of(name),
                                      signal.SIGTERM, self.settings.shutdown_grace_s + 5)
 
-    def _service_process(self, name: str) -> subprocess.Popen[bytes]:
+    def _service_process(self, name: str) -> ChildProcess:
         """A new process of service (or replica) ``name``, with the settings as they are now."""
-        return self._popen(name, [sys.executable, "-m", f"services.{service_of(name)}"], cwd=REPO_ROOT,
-                           env=self.service_env(name))
+        module = f"services.{service_of(name)}"
+        with open_log(self.log_dir, name, f"{module}, forked from the {SERVICES_PARENT}") as log:
+            return self._running_services_parent().fork(name, module, self.service_env(name), REPO_ROOT, log)
+
+    def _running_services_parent(self) -> ServicesParent:
+        """The services' parent, started on first use, and again if it died."""
+        with self._services_parent_lock:
+            child = self._children.get(SERVICES_PARENT)
+            if child is not None and child.process.poll() is not None:
+                self._forget_child(SERVICES_PARENT)
+                child = None
+            if child is None:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                with theirs:
+                    process = self._popen(SERVICES_PARENT, [sys.executable, "-m", "loupe.forkserver"], cwd=REPO_ROOT,
+                                          env=_env_without_settings(), stdin=theirs.fileno())
+                self._children[SERVICES_PARENT] = Child(SERVICES_PARENT, process, 0, signal.SIGTERM, 5.0)
+                self._services_parent = ServicesParent(ours)
+            assert self._services_parent is not None
+            return self._services_parent
 
     def _wait_service(self, name: str) -> None:
         self._wait(name, lambda: self.service_problem(name))
@@ -274,6 +303,9 @@ class Stack:
     def _forget_child(self, name: str) -> None:
         """Drop an ended child; SeaweedFS's leaves its unix sockets in /tmp, which would block its next start."""
         del self._children[name]
+        if name == SERVICES_PARENT and self._services_parent is not None:
+            self._services_parent.close()
+            self._services_parent = None
         if name == "seaweedfs":
             for path in seaweedfs_sockets(self.ports):
                 path.unlink(missing_ok=True)
@@ -289,15 +321,16 @@ class Stack:
         self._wait(server.name, lambda: server.problem(pid))
 
     def _popen(self, name: str, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None,
-               user: pwd.struct_passwd | None = None) -> subprocess.Popen[bytes]:
+               user: pwd.struct_passwd | None = None, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         assert self._spawner is not None
         with open_log(self.log_dir, name, shlex.join(argv)) as log:
             # Its own session: a Ctrl-C in the terminal reaches only the runner, which stops the
             # children in order.
             return self._spawner.submit(
-                subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                subprocess.Popen, argv, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
                 cwd=cwd, env=env, start_new_session=True,
-                preexec_fn=functools.partial(_die_with_parent, os.getpid()), **servers.as_user(user)).result()
+                # In the child between fork and exec, after the uid switch, which would clear it.
+                preexec_fn=functools.partial(die_with_parent, os.getpid()), **servers.as_user(user)).result()
 
     def _wait(self, name: str, problem: Callable[[], str | None], timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait until ``problem()`` reports none, failing early when the child exits."""
@@ -365,6 +398,11 @@ def service_of(name: str) -> str:
     return name.split(REPLICA_MARK, 1)[0]
 
 
+def _env_without_settings() -> dict[str, str]:
+    """The runner's environment less its ``LOUPE_*`` settings: a child's settings are the stack's to say."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+
+
 def _end(child: Child, kill: bool) -> None:
     """Stop a child gracefully, or SIGKILL its whole process group with ``kill``; returns once it exited."""
     if kill:
@@ -373,11 +411,3 @@ def _end(child: Child, kill: bool) -> None:
     else:
         stop_children([child])
 
-
-def _die_with_parent(runner_pid: int) -> None:
-    """In the child between fork and exec (after the uid switch, which would clear it): SIGKILL the
-    child when the runner dies, even by SIGKILL, so no server outlives it."""
-    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != runner_pid:  # the runner died before the signal was armed
-        os._exit(1)

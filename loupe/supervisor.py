@@ -20,11 +20,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 30
+
+
+class ChildProcess(Protocol):
+    """What the stack uses of a child's process: a ``subprocess.Popen``, or a service the services' parent forked
+    (``loupe.forkserver.ServiceProcess``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
 
 
 @dataclass
@@ -32,7 +49,7 @@ class Child:
     """A child process of the stack; a restart replaces ``process`` in place."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     port: int
     stop_signal: signal.Signals
     grace_s: float
@@ -138,7 +155,7 @@ class Supervisor:
     (None once ready), and ``gave_up(child)`` hears of a service given up on.
     """
 
-    def __init__(self, log_dir: Path, start_process: Callable[[str], subprocess.Popen[bytes]],
+    def __init__(self, log_dir: Path, start_process: Callable[[str], ChildProcess],
                  problem: Callable[[str], str | None], gave_up: Callable[[Child], None],
                  policy: RestartPolicy = RestartPolicy(), tick_s: float = 0.1) -> None:
         self.log_dir = log_dir
@@ -189,9 +206,9 @@ class Supervisor:
                 if watch.restart_at is not None:
                     if now >= watch.restart_at:
                         self._restart(watch, now)
-                elif process.poll() is not None:
+                elif (returncode := process.poll()) is not None:
                     kill_group(watch.child)  # whatever the dead process left running in its group
-                    self._exited(watch, f"(pid {process.pid}) {describe_exit(process.returncode)} "
+                    self._exited(watch, f"(pid {process.pid}) {describe_exit(returncode)} "
                                         f"after {now - watch.since:.1f} s", now)
             starting = [(watch, watch.child.process) for watch in self._watched.values()
                         if not watch.ready and watch.restart_at is None]
@@ -224,7 +241,7 @@ class Supervisor:
         except (OSError, subprocess.SubprocessError) as exc:
             self._exited(watch, f"could not be started ({exc})", now)
 
-    def _became_ready(self, watch: _Watch, process: subprocess.Popen[bytes]) -> None:
+    def _became_ready(self, watch: _Watch, process: ChildProcess) -> None:
         with self._lock:
             if self._watched.get(watch.child.name) is not watch or watch.child.process is not process:
                 return  # stopped, or exited and restarted, while it was probed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -14,6 +15,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 _nuid = NUID()
+# A service forked from the local stack's preloaded parent (loupe/forkserver.py) must not repeat its siblings' ids.
+os.register_at_fork(after_in_child=_nuid.randomize_prefix)
 
 
 def new_request_id() -> str:

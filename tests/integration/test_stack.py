@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,12 +174,13 @@ def test_restart_keeps_data_and_secrets_and_stop_leaves_no_process(tmp_path: Pat
 
 
 def test_a_sigkilled_runner_leaves_no_orphans_and_the_data_dir_starts_again(tmp_path: Path) -> None:
+    # A service too: it is the services' parent's child, not the runner's.
     runner_code = textwrap.dedent(f"""
         import time
         from pathlib import Path
         from loupe.stack import Stack, StackPorts
         import msgspec
-        stack = Stack(Path({str(tmp_path)!r}), StackPorts.free(), services=())
+        stack = Stack(Path({str(tmp_path)!r}), StackPorts.free(), services=("catalog",))
         stack.start()
         print(msgspec.json.encode(stack.ports).decode(), flush=True)
         time.sleep(600)
@@ -192,7 +194,7 @@ def test_a_sigkilled_runner_leaves_no_orphans_and_the_data_dir_starts_again(tmp_
         assert started, (tmp_path / "runner.err").read_text()
         ports = msgspec.json.decode(started, type=StackPorts)
         orphans = _descendants([runner.pid]) - {runner.pid}
-        assert len(orphans) > 4
+        assert len(orphans) > 6
     finally:
         runner.kill()
         runner.wait()
@@ -206,6 +208,53 @@ def test_a_sigkilled_runner_leaves_no_orphans_and_the_data_dir_starts_again(tmp_
     assert (tmp_path / "postgres" / "postmaster.pid").exists()
     with Stack(tmp_path, StackPorts.free(), services=(), triton=False) as again:
         assert asyncio.run(_fetchval(again.settings.database_url, "SELECT 1")) == 1
+
+
+def test_services_are_forked_from_one_preloaded_parent_each_with_its_own_settings_and_log(tmp_path: Path) -> None:
+    with Stack(tmp_path, StackPorts.free(), services=("catalog", "ingest"), triton=False,
+               replicas={"ingest": 2}) as stack:
+        services = ("catalog", "ingest", "ingest#2")
+        parent = stack.pids()["services-parent"]
+        assert _name(parent) == "services-parent"
+        for name in services:
+            pid = stack.pids()[name]
+            assert _processes()[pid][0] == parent
+            assert os.getsid(pid) == pid, "a session and process group of its own, as Popen(start_new_session) gave"
+            assert _name(pid) == name
+            # Its own LOUPE_HTTP_PORT: each listens on the port the stack gave it, and only there.
+            assert {port for _, port in _listening([pid])} == {stack.replica_ports[name]}
+            # Copy-on-write: much of its anonymous memory is the parent's imports, shared with its siblings.
+            memory = _smaps_rollup(pid)
+            assert memory["Anonymous"] - memory["Pss_Anon"] > 5 * 1024, memory
+        for name in services:
+            lines = (stack.log_dir / f"{name}.log").read_text().splitlines()
+            logged = {json.loads(line)["service"] for line in lines if line.startswith("{")}
+            assert logged == {name.split("#")[0]}, name
+            assert f"{name.split('#')[0]} ready" in "\n".join(lines)
+        assert "ready" not in (stack.log_dir / "services-parent.log").read_text()
+
+        # Killed with its process group, and started again from the same parent.
+        killed = stack.pids()["ingest#2"]
+        stack.stop_service("ingest#2", kill=True)
+        assert not _alive(killed)
+        stack.start_service("ingest#2")
+        assert _processes()[stack.pids()["ingest#2"]][0] == parent
+
+        # A parent that dies takes its services along; the supervisor starts them again under a new one.
+        before = {name: stack.pids()[name] for name in services}
+        os.kill(parent, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            stack.pids().get(name) not in (None, before[name]) and stack.service_problem(name) is None
+            for name in services
+        ):
+            time.sleep(0.2)
+        after = stack.pids()
+        assert after["services-parent"] != parent
+        assert all(_processes()[after[name]][0] == after["services-parent"] for name in services), after
+        assert not [pid for pid in before.values() if _alive(pid)]
+        processes = _descendants(after.values())
+    assert not [pid for pid in processes if _alive(pid)]
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -263,6 +312,16 @@ def _descendants(roots: Iterable[int]) -> set[int]:
         if not more:
             return found
         found |= more
+
+
+def _name(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    """The process's memory totals in kB, by name (Rss, Pss, Anonymous, Pss_Anon, ...)."""
+    lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    return {key: int(value.split()[0]) for key, _, value in (line.partition(":") for line in lines)}
 
 
 def _alive(pid: int) -> bool:

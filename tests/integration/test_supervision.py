@@ -24,7 +24,7 @@ from tests.media_server import MediaServer
 
 # Ingest first, so its import is in flight when it dies; the gateway last, as the others are probed through it.
 KILL_ORDER = ("ingest", "catalog", "annotation", "training", "inference", "gateway")
-IMPORTED = 300
+IMPORTED = 1000  # enough that the import is still running when ingest, killed first, dies
 
 
 @pytest.fixture
