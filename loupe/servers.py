@@ -352,7 +352,8 @@ def seaweedfs(data_dir: Path, ports: StackPorts, settings: Settings) -> Server:
         "-s3", f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.weed_s3_grpc}", f"-s3.config={root / 's3.json'}",
         # On by default on fixed ports (8181, 9101), which a second stack would collide on.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-    ], port=ports.s3, cwd=root, problem=lambda pid: _s3_problem(s3), env={**os.environ, **SEAWEEDFS_ENV},
+    ], port=ports.s3, cwd=root, problem=lambda pid: _s3_problem(s3) or _volume_problem(ports.weed_master),
+        env={**os.environ, **SEAWEEDFS_ENV},
         # SeaweedFS's filer waits 15 s for its own metadata subscriptions to drain before it stops.
         # Every write it acknowledged is already in its files (a restart after SIGKILL reads them
         # all back), so it gets a short grace and then SIGKILL.
@@ -381,6 +382,18 @@ def _s3_problem(s3: minio.Minio) -> str | None:
     except (OSError, urllib3.exceptions.HTTPError, minio.error.MinioException) as error:
         return str(error)
     return None
+
+
+def _volume_problem(master_port: int) -> str | None:
+    """None once the volume server has joined the master. The S3 gateway answers before that (a second or four
+    after it starts, when the volume server's first heartbeat came too early), and meanwhile every write waits:
+    a benchmark's first PUTs stalled for up to 8 s."""
+    try:
+        with _http.open(f"http://127.0.0.1:{master_port}/dir/status", timeout=2) as response:
+            topology = json.loads(response.read())["Topology"]
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+        return str(error)
+    return None if topology.get("Max", 0) > 0 else "no volume server has joined the master yet"
 
 
 # -- Triton -------------------------------------------------------------------------------------------

@@ -122,6 +122,15 @@ def test_a_second_runner_on_the_same_data_dir_is_refused(infra: Stack) -> None:
         Stack(infra.data_dir, StackPorts.free(), services=()).start()
 
 
+def test_seaweedfs_is_ready_once_it_can_store(tmp_path: Path) -> None:
+    """Its S3 gateway answers a second or four before the volume server has joined the master, and meanwhile
+    every write waits."""
+    with Stack(tmp_path, StackPorts.free(), services=(), triton=False) as stack:
+        status = urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.weed_master}/dir/status", timeout=2)
+        topology = json.loads(status.read())["Topology"]
+        assert topology["Max"] > 0, topology
+
+
 def test_two_stacks_run_side_by_side_on_their_own_ports(infra: Stack, tmp_path: Path) -> None:
     with Stack(tmp_path, StackPorts.free(), services=()) as second:
         assert second.ports != infra.ports
