@@ -32,6 +32,7 @@ BUCKETS = ("media", "thumbs", "staging", "releases", "models")
 
 
 TRANSFER_URL_EXPIRY = timedelta(minutes=10)
+BUCKET_APPEARS_S = 5.0  # how long a bucket another replica is making may take to appear
 # A transfer's URL comes from a signer of its bucket and method made at most this long ago, so it is still valid
 # for most of TRANSFER_URL_EXPIRY; the SDK would derive the signing key and rebuild the URL for each (40+ µs).
 TRANSFER_SIGNER_S = 60.0
@@ -108,9 +109,21 @@ class Storage:
         try:
             self.client.make_bucket(bucket)
         except S3Error as exc:
-            # Another replica (or a previous start) made it first; that is the goal.
+            # Another replica (or a previous start) made it first; that is the goal. SeaweedFS answers a make that
+            # races another replica's with NoSuchBucket while that one is half made: it is there once it exists.
+            if exc.code == "NoSuchBucket" and self._appears(bucket):
+                return
             if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+
+    def _appears(self, bucket: str) -> bool:
+        """Whether `bucket` exists within BUCKET_APPEARS_S."""
+        deadline = time.monotonic() + BUCKET_APPEARS_S
+        while not self.client.bucket_exists(bucket):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     async def ping(self) -> None:
         await asyncio.to_thread(self.client.list_buckets)
