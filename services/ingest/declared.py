@@ -107,23 +107,38 @@ def known_image(row: asyncpg.Record) -> ProcessedImage:
     )
 
 
-async def owned(rt: Runtime, org_id: uuid.UUID | None, hashes: Iterable[str]) -> dict[str, ProcessedImage]:
-    """The images among `hashes` that organisation `org_id` stored before, by SHA-256."""
+async def owned_media(
+    db: asyncpg.Pool | asyncpg.Connection, org_id: uuid.UUID | None, hashes: Iterable[str]
+) -> dict[str, asyncpg.Record]:
+    """The media rows of the images among `hashes` that organisation `org_id` stored before, by SHA-256: what it
+    may register or upload again without sending the bytes."""
     wanted = sorted(set(hashes))
     if org_id is None or not wanted:
         return {}
-    rows = await rt.db.fetch(
+    rows = await db.fetch(
         "SELECT m.* FROM media m JOIN org_media o ON o.sha256 = m.sha256 AND o.org_id = $2 WHERE m.sha256 = ANY($1)",
         wanted,
         org_id,
     )
-    return {row["sha256"]: known_image(row) for row in rows}
+    return {row["sha256"]: row for row in rows}
 
 
-async def discard(rt: Runtime, refused: Iterable[str]) -> None:
-    """Delete the objects at the final keys of these hashes, whose bytes failed validation, where no media row
-    names them."""
-    hashes = sorted(set(refused))
+async def owned(rt: Runtime, org_id: uuid.UUID | None, hashes: Iterable[str]) -> dict[str, ProcessedImage]:
+    """The images among `hashes` that organisation `org_id` stored before, by SHA-256."""
+    return {sha: known_image(row) for sha, row in (await owned_media(rt.db, org_id, hashes)).items()}
+
+
+async def discard(rt: Runtime, recorded: Iterable[tuple[asyncpg.Record, object]]) -> None:
+    """Delete what declared items among the recorded `(item, outcome)` pairs left at their final keys when their
+    bytes failed validation, where no media row names the key. A `not_uploaded` item's object, if any, may be
+    another upload's, and stays."""
+    hashes = sorted(
+        {
+            row["sha256"]
+            for row, outcome in recorded
+            if row["sha256"] and isinstance(outcome, FileRejected) and outcome.code != "not_uploaded"
+        }
+    )
     if not hashes:
         return
     kept = {r["sha256"] for r in await rt.db.fetch("SELECT sha256 FROM media WHERE sha256 = ANY($1)", hashes)}

@@ -26,7 +26,7 @@ from proto.ingest import (
     StoredMedia,
 )
 from proto.samples import FindSamplesByHash
-from services.ingest import pipeline, samples_made
+from services.ingest import declared, pipeline, samples_made
 from services.ingest.rejection import FileRejected
 from services.ingest.runs import add_items, check_dataset, create_run
 from shared import fetch
@@ -145,15 +145,7 @@ async def register_media(rt: Runtime, request: RegisterMediaRequest, ctx: Reques
         )
     ).found
     async with rt.db.acquire() as conn, conn.transaction():
-        media = {
-            r["sha256"]: r
-            for r in await conn.fetch(
-                "SELECT m.* FROM media m JOIN org_media o ON o.sha256 = m.sha256 AND o.org_id = $2 "
-                "WHERE m.sha256 = ANY($1)",
-                hashes,
-                uuid.UUID(caller.org_id),
-            )
-        }
+        media = await declared.owned_media(conn, uuid.UUID(caller.org_id), hashes)
         run_id = await create_run(
             conn, request.project_id, request.dataset_id, "register", "media", caller.org_id, caller.key_id
         )

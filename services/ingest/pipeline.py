@@ -153,20 +153,9 @@ async def process_batch(rt: Runtime, run: asyncpg.Record, read: Reader, only: li
     worked = list(zip(rows, outcomes, strict=True))
     recorded = {row["idx"] for row in await record(rt, run, token, worked, existing, stored)}
     if run["kind"] == "upload":
-        await rt.storage.delete_many(
-            "staging", [row["source"] for row in rows if row["idx"] in recorded and not row["sha256"]]
-        )
-        await declared.discard(
-            rt,
-            (
-                row["sha256"]
-                for row, outcome in worked
-                if row["idx"] in recorded
-                and row["sha256"]
-                and isinstance(outcome, FileRejected)
-                and outcome.code != "not_uploaded"
-            ),
-        )
+        kept = [(row, outcome) for row, outcome in worked if row["idx"] in recorded]
+        await rt.storage.delete_many("staging", [row["source"] for row, _ in kept if not row["sha256"]])
+        await declared.discard(rt, kept)
     return len(rows)
 
 
