@@ -48,10 +48,12 @@ class Presigner:
         self.prefix = probe.path.removesuffix(PROBE_KEY)  # "/<bucket>/", or "/" where the bucket is in the host
         day, moment = at.strftime("%Y%m%d"), at.strftime("%Y%m%dT%H%M%SZ")
         scope = f"{day}/{settings.s3_region}/s3/aws4_request"
-        self.query = (
+        self.query_head = (
             f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={quote(f'{settings.s3_access_key}/{scope}', safe='')}"
             f"&X-Amz-Date={moment}&X-Amz-Expires={expires_s}&X-Amz-SignedHeaders="
         )
+        # Most URLs sign the host alone (every image of an export, every transfer): that part is built once.
+        self.host_only = (self.query_head + "host", f"host:{self.host}\n", "host")
         self.signed_head = f"AWS4-HMAC-SHA256\n{moment}\n{scope}\n"
         key = ("AWS4" + settings.s3_secret_key).encode()
         for part in (day, settings.s3_region, "s3", "aws4_request"):
@@ -62,14 +64,17 @@ class Presigner:
         """The URL of `key`; a request to it must also send `headers` (lower-case names), exactly, which S3
         checks through the signature (and, for `x-amz-checksum-sha256`, against the body)."""
         path = self.prefix + quote(key)
-        lines = sorted({"host": self.host, **(headers or {})}.items())
-        names = ";".join(name for name, _ in lines)
-        query = self.query + quote(names, safe="")
-        canonical_headers = "".join(f"{name}:{value}\n" for name, value in lines)
+        query, canonical_headers, names = self.signed_headers(headers) if headers else self.host_only
         canonical = f"{self.method}\n{path}\n{query}\n{canonical_headers}\n{names}\nUNSIGNED-PAYLOAD"
         to_sign = self.signed_head + hashlib.sha256(canonical.encode()).hexdigest()
         signature = hmac.new(self.signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
         return f"{self.origin}{path}?{query}&X-Amz-Signature={signature}"
+
+    def signed_headers(self, headers: Mapping[str, str]) -> tuple[str, str, str]:
+        """The query, canonical headers and signed header names of a URL signed with `headers` beside the host."""
+        lines = sorted({"host": self.host, **headers}.items())
+        names = ";".join(name for name, _ in lines)
+        return self.query_head + quote(names, safe=""), "".join(f"{name}:{value}\n" for name, value in lines), names
 
 
 class PresignedGets(Presigner):
