@@ -178,16 +178,25 @@ async def store_new(
     return existing, stored
 
 
+# $1 run, $2 batch size, $3 only these indexes (or null), $4 claim token, $5 seconds the claim lasts.
+# The batch is chosen by an uncorrelated ARRAY(...), which Postgres runs once, before the update. Joined as a
+# subquery instead, it could be rerun for each of the run's items (a nested loop, planned when the run's items
+# came after the table's last ANALYZE), each rerun locking the next free items: one claim took the whole run.
+CLAIM = (
+    "UPDATE items SET claimed_by = $4, claimed_until = now() + make_interval(secs => $5) "
+    "WHERE run_id = $1 AND idx = ANY(ARRAY("
+    "  SELECT idx FROM items WHERE run_id = $1 AND state = 'PENDING' "
+    "  AND (claimed_until IS NULL OR claimed_until < now()) AND ($3::int[] IS NULL OR idx = ANY($3)) "
+    "  ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED)) "
+    "RETURNING idx, source, name, external_id, metadata, priority, sha256"
+)
+
+
 async def claim(rt: Runtime, run_id: uuid.UUID, only: list[int] | None) -> tuple[uuid.UUID, list[asyncpg.Record]]:
     """Claim a batch of the run's pending items that no live claim holds, committed at once; the items in order."""
     token = uuid.uuid4()
     rows = await rt.db.fetch(
-        "UPDATE items i SET claimed_by = $4, claimed_until = now() + make_interval(secs => $5) "
-        "FROM (SELECT idx FROM items WHERE run_id = $1 AND state = 'PENDING' "
-        "      AND (claimed_until IS NULL OR claimed_until < now()) AND ($3::int[] IS NULL OR idx = ANY($3)) "
-        "      ORDER BY idx LIMIT $2 FOR UPDATE SKIP LOCKED) AS free "
-        "WHERE i.run_id = $1 AND i.idx = free.idx "
-        "RETURNING i.idx, i.source, i.name, i.external_id, i.metadata, i.priority, i.sha256",
+        CLAIM,
         run_id,
         rt.settings.ingest_batch,
         only,
