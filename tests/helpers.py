@@ -113,7 +113,7 @@ async def train(client: aiohttp.ClientSession, project_id: str, family: str = "d
     run = await call(client, "POST", base, 202,
                      json={"family": family, "model": model, "config": TINY_DETECTOR if config is None else config})
     done = await finished(client, f"{base}/{run['id']}", 300)
-    assert done["state"] == "SUCCEEDED", done
+    assert done["state"] == "SUCCEEDED", f"{done['state']}: {done.get('error')}"  # pytest cuts a dict short
     return done
 
 
