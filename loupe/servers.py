@@ -135,11 +135,8 @@ class Server:
 
 # A soft limit for Go's collector, which otherwise lets nats-server's heap grow to twice what is live
 # between collections: 47 MB anonymous memory at the peak of bench.peers' 10,000 samples, 25 MB with the
-# limit, for the same CPU per sample (docs/local-stack.md, Memory). One scheduler thread (GOMAXPROCS): a
-# message then goes from its publisher's connection to its subscriber's without a hand-off between threads,
-# a third less CPU per request-reply on 2 cores (170 → 116 µs); a local stack's message rate is far below
-# what one core serves.
-NATS_ENV = {"GOMEMLIMIT": "32MiB", "GOMAXPROCS": "1"}
+# limit, for the same CPU per sample (docs/local-stack.md, Memory).
+NATS_ENV = {"GOMEMLIMIT": "32MiB"}
 
 
 def nats(data_dir: Path, ports: StackPorts) -> Server:
@@ -322,10 +319,7 @@ def _pg_install() -> Path:
 # request's copies of the bytes is resident: 410–430 MB at its peak on bench.peers --quick. A soft limit
 # a little above what it counts as live makes it collect that garbage early: 150–175 MB, for the same
 # CPU. At 128 MiB, below what it counts as live, it collects all the time: 2.5× its CPU per image.
-# Its S3 gateway, filer and volume server call each other within the process; with a scheduler thread per
-# core they hand each request between threads that wait for the cores the services and Postgres need. With
-# half the cores (one on 2 cores) a small object's PUT took 15–25% and its GET 25–40% less of its CPU.
-SEAWEEDFS_ENV = {"GOMEMLIMIT": "300MiB", "GOMAXPROCS": str(max(1, (os.cpu_count() or 2) // 2))}
+SEAWEEDFS_ENV = {"GOMEMLIMIT": "300MiB"}
 
 
 def seaweedfs(data_dir: Path, ports: StackPorts, settings: Settings) -> Server:
