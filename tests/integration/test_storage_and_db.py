@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from shared import db
+from shared import storage as storage_module
 from shared.settings import Settings
 from shared.storage import ObjectMissing, Storage, StorageError
 
@@ -35,6 +36,21 @@ async def test_buckets_bytes_and_presigned_urls(settings: Settings, unique: str)
         await storage.get_bytes("thumbs", "never-put")
     with pytest.raises(ValueError, match="unknown bucket"):
         storage.bucket("nothing")
+    await storage.close()
+
+
+@pytest.mark.parametrize("single_put_max", [storage_module.SINGLE_PUT_MAX_BYTES, 1024**2])
+async def test_a_file_is_uploaded_whole_in_one_put_or_in_parts_above_the_limit(
+    settings: Settings, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_put_max: int
+) -> None:
+    monkeypatch.setattr(storage_module, "SINGLE_PUT_MAX_BYTES", single_put_max)
+    storage = Storage(msgspec.structs.replace(settings, bucket_prefix=f"t{unique}-"))
+    await storage.ensure_buckets(("releases",))
+    path = tmp_path / "export.json"
+    path.write_bytes(bytes(range(256)) * 24_000)  # 6 MB: more than one of the SDK's 5 MiB parts
+    await storage.put_file("releases", "exports/export.json", path, "application/json")
+    data, headers = await storage.get_with_headers("releases", "exports/export.json")
+    assert data == path.read_bytes() and headers["Content-Type"] == "application/json"
     await storage.close()
 
 
