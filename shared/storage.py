@@ -170,7 +170,7 @@ class Storage:
     async def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
         """Upload a file of any size, read from disk a chunk at a time so memory stays flat. Up to S3's limit for
         one request it is one presigned PUT: the SDK's upload in parts took 0.2–0.3 s for a 10 MB export
-        (four requests, and the payload hashed in Python to sign it), most of what an export costs. Above
+        (four requests, and the payload hashed in Python to sign it), half of what an export costs. Above
         the limit the SDK sends it in parts."""
         metrics.S3_REQUESTS.labels(bucket, "PUT").inc()
         size = (await asyncio.to_thread(path.stat)).st_size
