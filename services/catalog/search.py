@@ -17,6 +17,7 @@ import base64
 import functools
 import math
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -86,7 +87,7 @@ class Where:
     def __init__(self, project_id: uuid.UUID) -> None:
         self.project_id = project_id
         self.params: list[Any] = [project_id]
-        self.conditions = ["s.project_id = $1"]
+        self.conditions = ["s.project_id = $1"]  # on the sample's own row
         # The conditions that are sample sets, and whether any other condition reads the sample's own row: when
         # none does, a count joins the sets alone (`sets_count_sql`).
         self.sets: list[SampleSet] = []
@@ -105,10 +106,18 @@ class Where:
         self.reads_samples = True
 
     def add_set(self, sample_set: SampleSet) -> None:
-        self.conditions.append(
-            f"EXISTS (SELECT 1 FROM {sample_set.table} x WHERE x.sample_id = s.id AND {sample_set.over('x')})"
-        )
         self.sets.append(sample_set)
+
+    def sets_sql(self, alias: str) -> list[str]:
+        """The set conditions, on the samples (or page candidates) under `alias`."""
+        return [
+            f"EXISTS (SELECT 1 FROM {sample_set.table} x WHERE x.sample_id = {alias}.id AND {sample_set.over('x')})"
+            for sample_set in self.sets
+        ]
+
+    @property
+    def all_conditions(self) -> list[str]:
+        return self.conditions + self.sets_sql("s")
 
     def one_of(self, column: str, values: list[Any], cast: str) -> str:
         """`column = ANY(values)`, or plain `=` for one value: only an equality lets a btree index on
@@ -119,7 +128,7 @@ class Where:
 
     @property
     def sql(self) -> str:
-        return " AND ".join(self.conditions)
+        return " AND ".join(self.all_conditions)
 
 
 def like_pattern(text: str) -> str:
@@ -468,9 +477,9 @@ def vectors_sql(
     if leave_out is not None:
         conditions.append(f"e.sample_id <> {where.param(leave_out, 'uuid')}")
     source = "sample_embeddings e"
-    if filtered and len(where.conditions) > 1:  # conditions on the samples themselves
+    if filtered and len(where.all_conditions) > 1:  # conditions on the samples themselves
         source += " JOIN samples s ON s.id = e.sample_id"
-        conditions += where.conditions
+        conditions += where.all_conditions
     return source, " AND ".join(conditions)
 
 
@@ -509,6 +518,7 @@ async def resolve(rt: Runtime, where: Where) -> None:
     nearest = nearest_sql(where, near, condition.top_k)
     within = within_sql(where, condition.max_distance)
     where.conditions = [where.conditions[0], f"s.id IN (SELECT n.sample_id FROM ({nearest}) n{within})"]
+    where.sets = []  # they are inside `nearest` now
     where.reads_samples = True
 
 
@@ -543,27 +553,90 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
         ) from None
 
 
-def page_sql(where: Where, sort: Sort, cursor: str | None, limit: int, offset: int) -> tuple[str, list[Any]]:
-    """One more row than `limit`, so the caller knows whether a next page exists.
+# A page of a filter with sample sets in a project holding less than WALK_BELOW_SHARE of all samples looks
+# among the first WALK_ROWS_PER_ROW × (limit + 1) samples in the page's order first (docs/decisions.md, "A page
+# walks its first candidates"). Postgres prices a set's semi-join by the set's share of all samples, not of the
+# project's: in a project with a share s of them it expects s^k of the matches of k sets, and so collects and
+# sorts every match where walking the page's order would have stopped after a few hundred rows.
+WALK_ROWS_PER_ROW = 20
+WALK_BELOW_SHARE = 0.9
+
+
+def page_sql(
+    where: Where, sort: Sort, cursor: str | None, limit: int, offset: int, walk: bool = False
+) -> tuple[str, list[Any]]:
+    """One more row than `limit`, so the caller knows whether a next page exists; `walk`: looked for only among
+    the first WALK_ROWS_PER_ROW × (limit + 1) samples the conditions on the sample's own row pass, in the
+    page's order (with `offset` 0), so a short answer may not be the whole page.
 
     The page's ids are found first and its rows read after: the planner then costs the search by
     what the filters need (often index-only) instead of by every column of every row it passes.
     """
     column, cast = SORT_COLUMNS[sort.lstrip("-")]
     direction = "DESC" if sort.startswith("-") else "ASC"
-    conditions = where.sql
+    conditions = list(where.conditions)
     params = list(where.params)
     if cursor is not None:
         value, ident = decode_cursor(cursor, sort)
         params += [value, ident]
         comparison = "<" if direction == "DESC" else ">"
-        conditions += f" AND ({column}, s.id) {comparison} (${len(params) - 1}::{cast}, ${len(params)}::uuid)"
-    params += [limit + 1, offset]
+        conditions.append(f"({column}, s.id) {comparison} (${len(params) - 1}::{cast}, ${len(params)}::uuid)")
     order = f"ORDER BY {column} {direction}, s.id {direction}"
-    return (
-        f"SELECT {COLUMNS} FROM (SELECT s.id FROM samples s WHERE {conditions} {order} "
-        f"LIMIT ${len(params) - 1} OFFSET ${len(params)}) page JOIN samples s ON s.id = page.id {order}"
-    ), params
+    if walk:
+        params += [WALK_ROWS_PER_ROW * (limit + 1), limit + 1]
+        candidates = (
+            f"SELECT s.id, {column} AS sort_key FROM samples s WHERE {' AND '.join(conditions)} {order} "
+            f"LIMIT ${len(params) - 1}"
+        )
+        ids = (
+            f"SELECT c.id FROM ({candidates}) c WHERE {' AND '.join(where.sets_sql('c'))} "
+            f"ORDER BY c.sort_key {direction}, c.id {direction} LIMIT ${len(params)}"
+        )
+    else:
+        params += [limit + 1, offset]
+        ids = (
+            f"SELECT s.id FROM samples s WHERE {' AND '.join(conditions + where.sets_sql('s'))} {order} "
+            f"LIMIT ${len(params) - 1} OFFSET ${len(params)}"
+        )
+    return f"SELECT {COLUMNS} FROM ({ids}) page JOIN samples s ON s.id = page.id {order}", params
+
+
+class ProjectShares:
+    """Each project's share of all samples as Postgres's statistics have it (the most common values of
+    samples.project_id; a project not among them has a small one), read again at most once a minute."""
+
+    TTL_S = 60.0
+    SQL = (
+        "SELECT most_common_vals::text::uuid[], most_common_freqs FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = 'samples' AND attname = 'project_id'"
+    )
+
+    def __init__(self) -> None:
+        self.shares: dict[uuid.UUID, float] = {}
+        self.read_at = -math.inf
+
+    async def of(self, pool: asyncpg.Pool, project_id: uuid.UUID) -> float:
+        if time.monotonic() - self.read_at > self.TTL_S:
+            self.read_at = time.monotonic()  # searches meanwhile use the shares read before
+            row = await pool.fetchrow(self.SQL)
+            self.shares = dict(zip(row[0], row[1], strict=True)) if row and row[0] is not None else {}
+        return self.shares.get(project_id, 0.0)
+
+
+PROJECT_SHARES = StateKey("each project's share of the samples", ProjectShares)
+
+
+async def page_rows(
+    rt: Runtime, where: Where, sort: Sort, cursor: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """Up to `limit` + 1 rows of the page: with sample sets in a project planned wrong, walked first
+    (`page_sql`), searched whole only when the walk's candidates held fewer (a sparse filter, the last page)."""
+    pool = rt.state[SEARCH_DB]
+    if where.sets and not offset and await rt.state[PROJECT_SHARES].of(pool, where.project_id) < WALK_BELOW_SHARE:
+        rows = await read(rt, *page_sql(where, sort, cursor, limit, offset, walk=True), where.ef_search)
+        if len(rows) > limit:
+            return rows
+    return await read(rt, *page_sql(where, sort, cursor, limit, offset), where.ef_search)
 
 
 def sets_count_sql(where: Where) -> str | None:
@@ -624,6 +697,7 @@ async def search_connections(rt: Runtime) -> AsyncIterator[None]:
         rt.settings.database_url, rt.service.name, rt.settings.db_pool_max, PLANNER_SETTINGS, nothing_to_reset
     )
     rt.state[SEARCH_DB] = pool
+    rt.state[PROJECT_SHARES] = ProjectShares()
     try:
         yield
     finally:
@@ -652,13 +726,14 @@ async def find(
     if cursor is not None and offset:
         raise invalid("page with either cursor or offset, not both", path="$.offset")
     await resolve(rt, where)
-    sql, params = page_sql(where, sort, cursor, limit, offset)
+    if cursor is not None:
+        decode_cursor(cursor, sort)  # a cursor this API did not return is refused before any query runs
     if total == "none":
-        rows, counted, cap = await read(rt, sql, params, where.ef_search), None, None
+        rows, counted, cap = await page_rows(rt, where, sort, cursor, limit, offset), None, None
     else:
         count, count_params, cap = count_sql(where, total, offset)
         rows, counts = await asyncio.gather(
-            read(rt, sql, params, where.ef_search), read(rt, count, count_params, where.ef_search)
+            page_rows(rt, where, sort, cursor, limit, offset), read(rt, count, count_params, where.ef_search)
         )
         counted = counts[0][0]
     items = from_rows(Sample, rows[:limit])

@@ -9,14 +9,17 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import msgspec
 import pytest
 from nats.js.api import DeliverPolicy
 
 from proto import subjects
 from proto.annotation import LabelChanged, LabelSummary
 from proto.common import EventEnvelope
-from services.catalog.search import equal_to_any
+from proto.search import SearchQuery
+from services.catalog.search import PLANNER_SETTINGS, ProjectShares, compile_filter, equal_to_any, page_sql
 from shared.bus import Bus, encoder
+from shared.db import connect_pool
 from tests import helpers
 from tests.helpers import call, create, dataset, eventually, names
 
@@ -252,6 +255,76 @@ async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSes
     assert (exact["total"], exact["total_is_exact"]) == (10_050, True)
     deep = await search(api, project_id, {"limit": 1, "offset": 5_000, "total": "capped"})
     assert (deep["total"], deep["total_is_exact"]) == (10_050, True)
+
+
+async def test_pages_of_set_filters_are_walked_first_and_searched_whole_when_the_walk_falls_short(
+        api: aiohttp.ClientSession, bus: Bus) -> None:
+    """A filter of sample sets (metadata term, class present) is looked for among the first candidates in the
+    page's order (services/catalog/search.py, WALK_ROWS_PER_ROW) and searched whole when they hold too few
+    matches: every page, walked or not, is the same as the whole search's, with other projects beside."""
+    project_id = await create_project(api, f"walk {uuid.uuid4().hex[:8]}")
+    dataset = await create_dataset(api, project_id, "all")
+    # 150 samples in descending priority order s000…s149; every other one rainy with a car ("dense"), and only
+    # the last three also foggy at night ("sparse"), far past the first walk's 20 × (limit + 1) = 60 candidates.
+    rows = [{"name": f"s{i:03d}", "priority": 1000 - i,
+             "metadata": {"weather": "rain" if i % 2 == 0 else "sun", "night": i >= 144}} for i in range(150)]
+    ids = await add_samples(api, project_id, dataset, rows)
+    for i in range(0, 150, 2):
+        await publish_label(bus, project_id, ids[i], 1, counts={"car": 1 + i % 3})
+    car = {"classes": [{"class_id": "car", "min": 1}]}
+    dense = {"metadata": {"weather": "rain"}, "labels": car}
+    sparse = {"metadata": {"weather": "rain", "night": True}, "labels": car}
+    expected = {"dense": [f"s{i:03d}" for i in range(0, 150, 2)], "sparse": ["s144", "s146", "s148"]}
+    await caught_up(api, project_id, dense, set(expected["dense"]))
+
+    where = compile_filter(uuid.UUID(project_id), msgspec.convert(dense, SearchQuery))
+    db = await connect_pool(helpers.database_url, "catalog", 1, PLANNER_SETTINGS)  # as search's own
+    try:
+        sql, params = page_sql(where, "-priority", None, 2, 0, walk=True)
+        assert [row["name"] for row in await db.fetch(sql, *params)] == expected["dense"][:3]  # the walk answered
+        where = compile_filter(uuid.UUID(project_id), msgspec.convert(sparse, SearchQuery))
+        sql, params = page_sql(where, "-priority", None, 2, 0, walk=True)
+        assert await db.fetch(sql, *params) == []  # the walk falls short
+    finally:
+        await db.close()
+
+    for name, body in (("dense", dense), ("sparse", sparse)):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await search(api, project_id, {**body, "limit": 2, **({"cursor": cursor} if cursor else {})})
+            seen += [item["name"] for item in page["items"]]
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        assert seen == expected[name]
+        assert await count(api, project_id, body) == {"count": len(expected[name])}
+
+
+async def test_project_shares_come_from_the_statistics_of_samples_read_once_a_minute() -> None:
+    schema = f"shares_{uuid.uuid4().hex[:8]}"
+    big, small = uuid.uuid4(), uuid.uuid4()
+    admin = await asyncpg.connect(helpers.database_url)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.samples (project_id uuid NOT NULL) "
+                            "WITH (autovacuum_enabled = false)")
+        await admin.execute(f"INSERT INTO {schema}.samples SELECT CASE WHEN i % 10 = 0 THEN $1::uuid ELSE $2::uuid "
+                            "END FROM generate_series(1, 1000) i", small, big)
+        pool = await connect_pool(helpers.database_url, schema, 1)
+        try:
+            shares = ProjectShares()
+            assert await shares.of(pool, big) == 0.0  # no statistics yet
+            await admin.execute(f"ANALYZE {schema}.samples")
+            assert await shares.of(pool, big) == 0.0  # not read again within the minute
+            shares.read_at -= ProjectShares.TTL_S
+            assert await shares.of(pool, big) == pytest.approx(0.9)
+            assert await shares.of(pool, small) == pytest.approx(0.1)
+            assert await shares.of(pool, uuid.uuid4()) == 0.0
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 # -- label summary --------------------------------------------------------------------------------------

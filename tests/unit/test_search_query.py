@@ -139,7 +139,8 @@ def test_assignment_filters() -> None:
 def test_label_counts_are_semi_joins_and_absence_an_anti_join() -> None:
     where = compile_body({"labels": {"classes": [{"class_id": "car", "min": 2}, {"class_id": "dog", "max": 0},
                                                  {"class_id": "cat", "min": 1, "max": 3}, {"class_id": "x", "min": 0}]}})
-    at_least, absent, between = where.conditions[1:]
+    (absent,) = where.conditions[1:]
+    at_least, between = where.sets_sql("s")
     assert at_least.startswith("EXISTS (SELECT 1 FROM label_class_counts x") and "x.count >= $4::int4" in at_least
     assert absent.startswith("NOT EXISTS (") and "c.count > $6::int4" in absent
     assert "x.count >= $9::int4" in between and "x.count <= $7::int4" in between
