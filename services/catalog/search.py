@@ -87,9 +87,10 @@ class Where:
     def __init__(self, project_id: uuid.UUID) -> None:
         self.project_id = project_id
         self.params: list[Any] = [project_id]
-        self.conditions = ["s.project_id = $1"]  # on the sample's own row
-        # The conditions that are sample sets, and whether any other condition reads the sample's own row: when
-        # none does, a count joins the sets alone (`sets_count_sql`).
+        self.conditions = ["s.project_id = $1"]
+        # The conditions that are sample sets (apart from `conditions`: a page may test them on candidates
+        # rather than on the samples, `page_sql`), and whether any other condition reads the sample's own row:
+        # when none does, a count joins the sets alone (`sets_count_sql`).
         self.sets: list[SampleSet] = []
         self.reads_samples = False
         # A similar condition (and where it was given) waits here for `resolve`, which looks up what it
