@@ -163,10 +163,15 @@ def split_release(
             split.missing_tag += 1
             continue
         (split.val if usable.validation else split.train).append(example)
-    if not split.val and len(split.train) > 1 and not validation_datasets(header):
-        # A small release can miss the one-in-five draw altogether: hold out its last sample rather than fail.
+    if holds_out_one(header, len(split.train), len(split.val)):
         split.val.append(split.train.pop())
     return split
+
+
+def holds_out_one(header: ReleaseHeader, train: int, validation: int) -> bool:
+    """Whether a split of `train` and `validation` samples holds one more out: a small release can miss the
+    one-in-five draw altogether, and then its last sample validates rather than the run failing."""
+    return validation == 0 and train > 1 and not validation_datasets(header)
 
 
 class Targets:

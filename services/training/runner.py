@@ -198,17 +198,19 @@ def release_images(release_file: Path, labelset: str) -> set[str]:
     split would be empty before any image is downloaded or any trainer started."""
     # Imported here: release_data brings numpy, Pillow and pycocotools, which an idle training service
     # need not hold (~15 MB resident).
-    from services.training.release_data import read_release, usable_samples
+    from services.training.release_data import holds_out_one, read_release, usable_samples
 
     header, samples = read_release(release_file)
     usable = [u for u in usable_samples(header, samples, labelset) if u is not None]
     validation = sum(u.validation for u in usable)
+    if holds_out_one(header, len(usable) - validation, validation):
+        validation = 1
     if validation == 0 or validation == len(usable):
         raise LoupeError(
             "invalid",
             f"the release has {len(usable) - validation} training and {validation} validation samples with a "
             f"finished label in {labelset!r} and a stored image; both splits need at least one (validation: a "
-            "dataset named val, valid or validation, else one sample in five)",
+            "dataset named val, valid or validation, else one sample in five and at least one)",
         )
     return {u.content_hash for u in usable}
 

@@ -13,7 +13,7 @@ from PIL import Image
 from proto.releases import NATIVE_FORMAT_VERSION, ReleaseDataset, ReleaseHeader, ReleaseInfo, ReleaseProject
 from proto.schema import LabelClass, LabelSchema, TagClass, TagGroup
 from proto.training import ConfigChanges, TrainingConfig
-from services.training import configs, release_data
+from services.training import configs, release_data, runner
 from shared.errors import LoupeError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -140,6 +140,17 @@ def test_a_small_release_the_one_in_five_draw_misses_still_holds_out_one_sample(
     assert (len(alone.train), len(alone.val)) == (1, 0)  # one sample cannot be split: the run says so
     named = split(tmp_path, [sample(i, "d-train", [obj("c-sq", BOX)]) for i in range(1, 5)], "detection")
     assert (len(named.train), len(named.val)) == (4, 0)  # a validation dataset was named: it is the validation
+
+
+def test_a_run_accepts_the_small_release_its_split_holds_one_sample_out_of(tmp_path: Path) -> None:
+    # The check before any image is downloaded agrees with the split: it refused what the split takes.
+    only_train = DATASETS[:1]
+    path = write_release(tmp_path, [sample(i, "d-train", [obj("c-sq", BOX)]) for i in range(1, 5)], only_train)
+    assert runner.release_images(path, "ground-truth") == {"abc"}
+    for samples, datasets in (([sample(1, "d-train", [obj("c-sq", BOX)])], only_train),
+                              ([sample(i, "d-train", [obj("c-sq", BOX)]) for i in range(1, 5)], DATASETS)):
+        with pytest.raises(LoupeError, match="both splits need at least one"):
+            runner.release_images(write_release(tmp_path, samples, datasets), "ground-truth")
 
 
 def test_a_run_changes_only_the_fields_it_names() -> None:
