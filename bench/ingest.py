@@ -60,7 +60,8 @@ async def count_samples(api: aiohttp.ClientSession, project_id: str, dataset_id:
 
 
 async def wait_for_samples(api: aiohttp.ClientSession, project_id: str, count: int) -> None:
-    while await count_samples(api, project_id) < count:
+    # Polls the public API, as a client would: nothing in this process could be awaited instead.
+    while await count_samples(api, project_id) < count:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
 
 

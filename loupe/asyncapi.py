@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from proto import subjects
-from proto.common import EventEnvelope, ErrorReply
+from proto.common import ErrorReply, EventEnvelope
 from shared.service import VERSION
 
 REF = "#/components/schemas/{name}"
