@@ -478,9 +478,10 @@ def vectors_sql(
     if leave_out is not None:
         conditions.append(f"e.sample_id <> {where.param(leave_out, 'uuid')}")
     source = "sample_embeddings e"
-    if filtered and len(where.all_conditions) > 1:  # conditions on the samples themselves
+    on_samples = where.all_conditions
+    if filtered and len(on_samples) > 1:  # conditions on the samples themselves
         source += " JOIN samples s ON s.id = e.sample_id"
-        conditions += where.all_conditions
+        conditions += on_samples
     return source, " AND ".join(conditions)
 
 
