@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(400)
 
 CONFIDENCE = 0.05
 # Long enough for a tiny segmentor to paint some class on an image it was trained on.
-TINY_SEGMENTOR = {**TINY_DETECTOR, "epochs": 10, "learning_rate": 5e-3}
+TINY_SEGMENTOR = {**TINY_DETECTOR, "epochs": 20, "learning_rate": 5e-3}
 MAX_DETECTIONS = 10  # the flow asks for as many
 
 

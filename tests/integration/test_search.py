@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -255,6 +256,31 @@ async def test_capped_total_is_a_lower_bound_past_the_cap(api: aiohttp.ClientSes
     assert (exact["total"], exact["total_is_exact"]) == (10_050, True)
     deep = await search(api, project_id, {"limit": 1, "offset": 5_000, "total": "capped"})
     assert (deep["total"], deep["total_is_exact"]) == (10_050, True)
+
+
+async def test_a_page_holds_each_sample_as_reading_the_sample_gives_it(api: aiohttp.ClientSession) -> None:
+    """A page's samples are each sample as reading it gives it: times with and without a fraction, whole and
+    fractional priorities, nested metadata, tags and nulls (the same whichever way a page is written)."""
+    project_id = await create_project(api, "page items")
+    dataset_id = await create_dataset(api, project_id, "d")
+    rows = [{"name": "a.jpg", "priority": 1.0, "metadata": {"camera": {"model": "X1", "iso": 100.0}, "tags": ["é"]},
+             "external_id": "e-1"},
+            {"name": "b.jpg", "priority": 0.1 + 0.2, "metadata": {}},
+            {"name": "c.jpg", "priority": 1e-5, "metadata": {"quote": 'say "hi"\n', "n": -3}}]
+    ids = await add_samples(api, project_id, dataset_id, rows)
+    db = await asyncpg.connect(helpers.database_url, server_settings={"search_path": "catalog"})
+    try:
+        await db.execute("UPDATE samples SET created_at = date_trunc('second', created_at), "
+                         "updated_at = '2024-01-01 00:00:00.0001+00', tags = '{night,rain}' WHERE id = $1",
+                         uuid.UUID(ids[0]))
+    finally:
+        await db.close()
+    page = await search(api, project_id, {"sort": "name", "limit": 10})
+    expected = [await call(api, "GET", f"/v1/projects/{project_id}/samples/{sample_id}") for sample_id in ids]
+    assert page["items"] == expected
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expected[0]["created_at"])  # whole seconds: no fraction
+    assert expected[0]["updated_at"] == "2024-01-01T00:00:00.000100Z"
+    assert re.fullmatch(r".*\.\d{6}Z", expected[1]["created_at"])
 
 
 async def test_pages_of_set_filters_are_walked_first_and_searched_whole_when_the_walk_falls_short(
