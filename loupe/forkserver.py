@@ -37,9 +37,12 @@ from typing import IO
 import msgspec
 
 # What every service imports (shared.service: asyncio, aiohttp, asyncpg, minio, nats, msgspec, prometheus_client
-# and every proto module), what four or five of the six import, and Pillow (four). numpy (three) is left out:
-# importing it starts OpenBLAS's threads, and a process with threads must not fork.
-PRELOAD = ("shared.service", "shared.callers", "shared.ids", "shared.paging", "shared.rows", "PIL.Image")
+# and every proto module), what four or five of the six import, Pillow (four) and numpy (four). numpy's OpenBLAS
+# starts a thread per core when loaded, and a process with threads must not fork: the parent loads it with
+# OPENBLAS_NUM_THREADS=1, which starts none, so the services' matrix products run on one thread (they do little
+# linear algebra; a training run is a process of its own, spawned, with the service's environment).
+PRELOAD = ("shared.service", "shared.callers", "shared.ids", "shared.paging", "shared.rows", "PIL.Image", "numpy")
+SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1"}
 # A pid, then an exit status (negative: the signal that killed it), on the pipe of each forked process.
 STATUS = struct.Struct("q")
 MAX_REQUEST_BYTES = 1 << 20  # a request carries a whole environment: a few kB
@@ -144,6 +147,7 @@ def _read_status(fd: int) -> int | None:
 
 def main() -> None:
     set_name("services-parent")
+    os.environ.update(SINGLE_THREADED_BLAS)
     for module in PRELOAD:
         importlib.import_module(module)
     threads = len(os.listdir("/proc/self/task"))
