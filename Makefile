@@ -7,10 +7,12 @@ LINTED := proto shared services
 
 .PHONY: install run lint test test-chaos system-packages bench compat asyncapi clean
 
-$(VENV)/.installed: pyproject.toml
+# The local stack's pgvector is compiled here for any CPU (loupe/pgvector.py): the wheel's needs AVX-512.
+$(VENV)/.installed: pyproject.toml third_party/pgvector/Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m loupe.pgvector
 	touch $@
 
 install: $(VENV)/.installed

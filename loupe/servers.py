@@ -180,14 +180,14 @@ def postgres(data_dir: Path, ports: StackPorts, superuser_password: str, log_dir
     if user is not None:
         _make_traversable(data_dir)
         for folder in ("bin", "lib", "share"):
-            _make_traversable(_pg_install() / folder)
+            _make_traversable(pg_install() / folder)
     if not (pgdata / "PG_VERSION").exists():
         _initdb(pgdata, user, superuser_password, log_dir)
     _remove_stale_postmaster_pid(pgdata)
     socket_dir = str(pgdata)
     if len(f"{pgdata}/.s.PGSQL.{ports.postgres}") >= 108:
         socket_dir = ""  # too long for a unix socket path: TCP only, which is all the stack uses
-    return Server("postgres", [str(_pg_install() / "bin" / "postgres"), "-D", str(pgdata),
+    return Server("postgres", [str(pg_install() / "bin" / "postgres"), "-D", str(pgdata),
                                "-h", "127.0.0.1", "-p", str(ports.postgres), "-k", socket_dir,
                                *postgres_options()],
                   port=ports.postgres, cwd=pgdata, user=user, problem=lambda pid: _postmaster_problem(pgdata, pid),
@@ -214,7 +214,7 @@ def _initdb(pgdata: Path, user: pwd.struct_passwd | None, superuser_password: st
     try:
         with open_log(log_dir, "postgres", "initdb") as log:
             done = subprocess.run(
-                [str(_pg_install() / "bin" / "initdb"), "-D", str(staging), "-U", PG_SUPERUSER,
+                [str(pg_install() / "bin" / "initdb"), "-D", str(staging), "-U", PG_SUPERUSER,
                  f"--pwfile={password_file}", "--auth=scram-sha-256", "--encoding=UTF8",
                  "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--lc-collate=C",
                  "--lc-ctype=C.UTF-8", "--no-instructions"],
@@ -242,7 +242,7 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
     # As the superuser: vector is not a trusted extension. The user's PG* variables stay out.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     done = subprocess.run(
-        [str(_pg_install() / "bin" / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+        [str(pg_install() / "bin" / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
          "-p", str(ports.postgres), "-U", PG_SUPERUSER, "-d", "postgres"],
         input=script, capture_output=True, text=True, timeout=READY_TIMEOUT_S,
         env={**env, "PGPASSWORD": superuser_password})
@@ -306,7 +306,7 @@ def _postmaster_problem(pgdata: Path, pid: int) -> str | None:
     return "postmaster.pid does not say ready"
 
 
-def _pg_install() -> Path:
+def pg_install() -> Path:
     return _package_dir("pgserver") / "pginstall"
 
 
