@@ -227,6 +227,12 @@ def _initdb(pgdata: Path, user: pwd.struct_passwd | None, superuser_password: st
     staging.rename(pgdata)
 
 
+PGVECTOR_HINT = (
+    "\nPostgres died on a vector: its pgvector was compiled for another CPU (the wheel's needs AVX-512). Compile it "
+    "for this one with `python -m loupe.pgvector` (`make install` does)."
+)
+
+
 def bootstrap_postgres(ports: StackPorts, superuser_password: str, password: str) -> None:
     """The role `loupe` with ``password``, its database and the extensions the services use; idempotent,
     run on every start."""
@@ -238,6 +244,7 @@ SELECT 'CREATE DATABASE loupe OWNER loupe' WHERE NOT EXISTS (SELECT FROM pg_data
 \\connect loupe
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
+SELECT array_fill(1.5::float4, ARRAY[64])::vector <-> array_fill(2.5::float4, ARRAY[64])::vector;
 """
     # As the superuser: vector is not a trusted extension. The user's PG* variables stay out.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
@@ -247,7 +254,14 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
         input=script, capture_output=True, text=True, timeout=READY_TIMEOUT_S,
         env={**env, "PGPASSWORD": superuser_password})
     if done.returncode != 0:
-        raise StackError(f"bootstrapping postgres on 127.0.0.1:{ports.postgres} failed:\n{done.stdout}{done.stderr}")
+        raise bootstrap_failure(ports.postgres, done.stdout, done.stderr)
+
+
+def bootstrap_failure(port: int, stdout: str, stderr: str) -> StackError:
+    """What psql said; where the server died under it, that the last statement's vector killed it: pgvector
+    compiled for another CPU dies of SIGILL (loupe/pgvector.py)."""
+    hint = PGVECTOR_HINT if "server closed the connection unexpectedly" in stderr else ""
+    return StackError(f"bootstrapping postgres on 127.0.0.1:{port} failed:\n{stdout}{stderr}{hint}")
 
 
 def _postgres_user() -> pwd.struct_passwd | None:
