@@ -291,6 +291,9 @@ class Supervision:
                 eta_s=eta,
             )
             await outbox.emit(conn, subjects.TRAINING_RUN_PROGRESSED, progressed, run.project_id)
+            # In the same transaction: whoever sees the epoch finds its line in the log.
+            line = trainer.epoch_line(report)
+            await runs.log(conn, run.id, line.level, line.message)
 
     async def watch(self, process: multiprocessing.process.BaseProcess) -> None:
         while True:

@@ -175,8 +175,7 @@ def run(conn: Connection, job: TrainerJob, parent_gone) -> Finished:
         nonlocal last_epoch
         epoch = Epoch(**vars(report))
         last_epoch = epoch.epoch
-        conn.send(epoch)
-        conn.send(epoch_line(epoch))
+        conn.send(epoch)  # its log line is written with it (runner.record_epoch)
 
     model = train(
         split.spec,
