@@ -21,9 +21,9 @@ from loupe.servers import pg_install
 SOURCE = Path(__file__).resolve().parent.parent / "third_party" / "pgvector"
 
 
-def vendored_version(source: Path = SOURCE) -> str:
-    found = re.search(r"^EXTVERSION = (\S+)$", (source / "Makefile").read_text(), re.MULTILINE)
-    assert found, f"{source / 'Makefile'} names no EXTVERSION"
+def vendored_version() -> str:
+    found = re.search(r"^EXTVERSION = (\S+)$", (SOURCE / "Makefile").read_text(), re.MULTILINE)
+    assert found, f"{SOURCE / 'Makefile'} names no EXTVERSION"
     return found.group(1)
 
 
